@@ -1,0 +1,196 @@
+"""Live-sync configuration: environment variables, optionally a TOML file.
+
+Environment wins over the file. Secrets (the Graph client secret, the
+Salesforce client secret or password) are read from the environment only and
+are never printed: ``config check`` says whether they are set, not what they
+are. The TOML file (``--config`` or ``$SYNCLEDGER_CONFIG``) looks like::
+
+    [graph]
+    tenant = "contoso.onmicrosoft.com"
+    client_id = "11111111-2222-3333-4444-555555555555"
+    mailboxes = ["alice@contoso.com", "bob@contoso.com"]
+    # authority_host = "https://login.microsoftonline.com"
+    # base_url = "https://graph.microsoft.com/v1.0"
+    # window_days_back = 14, window_days_ahead = 60, page_size = 50
+
+    [salesforce]
+    instance_url = "https://contoso.my.salesforce.com"
+    login_url = "https://contoso.my.salesforce.com"
+    client_id = "3MVG9..."          # connected app consumer key
+    # username = "integration@contoso.com"   (password flow; else client credentials)
+
+    [org]
+    domains = ["contoso.com"]
+    product_users = { "alice@contoso.com" = "0055e000001AbCdAAA" }
+    sync_private_items = false
+
+    [markers]
+    salesforce_field = "SyncLedger_ICalUId__c"
+    exchange_property = "SyncLedgerSalesforceId"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV = {
+    "graph.tenant": "SYNCLEDGER_GRAPH_TENANT",
+    "graph.client_id": "SYNCLEDGER_GRAPH_CLIENT_ID",
+    "graph.mailboxes": "SYNCLEDGER_GRAPH_MAILBOXES",
+    "graph.authority_host": "SYNCLEDGER_GRAPH_AUTHORITY_HOST",
+    "graph.base_url": "SYNCLEDGER_GRAPH_BASE_URL",
+    "salesforce.instance_url": "SYNCLEDGER_SF_INSTANCE_URL",
+    "salesforce.login_url": "SYNCLEDGER_SF_LOGIN_URL",
+    "salesforce.client_id": "SYNCLEDGER_SF_CLIENT_ID",
+    "salesforce.username": "SYNCLEDGER_SF_USERNAME",
+    "org.domains": "SYNCLEDGER_ORG_DOMAINS",
+}
+SECRETS = {"graph": "SYNCLEDGER_GRAPH_CLIENT_SECRET",
+           "salesforce": "SYNCLEDGER_SF_CLIENT_SECRET",
+           "salesforce_password": "SYNCLEDGER_SF_PASSWORD"}
+
+
+class ConfigError(ValueError):
+    """What is missing or wrong, named so a person can fix it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    tenant: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    mailboxes: tuple[str, ...]
+    authority_host: str = "https://login.microsoftonline.com"
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    window_days_back: int = 14
+    window_days_ahead: int = 60
+    page_size: int = 50
+    ca_file: str | None = None  # a private CA (the sandbox); None: the system's
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host.rstrip('/')}/{self.tenant}"
+
+
+@dataclass(frozen=True)
+class SalesforceConfig:
+    instance_url: str
+    login_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_version: str = "59.0"
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    graph: GraphConfig
+    salesforce: SalesforceConfig
+    org: dict[str, Any]  # the org.settings payload this config puts in force
+    salesforce_marker_field: str = "SyncLedger_ICalUId__c"
+    exchange_marker_property: str = "SyncLedgerSalesforceId"
+    max_backoff_seconds: float = 30.0
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    env = os.environ.get(ENV.get(dotted, ""), "")
+    if env:
+        return [v.strip() for v in env.split(",") if v.strip()] \
+            if dotted in ("graph.mailboxes", "org.domains") else env
+    return data.get(section, {}).get(key)
+
+
+def load(path: str | None = None) -> SyncConfig:
+    """Read and validate; raise ConfigError listing every problem at once."""
+    file = path or os.environ.get("SYNCLEDGER_CONFIG")
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    if file:
+        try:
+            data = tomllib.loads(Path(file).read_text())
+        except FileNotFoundError:
+            problems.append(f"config file {file} does not exist")
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"config file {file}: {exc}")
+
+    def need(dotted: str) -> Any:
+        value = _get(data, dotted)
+        if value in (None, "", []):
+            problems.append(f"{dotted} is missing (set {ENV[dotted]} or [{dotted.split('.')[0]}] "
+                            f"{dotted.split('.')[1]} in the config file)")
+        return value
+
+    def secret(name: str, required: bool = True) -> str | None:
+        value = os.environ.get(SECRETS[name])
+        if required and not value:
+            problems.append(f"{SECRETS[name]} is not set (secrets come from the environment "
+                            "only)")
+        return value
+
+    tenant, client_id, mailboxes = need("graph.tenant"), need("graph.client_id"), \
+        need("graph.mailboxes")
+    graph_secret = secret("graph")
+    instance_url, sf_client = need("salesforce.instance_url"), need("salesforce.client_id")
+    sf_secret = secret("salesforce")
+    username = _get(data, "salesforce.username")
+    password = secret("salesforce_password", required=bool(username))
+    domains = need("org.domains")
+    org = data.get("org", {})
+    users = org.get("product_users") or {}
+    if not users:
+        problems.append("org.product_users is missing: which mailboxes use the sync "
+                        "(email = Salesforce User Id) in the config file")
+    for url_name in ("salesforce.instance_url", "graph.authority_host", "graph.base_url"):
+        value = _get(data, url_name)
+        if value and not str(value).startswith("https://"):
+            problems.append(f"{url_name} must be an https:// URL, not {value!r}")
+    if problems:
+        raise ConfigError(problems)
+    g = data.get("graph", {})
+    graph = GraphConfig(
+        tenant=tenant, client_id=client_id, client_secret=str(graph_secret),
+        mailboxes=tuple(m.lower() for m in mailboxes),
+        authority_host=_get(data, "graph.authority_host") or GraphConfig.authority_host,
+        base_url=_get(data, "graph.base_url") or GraphConfig.base_url,
+        window_days_back=int(g.get("window_days_back", 14)),
+        window_days_ahead=int(g.get("window_days_ahead", 60)),
+        page_size=int(g.get("page_size", 50)))
+    sf = SalesforceConfig(
+        instance_url=instance_url, login_url=_get(data, "salesforce.login_url") or instance_url,
+        client_id=sf_client, client_secret=str(sf_secret), username=username,
+        password=password)
+    markers = data.get("markers", {})
+    return SyncConfig(
+        graph=graph, salesforce=sf,
+        org={"org_domains": list(domains), "product_users": dict(users),
+             "sync_private_items": bool(org.get("sync_private_items", False))},
+        salesforce_marker_field=markers.get("salesforce_field", "SyncLedger_ICalUId__c"),
+        exchange_marker_property=markers.get("exchange_property", "SyncLedgerSalesforceId"))
+
+
+def describe(config: SyncConfig) -> dict[str, Any]:
+    """What ``config check`` prints: everything but the secrets' values."""
+    return {
+        "graph": {"tenant": config.graph.tenant, "client_id": config.graph.client_id,
+                  "client_secret": "set", "mailboxes": list(config.graph.mailboxes),
+                  "authority": config.graph.authority, "base_url": config.graph.base_url},
+        "salesforce": {"instance_url": config.salesforce.instance_url,
+                       "login_url": config.salesforce.login_url,
+                       "client_id": config.salesforce.client_id, "client_secret": "set",
+                       "flow": "password" if config.salesforce.username
+                       else "client_credentials"},
+        "org": {**config.org, "product_users": sorted(config.org["product_users"])},
+        "markers": {"salesforce_field": config.salesforce_marker_field,
+                    "exchange_property": config.exchange_marker_property},
+    }

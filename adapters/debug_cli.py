@@ -1,0 +1,227 @@
+"""Debugging commands: history, state, explain, replay, whatif.
+
+"Why did this meeting not sync, and since when?" Each command resolves any id
+a person has in hand (ledger meeting id, Exchange item id, iCalUId, Salesforce
+Event id) to its meeting first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any
+
+from adapters import render
+from adapters.cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from ledger.meeting import Meeting
+from projections.explain import NotFound, explain, resolve
+from projections.timeline import timeline
+
+
+def _id_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", metavar="ID", help="ledger meeting id, Exchange item id, iCalUId, "
+                                            "or Salesforce Event id (15 or 18 characters)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _not_found(cmd: str, exc: NotFound) -> int:
+    print(f"syncledger {cmd}: {exc}", file=sys.stderr)
+    return EXIT_NOT_FOUND
+
+
+@command("history", "a meeting's timeline: every observation and decision, field by field",
+         _id_args)
+def cmd_history(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        r = resolve(store, args.id)
+        entries = timeline(store, r.meeting_id)
+    except NotFound as exc:
+        return _not_found("history", exc)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(entries)
+        return EXIT_OK
+    print(f"meeting {r.meeting_id}\n")
+    for e in entries:
+        rule = f" [{e['rule']}]" if e["rule"] else ""
+        version = f"v{e['version']}" if e["version"] is not None else "org"
+        print(f"#{e['position']:<7} {e['time']}  {version:<5} {e['source']:<10} "
+              f"{e['type']}{rule}")
+        for name, value in list(e["changes"].items())[:12]:
+            if isinstance(value, list) and len(value) == 2 and e["source"] != "decision":
+                print(f"{'':16}{name}: {render.cell(value[0], 40)} -> {render.cell(value[1], 60)}")
+            else:
+                print(f"{'':16}{name}: {render.cell(value, 100)}")
+    return EXIT_OK
+
+
+def _state_args(p: argparse.ArgumentParser) -> None:
+    _id_args(p)
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--at", metavar="TIME", help="as the ledger knew it at this ISO-8601 time")
+    when.add_argument("--version", type=int, metavar="N", help="as of the meeting's version N")
+
+
+def state_view(m: Meeting) -> dict[str, Any]:
+    """The meeting as the ledger knows it, in terms a person reads."""
+    return {
+        "meeting_id": str(m.id), "key": m.key, "version": m.version,
+        "as_of": m.modified_on.isoformat().replace("+00:00", "Z"),
+        "exchange_items": {k: {f: i.get(f) for f in (
+            "item_type", "subject", "start", "end", "organizer", "sensitivity", "time_zone",
+            "is_all_day", "categories", "version", "redacted")} for k, i in m.items.items()},
+        "removed_items": m.removed,
+        "salesforce_events": {k: {f: e.get(f) for f in (
+            "subject", "start", "end", "series_id", "is_series_master", "is_lightning_series",
+            "description", "location", "what_id", "version")} for k, e in m.sf.items()},
+        "salesforce_deleted": m.sf_deleted,
+        "saved_by": m.saves, "links": m.links, "shape": m.shape,
+        "open_issues": m.issues, "open_conflicts": m.conflicts,
+        "pending_writes": list(m.pending.values()),
+    }
+
+
+@command("state", "a meeting as the ledger knew it now, at a time, or at a version",
+         _state_args)
+def cmd_state(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        r = resolve(store, args.id)
+        version = args.version
+        if args.at is not None:
+            try:
+                at = datetime.fromisoformat(args.at)
+            except ValueError:
+                print(f"syncledger state: --at {args.at!r} is not an ISO-8601 time",
+                      file=sys.stderr)
+                return EXIT_USAGE
+            if at.tzinfo is None:
+                print("syncledger state: --at needs a zone, e.g. 2026-11-20T12:00:00Z",
+                      file=sys.stderr)
+                return EXIT_USAGE
+            known = [e for e in timeline(store, r.meeting_id)
+                     if e["version"] is not None and datetime.fromisoformat(e["time"]) <= at]
+            if not known:
+                print(f"syncledger state: the ledger knew nothing of this meeting at {args.at}",
+                      file=sys.stderr)
+                return EXIT_NOT_FOUND
+            version = known[-1]["version"]
+        m = store.meeting(r.meeting_id, version=version)
+    except NotFound as exc:
+        return _not_found("state", exc)
+    finally:
+        store.close()
+    view = state_view(m)
+    if args.json:
+        emit_json(view)
+    else:
+        for name, value in view.items():
+            print(f"{name}: {render.cell(value, 2000)}")
+    return EXIT_OK
+
+
+@command("explain", "is it synced? if not: the rule, a plain sentence, who can act, evidence",
+         _id_args)
+def cmd_explain(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        out = explain(store, args.id)
+    except NotFound as exc:
+        return _not_found("explain", exc)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(out)
+        return EXIT_OK
+    print(f"{args.id}\n  meeting  {out['meeting_id']}")
+    print(f"  synced   {'yes' if out['synced'] else 'no'}")
+    if out["rule"]:
+        print(f"  rule     {out['rule']}")
+    print(f"  why      {out['message']}")
+    if out["action"]:
+        print(f"  action   {out['action']}")
+    print("  evidence")
+    for e in out["evidence"]:
+        rule = f" [{e['rule']}]" if e["rule"] else ""
+        print(f"    #{e['position']:<6} {e['time']} {e['source']:<10} {e['type']}{rule} "
+              f"{render.cell(e['detail'], 90)}")
+    return EXIT_OK
+
+
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--until", required=True, metavar="TIME",
+                   help="ISO-8601 time with zone; events observed later are left out")
+    p.add_argument("--db-out", required=True, metavar="URL",
+                   help="an empty store to write the past ledger and its projections to")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+@command("replay", "write the ledger and its projections as they stood at TIME to another "
+                   "database", _replay_args)
+def cmd_replay(args: argparse.Namespace) -> int:
+    from adapters.progress import Progress
+    from ledger.store import Store
+    from projections.replay import ReplayError, replay_until
+
+    source, target = open_store(args), Store.open(args.db_out)
+    bar = Progress("replay")
+    try:
+        out = replay_until(source, target, args.until, progress=bar.update)
+    except ReplayError as exc:
+        print(f"syncledger replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        bar.close()
+        source.close()
+        target.close()
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"{out['events_copied']:,} events of {out['meetings']:,} meetings as of "
+              f"{out['until']} written to {out['db_out']}")
+        print(f"query it with e.g.: syncledger issues --db '{out['db_out']}'")
+    return EXIT_OK
+
+
+def _whatif_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="assignments", action="append", required=True,
+                   metavar="KEY=VALUE",
+                   help="a settings change laid on the whole history: sync_private_items=true, "
+                        "product_users.EMAIL=USER_ID, org_domains+=DOMAIN, "
+                        "salesforce_time_zones+=ZONE, or KEY=JSON; repeatable")
+    p.add_argument("--json", action="store_true", help="print the difference as JSON")
+
+
+@command("whatif", "re-decide the recorded history under changed settings and show the "
+                   "difference (the ledger is not touched)", _whatif_args)
+def cmd_whatif(args: argparse.Namespace) -> int:
+    from ledger.settings import SettingsError
+    from projections.whatif import whatif
+
+    store = open_store(args)
+    try:
+        out = whatif(store, args.assignments)
+    except SettingsError as exc:
+        print(f"syncledger whatif: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.close()
+    if args.json:
+        emit_json(out)
+        return EXIT_OK
+    print(f"with {', '.join(args.assignments)}:")
+    labels = {"would_now_sync": "would now sync", "would_stop_syncing": "would stop syncing",
+              "issues_disappear": "issues that would disappear",
+              "issues_appear": "issues that would appear",
+              "conflicts_disappear": "conflicts that would disappear",
+              "conflicts_appear": "conflicts that would appear"}
+    for key, label in labels.items():
+        rows = out[key]
+        print(f"\n{label}: {len(rows)}")
+        for row in rows:
+            extra = row.get("issue") or row.get("conflict") or ""
+            print(f"  {row['meeting_id']}  {extra}")
+    return EXIT_OK

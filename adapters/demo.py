@@ -1,0 +1,76 @@
+"""``syncledger demo``: the main job on the embedded default, no credentials.
+
+Ingests the bundled sandbox org (raw Graph and Salesforce payloads that hit
+every rule) into a SQLite ledger and shows, per meeting, what the ledger
+recorded and decided, then the read models people query.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+from adapters.jobs import ingest_files, sandbox_feed_path, summary_lines
+from ledger.store import Store, StoreURL
+from projections.timeline import meeting_summary
+
+
+def run(db: str, *, fresh: bool, as_json: bool) -> int:
+    url = StoreURL.parse(db)
+    if fresh and url.kind == "sqlite" and url.path != ":memory:":
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(url.path + suffix):
+                os.remove(url.path + suffix)
+    store = Store(url)
+    try:
+        result = ingest_files(store, [sandbox_feed_path()])
+        meetings = [meeting_summary(store, mid) for mid in store.meeting_ids()]
+        meetings.sort(key=lambda m: (m["start"] or "", m["title"]))
+        views = _read_models(store)
+    finally:
+        store.close()
+    if as_json:
+        out = {"ledger": str(url), "intake": result.as_dict(), "meetings": meetings, **views}
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"Ledger: {url}\n")
+    print("\n".join(summary_lines(result)))
+    print(f"\n{len(meetings)} meetings recorded:\n")
+    for m in meetings:
+        print(f"* {m['title']}  [{m['status']}]")
+        print(f"  meeting {m['meeting_id']}  key {m['key']}  ({m['events']} events)")
+        for line in m["decisions"]:
+            print(f"    - {line}")
+    _print_views(views)
+    print("\nNext: 'syncledger explain ID --db syncledger-demo.db' for any id above, "
+          "'syncledger --help' for all commands.")
+    return 0
+
+
+def _read_models(store: Store) -> dict[str, Any]:
+    try:
+        from projections import queries
+    except ImportError:  # projections not installed in this build
+        return {}
+    return {"mapping": queries.mapping(store), "conflicts": queries.conflicts(store),
+            "issues": queries.issues(store), "plan": queries.plan(store)}
+
+
+def _print_views(views: dict[str, Any]) -> None:
+    from adapters import render
+
+    columns = {
+        "mapping": ["mailbox", "exchange_id", "occurrence_start", "salesforce_id"],
+        "conflicts": ["kind", "attendee", "organizer", "state", "detected_at"],
+        "issues": ["kind", "severity", "direction", "mailbox", "message", "state",
+                   "outlook_category"],
+        "plan": ["target", "op", "mailbox", "id", "reason", "fields"],
+    }
+    for name, cols in columns.items():
+        rows = views.get(name)
+        if rows is None:
+            continue
+        print(f"\n{name.upper()} ({len(rows)})")
+        print(render.table(rows, cols, width=40) if rows else "  (none)")

@@ -1,0 +1,208 @@
+"""Microsoft Graph over HTTPS: msal client-credentials token, calendar delta, writes.
+
+Wire facts (DOMAIN.md §7): ``Prefer: IdType="ImmutableId"`` so ids survive
+moves; ``odata.maxpagesize`` for page size; follow ``@odata.nextLink`` (even
+past empty pages) until ``@odata.deltaLink``; 410 / ``syncStateNotFound`` /
+``resyncRequired`` mean "start a full sync"; 429 and 503 carry
+``Retry-After`` seconds (a float). A 401 means the token expired early: drop
+it from msal's cache and ask again, once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import msal
+import requests
+
+from adapters.config import GraphConfig
+
+SCOPES = ["https://graph.microsoft.com/.default"]
+RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
+MICROSOFT_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us",
+                   "login.partner.microsoftonline.cn", "login.chinacloudapi.cn")
+
+
+class GraphError(RuntimeError):
+    """A Graph error response: HTTP status, error code, message."""
+
+    def __init__(self, status: int, code: str, message: str, url: str = "") -> None:
+        super().__init__(f"Graph {status} {code}: {message}" + (f" ({url})" if url else ""))
+        self.status, self.code, self.message = status, code, message
+
+
+class GraphAuthError(GraphError):
+    """msal could not get a token (it reports errors as a dict, not an exception)."""
+
+
+class DeltaExpired(GraphError):
+    """The delta token is no longer valid: the caller restarts with a full sync."""
+
+
+@dataclass(frozen=True)
+class DeltaPage:
+    events: list[dict[str, Any]]
+    next_link: str | None
+    delta_link: str | None
+
+
+def make_session(ca_file: str | None) -> requests.Session:
+    """A session trusting ``ca_file`` only (never $REQUESTS_CA_BUNDLE when one is given)."""
+    session = requests.Session()
+    if ca_file:
+        session.verify = ca_file
+        session.trust_env = False
+    return session
+
+
+class GraphClient:
+    def __init__(self, config: GraphConfig, session: requests.Session | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep, max_backoff: float = 30.0,
+                 max_attempts: int = 6) -> None:
+        self.config = config
+        self.session = session or make_session(config.ca_file)
+        self.sleep = sleep
+        self.max_backoff = max_backoff
+        self.max_attempts = max_attempts
+        host = urlparse(config.authority_host).hostname or ""
+        self.app = msal.ConfidentialClientApplication(
+            config.client_id, client_credential=config.client_secret,
+            authority=config.authority, http_client=self.session,
+            instance_discovery=host in MICROSOFT_HOSTS,
+            token_cache=msal.TokenCache())
+        self.requests_made = 0
+        self.throttled = 0
+
+    # --- auth ---------------------------------------------------------
+
+    def token(self) -> str:
+        result = self.app.acquire_token_for_client(scopes=SCOPES)
+        if "access_token" not in result:
+            raise GraphAuthError(401, str(result.get("error")),
+                                 str(result.get("error_description", "")))
+        return str(result["access_token"])
+
+    # --- transport ----------------------------------------------------
+
+    def request(self, method: str, url: str, *, json: Any = None,
+                params: dict[str, str] | None = None, page_size: int | None = None
+                ) -> requests.Response:
+        """One Graph call with token refresh, throttling and transient-failure retries."""
+        if not url.startswith("https://"):
+            url = self.config.base_url.rstrip("/") + "/" + url.lstrip("/")
+        prefer = ['IdType="ImmutableId"']
+        if page_size:
+            prefer.append(f"odata.maxpagesize={page_size}")
+        refreshed = False
+        delay = 0.5
+        for attempt in range(1, self.max_attempts + 1):
+            headers = {"Authorization": f"Bearer {self.token()}", "Prefer": ", ".join(prefer),
+                       "Accept": "application/json"}
+            try:
+                self.requests_made += 1
+                resp = self.session.request(method, url, headers=headers, json=json,
+                                            params=params, timeout=60)
+                if resp.status_code < 400:
+                    resp.json() if resp.content else None  # a cut body fails here, retried
+                    return resp
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError, ValueError):
+                if attempt == self.max_attempts:
+                    raise
+                self.sleep(min(delay, self.max_backoff))
+                delay *= 2
+                continue
+            if resp.status_code == 401 and not refreshed:
+                refreshed = True
+                self.app.remove_tokens_for_client()
+                continue
+            if resp.status_code in (429, 503) and attempt < self.max_attempts:
+                self.throttled += 1
+                self.sleep(min(_retry_after(resp, delay), self.max_backoff))
+                delay *= 2
+                continue
+            raise _error(resp)
+        raise GraphError(0, "retriesExhausted", f"{method} {url} failed {self.max_attempts} "
+                                                "times", url)
+
+    # --- reads --------------------------------------------------------
+
+    def delta_pages(self, mailbox: str, start: str, end: str, link: str | None = None
+                    ) -> Iterator[DeltaPage]:
+        """Pages of calendarView/delta from ``link`` (a saved next/delta link) or from the start."""
+        url = link or (f"users/{quote(mailbox)}/calendarView/delta?"
+                       f"startDateTime={start}&endDateTime={end}")
+        while True:
+            try:
+                resp = self.request("GET", url, page_size=self.config.page_size)
+            except GraphError as exc:
+                if exc.status == 410 or exc.code in RESYNC_CODES:
+                    raise DeltaExpired(exc.status, exc.code, exc.message, url) from exc
+                raise
+            body = resp.json()
+            next_link = _link(body, "nextlink")
+            delta_link = _link(body, "deltalink")
+            yield DeltaPage(list(body.get("value", [])), next_link, delta_link)
+            if next_link is None:
+                return
+            url = next_link
+
+    def get_event(self, mailbox: str, event_id: str) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = self.request(
+                "GET", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}").json()
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return body
+
+    def find_by_property(self, mailbox: str, property_id: str, value: str
+                         ) -> list[dict[str, Any]]:
+        """Events whose single-value extended property equals ``value`` (outbox recovery)."""
+        flt = (f"singleValueExtendedProperties/any(ep: ep/id eq '{property_id}' and "
+               f"ep/value eq '{value.replace(chr(39), chr(39) * 2)}')")
+        body = self.request("GET", f"users/{quote(mailbox)}/events",
+                            params={"$filter": flt}).json()
+        return list(body.get("value", []))
+
+    # --- writes -------------------------------------------------------
+
+    def create_event(self, mailbox: str, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("POST", f"users/{quote(mailbox)}/events",
+                                           json=body).json()
+        return out
+
+    def patch_event(self, mailbox: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self.request(
+            "PATCH", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}", json=body
+        ).json()
+        return out
+
+
+def _link(body: dict[str, Any], suffix: str) -> str | None:
+    """``@odata.nextLink`` / ``@odata.deltaLink``, matched case-insensitively."""
+    for key, value in body.items():
+        if key.lower() == f"@odata.{suffix}" and isinstance(value, str):
+            return value
+    return None
+
+
+def _retry_after(resp: requests.Response, default: float) -> float:
+    try:
+        return max(float(resp.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return default
+
+
+def _error(resp: requests.Response) -> GraphError:
+    try:
+        err = resp.json().get("error", {})
+        code, message = str(err.get("code", "")), str(err.get("message", ""))
+    except ValueError:
+        code, message = "", resp.text[:200]
+    return GraphError(resp.status_code, code or str(resp.status_code), message, resp.url)

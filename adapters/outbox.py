@@ -1,0 +1,75 @@
+"""The outbox: each planned write is done once, even across a crash.
+
+A write's outbox key is its plan key plus a hash of its content, so a changed
+write (new values for the same occurrence) is a new entry while a repeated one
+is recognised. Before a write goes out its row says ``sending``; after, ``done``
+with the result. A row still ``sending`` at the next run is the crash window:
+for creates the executor first looks for the object by its cross-reference
+marker before creating again; updates, category writes and deletes are
+idempotent and are simply sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger.store import Store
+
+DDL = ("CREATE TABLE IF NOT EXISTS {p}outbox (key TEXT PRIMARY KEY, write_key TEXT NOT NULL, "
+       "meeting_id TEXT, target TEXT NOT NULL, op TEXT NOT NULL, request TEXT NOT NULL, "
+       "state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL, "
+       "updated_at TEXT NOT NULL)")
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    state: str  # sending | done | failed
+    result: dict[str, Any] | None
+    attempts: int
+
+
+def outbox_key(write: dict[str, Any]) -> str:
+    """Plan key + content hash: the idempotency key of one write."""
+    content = orjson.dumps({k: write.get(k) for k in ("target", "op", "mailbox", "id",
+                                                      "fields")}, option=orjson.OPT_SORT_KEYS)
+    return f"{write['key']}#{hashlib.sha1(content).hexdigest()[:16]}"
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.execute(DDL)
+
+    def get(self, key: str) -> Entry | None:
+        rows = self.store.query("SELECT key, state, result, attempts FROM {p}outbox WHERE key = ?",
+                                (key,))
+        if not rows:
+            return None
+        k, state, result, attempts = rows[0]
+        return Entry(str(k), str(state), orjson.loads(result) if result else None, int(attempts))
+
+    def sending(self, key: str, write: dict[str, Any], meeting_id: str, now: str) -> None:
+        self.store.execute("INSERT INTO {p}outbox (key, write_key, meeting_id, target, op, "
+                          "request, state, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, "
+                          "'sending', 1, ?) ON CONFLICT (key) DO UPDATE SET state = 'sending', "
+                          "attempts = outbox.attempts + 1, updated_at = excluded.updated_at",
+                       (key, write["key"], meeting_id, write["target"], write["op"],
+                        orjson.dumps(write).decode(), now))
+
+    def finish(self, key: str, state: str, now: str, result: dict[str, Any] | None = None,
+               error: str | None = None) -> None:
+        self.store.execute("UPDATE {p}outbox SET state = ?, result = ?, error = ?, "
+                          "updated_at = ? WHERE key = ?",
+                       (state, orjson.dumps(result).decode() if result is not None else None,
+                        error, now, key))
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = ("key", "target", "op", "state", "attempts", "error", "updated_at")
+        return [dict(zip(names, r, strict=True)) for r in self.store.query(
+            "SELECT key, target, op, state, attempts, error, updated_at FROM {p}outbox "
+            "ORDER BY updated_at, key")]

@@ -1,0 +1,163 @@
+"""Read-model commands: mapping, conflicts, issues, plan, analytics, project, rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from adapters import render
+from adapters.cli import EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.progress import Progress
+from ledger.store import Store
+
+Query = Callable[..., list[dict[str, Any]]]
+
+COLUMNS = {
+    "mapping": ["meeting_id", "mailbox", "exchange_id", "ical_uid", "occurrence_start",
+                "salesforce_id"],
+    "conflicts": ["meeting_id", "kind", "attendee", "organizer", "state", "detected_at",
+                  "resolved_at"],
+    "issues": ["meeting_id", "kind", "severity", "direction", "mailbox", "exchange_id",
+               "salesforce_id", "message", "state", "outlook_category", "raised_at"],
+    "plan": ["target", "op", "meeting_id", "mailbox", "id", "fields", "reason",
+             "notify_attendees"],
+    "analytics": ["meeting_id", "organizer", "organizer_is_user", "attendees_are_users",
+                  "start", "recurrence", "sync_state", "open_issue_kinds", "what_id"],
+}
+#: Narrower columns for people; --json always carries every key.
+SHOWN = {
+    "mapping": ["mailbox", "exchange_id", "occurrence_start", "salesforce_id"],
+    "conflicts": ["meeting_id", "attendee", "organizer", "state", "detected_at"],
+    "issues": ["kind", "severity", "direction", "mailbox", "message", "state",
+               "outlook_category"],
+    "plan": ["target", "op", "mailbox", "id", "reason", "fields"],
+    "analytics": ["organizer", "start", "recurrence", "sync_state", "open_issue_kinds"],
+}
+KINDS = {
+    "mapping": "Exchange item type: single, master, occurrence, exception",
+    "conflicts": "conflict kind (attendee-before-organizer)",
+    "issues": "rule id, e.g. private-item, unsupported-time-zone",
+    "plan": "operation: create, update, delete, set-categories",
+    "analytics": "(not used)",
+}
+
+
+def _query_args(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--mailbox", help="only rows of this mailbox (an email address)")
+        p.add_argument("--kind", help=KINDS[name])
+        if name in ("conflicts", "issues", "analytics"):
+            choices = ["synced", "pending", "not-synced", "conflict"] \
+                if name == "analytics" else ["open", "resolved"]
+            p.add_argument("--state", choices=choices, help="only rows in this state")
+        p.add_argument("--json", action="store_true",
+                       help="an array of objects with snake_case keys, for scripts")
+    return add
+
+
+def _run_query(args: argparse.Namespace, name: str) -> int:
+    from projections import queries
+
+    fn: Query = {"mapping": queries.mapping, "conflicts": queries.conflicts,
+                 "issues": queries.issues, "plan": queries.plan,
+                 "analytics": queries.analytics_meetings}[name]
+    filters: dict[str, Any] = {"mailbox": args.mailbox}
+    if name != "analytics":
+        filters["kind"] = args.kind
+    if getattr(args, "state", None) is not None:
+        filters["state"] = args.state
+    store = open_store(args)
+    try:
+        rows = fn(store, **filters)
+    except ValueError as exc:
+        print(f"syncledger {name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.close()
+    if args.json:
+        emit_json(rows)
+    elif rows:
+        print(render.table(rows, SHOWN[name]))
+        print(f"\n{len(rows)} row(s); --json for every column")
+    else:
+        print(f"no {name} rows")
+    return EXIT_OK
+
+
+def _register(name: str, help_text: str) -> None:
+    command(name, help_text, _query_args(name))(lambda args: _run_query(args, name))
+
+
+_register("mapping", "Exchange item <-> Salesforce Event ids, both ways")
+_register("conflicts", "sync conflicts (an attendee saved before the organizer)")
+_register("issues", "sync issues and skips, by rule id")
+_register("plan", "pending writes to either calendar that follow from the ledger")
+_register("analytics", "one row per meeting, as the analytics table holds it")
+
+
+def _project_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--follow", action="store_true",
+                   help="keep catching up as events arrive (PostgreSQL: woken by NOTIFY; "
+                        "SQLite: polls); stop with Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print events applied as JSON")
+
+
+def _bar(label: str, store: Store) -> tuple[Progress, Callable[[int, int], None]]:
+    bar = Progress(label, total=store.max_position() or None)
+    return bar, lambda done, head: bar.update(done)
+
+
+@command("project", "catch every projection up with the ledger", _project_args)
+def cmd_project(args: argparse.Namespace) -> int:
+    from projections import runner
+
+    store = open_store(args)
+    try:
+        bar, progress = _bar("project", store)
+        applied = runner.catch_up(store, progress=progress)
+        bar.close()
+        if args.follow:
+            stop = threading.Event()
+            print("following the ledger; Ctrl-C stops", file=sys.stderr)
+            try:
+                runner.follow(store, stop, on_batch=lambda done: print(
+                    ", ".join(f"{k} +{v}" for k, v in done.items()), file=sys.stderr))
+            except KeyboardInterrupt:
+                stop.set()
+    finally:
+        store.close()
+    if args.json:
+        emit_json(applied)
+    else:
+        print(", ".join(f"{k}: {v:,} events applied" for k, v in applied.items()))
+    return EXIT_OK
+
+
+def _rebuild_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="one projection (mapping, conflicts, issues, plan, "
+                                           "analytics); all when omitted")
+    p.add_argument("--json", action="store_true", help="print events applied as JSON")
+
+
+@command("rebuild", "drop a projection and replay the whole ledger into it", _rebuild_args)
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from projections import runner
+
+    store = open_store(args)
+    try:
+        bar, progress = _bar(f"rebuild {args.name or 'all'}", store)
+        applied = runner.rebuild(store, args.name, progress=progress)
+        bar.close()
+    except runner.UnknownProjection as exc:
+        print(f"syncledger rebuild: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.close()
+    if args.json:
+        emit_json(applied)
+    else:
+        print(", ".join(f"{k}: {v:,} events applied" for k, v in applied.items()))
+    return EXIT_OK

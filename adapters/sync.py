@@ -1,0 +1,296 @@
+"""One live sync cycle: pull both sides, record, project, write the plan, record results.
+
+Data flows one way (STYLE.md): wire payloads become feed envelopes, envelopes
+become observations through the same parser ``ingest`` uses (so ``--record``
+files re-ingest to the same events), the ledger decides, the plan projection
+lists the writes, the outbox carries them out once, and what the APIs answer
+comes back as observations, which settle the plan. A second cycle with no
+outside change therefore writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+from adapters import graph_wire, salesforce_wire
+from adapters.config import SyncConfig
+from adapters.feed import FeedError, envelope, parse_line
+from adapters.graph import DeltaExpired, GraphClient, GraphError
+from adapters.outbox import Outbox, outbox_key
+from adapters.salesforce import SalesforceClient
+from ledger.identity import is_salesforce_id
+from ledger.intake import InputError, Intake, IntakeResult, Ledger
+from ledger.store import Store
+
+MAX_ROUNDS = 4  # write -> observe -> plan again (e.g. categories after a create)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class SyncReport:
+    observed: dict[str, int] = field(default_factory=lambda: {
+        "graph": 0, "salesforce": 0, "salesforce_deleted": 0})
+    appended: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    resyncs: list[str] = field(default_factory=list)
+    rounds: int = 0
+
+    def add(self, result: IntakeResult) -> None:
+        self.appended += result.appended
+        self.duplicates += result.duplicates
+        self.quarantined += result.quarantined
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"observed": self.observed, "events_appended": self.appended,
+                "duplicates_skipped": self.duplicates, "quarantined": self.quarantined,
+                "writes": self.writes, "failures": self.failures, "resyncs": self.resyncs,
+                "rounds": self.rounds}
+
+
+class SyncCycle:
+    def __init__(self, store: Store, config: SyncConfig, graph: GraphClient,
+                 salesforce: SalesforceClient, *, clock: Callable[[], datetime] = utcnow,
+                 record: BinaryIO | None = None,
+                 on_step: Callable[[str], None] = lambda step: None) -> None:
+        self.store = store
+        self.config = config
+        self.graph = graph
+        self.sf = salesforce
+        self.clock = clock
+        self.record = record
+        self.on_step = on_step
+        self.ledger = Ledger(store)
+        self.outbox = Outbox(store)
+        self.report = SyncReport()
+
+    # --- recording observations -----------------------------------------
+
+    def _safe_items(self, lines: list[bytes], source: str) -> list[Intake]:
+        out = []
+        for line in lines:
+            if self.record is not None:
+                self.record.write(line + b"\n")
+            try:
+                out.append(Intake(source, None, line, parse_line(line, 0)))
+            except FeedError as exc:
+                out.append(Intake(source, None, line, InputError(
+                    str(exc), item_id=exc.item_id, field=exc.field)))
+        return out
+
+    def _record_lines(self, lines: list[bytes], source: str,
+                      checkpoints: dict[str, str] | None = None) -> None:
+        self.report.add(self.ledger.ingest(self._safe_items(lines, source),
+                                           checkpoints=checkpoints))
+
+    # --- the cycle ----------------------------------------------------------
+
+    def run(self) -> SyncReport:
+        self.on_step("settings")
+        self.apply_settings()
+        for mailbox in self.config.graph.mailboxes:
+            self.on_step(f"graph {mailbox}")
+            self.pull_graph(mailbox)
+        self.on_step("salesforce")
+        self.pull_salesforce()
+        for _ in range(MAX_ROUNDS):
+            self.report.rounds += 1
+            self.on_step(f"plan round {self.report.rounds}")
+            if not self.execute_plan():
+                break
+        return self.report
+
+    def apply_settings(self) -> None:
+        """Record the configured org settings when they differ from the ledger's."""
+        current = self.ledger.settings().as_record()
+        wanted = {k: v for k, v in self.config.org.items()
+                  if current.get(k) != (sorted(v) if isinstance(v, list) else
+                                        {a.lower(): b for a, b in v.items()}
+                                        if isinstance(v, dict) else v)}
+        if wanted:
+            self._record_lines([envelope("org.settings", iso(self.clock()), wanted)], "config")
+
+    def pull_graph(self, mailbox: str) -> None:
+        name = f"graph.delta:{mailbox}"
+        link = self.store.checkpoint(name)
+        now = self.clock()
+        start = iso(now - timedelta(days=self.config.graph.window_days_back))[:19] + "Z"
+        end = iso(now + timedelta(days=self.config.graph.window_days_ahead))[:19] + "Z"
+        try:
+            self._pull_delta(mailbox, name, start, end, link)
+        except DeltaExpired:
+            # The delta token is gone: sync the window again from scratch. Items
+            # already recorded come back as duplicates and append nothing.
+            self.report.resyncs.append(mailbox)
+            self._pull_delta(mailbox, name, start, end, None)
+
+    def _pull_delta(self, mailbox: str, name: str, start: str, end: str,
+                    link: str | None) -> None:
+        masters: dict[str, dict[str, Any]] = {}
+        for page in self.graph.delta_pages(mailbox, start, end, link):
+            at = iso(self.clock())
+            lines = []
+            for event in page.events:
+                if event.get("type") == "seriesMaster":
+                    masters[event["id"]] = event
+                event = self._filled(mailbox, event, masters)
+                lines.append(envelope("graph.event", at, event, mailbox=mailbox))
+            self.report.observed["graph"] += len(lines)
+            # The page and the link that follows it commit together: a crash
+            # never loses a page, and a repeated page appends nothing.
+            self._record_lines(lines, f"graph:{mailbox}",
+                               {name: page.next_link or page.delta_link or ""})
+
+    def _filled(self, mailbox: str, event: dict[str, Any], masters: dict[str, dict[str, Any]]
+                ) -> dict[str, Any]:
+        """An occurrence stub completed from its series master (fetched when not at hand)."""
+        if "@removed" in event or event.get("type") != "occurrence" or "subject" in event:
+            return event
+        master_id = event.get("seriesMasterId")
+        if not master_id:
+            return event
+        master = masters.get(master_id) or self.graph.get_event(mailbox, master_id)
+        if master is None:
+            return event
+        masters[master_id] = master
+        return graph_wire.fill_stub(event, master)
+
+    def pull_salesforce(self) -> None:
+        name = "salesforce.modstamp"
+        watermark = self.store.checkpoint(name)
+        for records in self.sf.changed_since(watermark):
+            if not records:
+                continue
+            relations = self.sf.relations([r["Id"] for r in records])
+            at = iso(self.clock())
+            lines = [envelope("salesforce.event", at, _plain(r),
+                              relations=[_plain(x) for x in relations.get(r["Id"], [])])
+                     for r in records]
+            self.report.observed["salesforce"] += len(lines)
+            self._record_lines(lines, "salesforce",
+                               {name: str(records[-1]["SystemModstamp"])})
+        name = "salesforce.deleted"
+        now = self.clock()
+        since = self.store.checkpoint(name)
+        start = max(datetime.fromisoformat(since), now - timedelta(days=15)) if since \
+            else now - timedelta(days=15)
+        deleted = self.sf.deleted(start, now)
+        at = iso(now)
+        lines = [envelope("salesforce.deleted", at, _plain(d)) for d in deleted]
+        self.report.observed["salesforce_deleted"] += len(lines)
+        self._record_lines(lines, "salesforce", {name: now.isoformat()})
+
+    # --- writing ------------------------------------------------------------
+
+    def execute_plan(self) -> int:
+        """Carry out the pending writes; returns how many went out."""
+        from projections import queries
+
+        done = 0
+        for write in queries.pending_writes(self.store):
+            key = outbox_key(write)
+            entry = self.outbox.get(key)
+            if entry is not None and entry.state == "done":
+                continue  # already written; its result is recorded or on its way
+            if entry is not None and entry.state == "failed" and entry.attempts >= 3:
+                continue
+            now = iso(self.clock())
+            self.outbox.sending(key, write, write["meeting_id"], now)
+            try:
+                lines, result = self._perform(write, recovering=entry is not None)
+            except Exception as exc:  # one bad write never stops the others
+                self.outbox.finish(key, "failed", iso(self.clock()), error=str(exc)[:500])
+                self.report.failures.append(f"{write['target']} {write['op']} "
+                                            f"{write.get('id') or write['key']}: {exc}")
+                continue
+            self.outbox.finish(key, "done", iso(self.clock()), result=result)
+            self.report.writes.append({"target": write["target"], "op": write["op"],
+                                       "id": result.get("id") or write.get("id"),
+                                       "reason": write["reason"], "key": write["key"]})
+            self._record_lines(lines, f"result:{write['target']}")
+            done += 1
+        return done
+
+    def _perform(self, write: dict[str, Any], recovering: bool
+                 ) -> tuple[list[bytes], dict[str, Any]]:
+        if write["target"] == "salesforce":
+            return self._perform_salesforce(write, recovering)
+        return self._perform_exchange(write, recovering)
+
+    def _perform_salesforce(self, write: dict[str, Any], recovering: bool
+                            ) -> tuple[list[bytes], dict[str, Any]]:
+        fields = dict(write["fields"])
+        op = write["op"]
+        if op == "delete":
+            self.sf.delete("Event", write["id"])
+            gone = {"id": write["id"], "deletedDate": _sf_time(self.clock())}
+            return [envelope("salesforce.deleted", iso(self.clock()), gone)], {"id": write["id"]}
+        if op == "create":
+            marker = fields.get("ical_marker")
+            existing = self.sf.find_by_marker(marker) if recovering and marker else []
+            if existing:
+                event_id = existing[0]["Id"]
+            else:
+                invitees = fields.pop("invitees", [])
+                body = salesforce_wire.fields_to_salesforce(
+                    fields, marker_field=self.config.salesforce_marker_field)
+                event_id = self.sf.create("Event", body)
+                for relation_id in invitees:
+                    if is_salesforce_id(relation_id):
+                        self.sf.create("EventRelation",
+                                       salesforce_wire.invitee_relation(event_id, relation_id))
+        else:  # update
+            event_id = write["id"]
+            body = salesforce_wire.fields_to_salesforce(
+                fields, marker_field=self.config.salesforce_marker_field)
+            self.sf.update("Event", event_id, body)
+        record = self.sf.get_event(event_id)
+        if record is None:
+            raise RuntimeError(f"Salesforce Event {event_id} vanished right after the write")
+        relations = self.sf.relations([event_id]).get(event_id, [])
+        line = envelope("salesforce.event", iso(self.clock()), _plain(record),
+                        relations=[_plain(r) for r in relations])
+        return [line], {"id": event_id}
+
+    def _perform_exchange(self, write: dict[str, Any], recovering: bool
+                          ) -> tuple[list[bytes], dict[str, Any]]:
+        mailbox, op, fields = write["mailbox"], write["op"], dict(write["fields"])
+        if op == "create":
+            marker = fields.get("salesforce_marker")
+            found = self.graph.find_by_property(mailbox, graph_wire.marker_property_id(
+                self.config.exchange_marker_property), marker) if recovering and marker else []
+            event = found[0] if found else self.graph.create_event(
+                mailbox, graph_wire.observation_fields_to_graph(fields))
+        else:  # update, set-categories
+            try:
+                event = self.graph.patch_event(
+                    mailbox, write["id"], graph_wire.observation_fields_to_graph(fields))
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+                gone = {"@odata.type": "#microsoft.graph.event", "id": write["id"],
+                        "@removed": {"reason": "deleted"}}
+                return [envelope("graph.event", iso(self.clock()), gone, mailbox=mailbox)], {}
+        line = envelope("graph.event", iso(self.clock()), event, mailbox=mailbox)
+        return [line], {"id": event.get("id")}
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    """simple-salesforce returns OrderedDicts; the feed holds plain JSON objects."""
+    return {k: _plain(v) if isinstance(v, dict) else v for k, v in record.items()}
+
+
+def _sf_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000+0000")

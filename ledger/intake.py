@@ -1,0 +1,372 @@
+"""Intake: domain observations into the ledger, many meetings per transaction.
+
+Each observation is routed to its meeting (``route``), decided by the
+aggregate, and saved in batches together with the external-id index rows and
+any quarantined input, in one transaction per batch. Intake is idempotent:
+an observation the ledger already holds appends nothing. A version conflict
+(another writer touched a meeting meanwhile) is retried meeting by meeting.
+Bad input never stops a batch: it is quarantined with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger.identity import (
+    ORG_SETTINGS_ID,
+    ical_key,
+    item_key,
+    meeting_id,
+    salesforce_id18,
+    salesforce_key,
+)
+from ledger.meeting import Meeting
+from ledger.observations import (
+    ExchangeItemGone,
+    ExchangeItemSeen,
+    Observation,
+    SalesforceEventGone,
+    SalesforceEventSeen,
+    SettingsChanged,
+    SidebarSave,
+)
+from ledger.org import Org
+from ledger.settings import OrgSettings
+from ledger.store import SideRows, Store
+
+
+class InputError(Exception):
+    """Bad input that names where it was and which field is wrong."""
+
+    def __init__(self, message: str, *, line_no: int | None = None, item_id: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.line_no = line_no
+        self.item_id = item_id
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One unit of input: where it came from, its raw bytes, and what it says."""
+
+    source: str
+    line_no: int | None
+    raw: bytes
+    observation: Observation | InputError
+
+
+@dataclass
+class IntakeResult:
+    read: int = 0
+    appended: int = 0  # events
+    duplicates: int = 0  # observations already recorded
+    ignored: int = 0  # removals of items the ledger never saw
+    quarantined: int = 0
+    meetings: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lines_read": self.read, "events_appended": self.appended,
+                "duplicates_skipped": self.duplicates, "ignored": self.ignored,
+                "quarantined": self.quarantined, "meetings_touched": len(self.meetings),
+                "errors": self.errors}
+
+
+class _Deferred(Exception):
+    """An occurrence whose series master is not known yet."""
+
+
+def route_keys(obs: Observation) -> tuple[list[str], str | None]:
+    """Index keys that may already name this observation's meeting, most specific
+    first, and the key a new meeting would be derived from (None: must be known)."""
+    if isinstance(obs, ExchangeItemSeen):
+        keys = ["ex:" + item_key(obs.mailbox, obs.item_id)]
+        if obs.salesforce_marker:
+            keys.append(salesforce_key(obs.salesforce_marker))
+        if obs.series_master_id:
+            keys.append("ex:" + item_key(obs.mailbox, obs.series_master_id))
+            return keys, None
+        if obs.ical_uid:
+            keys.append(ical_key(obs.ical_uid))
+            return keys, ical_key(obs.ical_uid)
+        return keys, None
+    if isinstance(obs, (ExchangeItemGone, SidebarSave)):
+        return ["ex:" + item_key(obs.mailbox, obs.item_id)], None
+    if isinstance(obs, SalesforceEventSeen):
+        keys = [salesforce_key(obs.event_id)]
+        if obs.ical_marker:
+            keys.append(ical_key(obs.ical_marker))
+        if obs.series_id:
+            keys.append(salesforce_key(obs.series_id))
+        if obs.ical_marker:
+            return keys, ical_key(obs.ical_marker)
+        return keys, salesforce_key(obs.series_id or obs.event_id)
+    if isinstance(obs, SalesforceEventGone):
+        return [salesforce_key(obs.event_id)], None
+    raise TypeError(type(obs).__name__)
+
+
+def index_keys(obs: Observation) -> list[str]:
+    """Keys under which later observations must find this meeting."""
+    if isinstance(obs, ExchangeItemSeen):
+        keys = ["ex:" + item_key(obs.mailbox, obs.item_id), "exid:" + obs.item_id]
+        if obs.ical_uid:
+            keys.append(ical_key(obs.ical_uid))
+        return keys
+    if isinstance(obs, SalesforceEventSeen):
+        return [salesforce_key(obs.event_id)]
+    return []
+
+
+class Ledger:
+    """Writes observations into a store; keeps recently used meetings in memory."""
+
+    def __init__(self, store: Store, *, batch_size: int = 500, cache_size: int = 2000) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, Meeting] = OrderedDict()
+        self._org: Org | None = None
+
+    # --- settings -----------------------------------------------------
+
+    def org(self) -> Org | None:
+        if self._org is None:
+            self._org = self.store.org()
+        return self._org
+
+    def settings(self) -> OrgSettings:
+        org = self.org()
+        return org.settings() if org is not None else OrgSettings()
+
+    # --- intake -------------------------------------------------------
+
+    def ingest(
+        self,
+        items: Iterable[Intake],
+        progress: Callable[[IntakeResult], None] | None = None,
+        checkpoints: dict[str, str] | None = None,
+    ) -> IntakeResult:
+        result = IntakeResult()
+        batch = _Batch()
+        deferred: list[Intake] = []
+        for item in items:
+            result.read += 1
+            if isinstance(item.observation, SettingsChanged):
+                # Settings get a transaction of their own, so the log shows them
+                # exactly between the decisions made before and after them.
+                self._flush(batch, result)
+                batch = _Batch()
+                self._take(item, batch, result, deferred)
+                self._flush(batch, result)
+                batch = _Batch()
+                continue
+            self._take(item, batch, result, deferred)
+            if batch.size >= self.batch_size:
+                self._flush(batch, result)
+                batch = _Batch()
+                if progress:
+                    progress(result)
+        for item in deferred:  # masters seen later in the same input
+            self._take(item, batch, result, None)
+        batch.checkpoints.update(checkpoints or {})
+        self._flush(batch, result)
+        if progress:
+            progress(result)
+        return result
+
+    def _take(self, item: Intake, batch: _Batch, result: IntakeResult,
+              deferred: list[Intake] | None) -> None:
+        obs = item.observation
+        if isinstance(obs, InputError):
+            self._quarantine(item, obs, batch, result)
+            return
+        try:
+            if isinstance(obs, SettingsChanged):
+                org = self.org() or Org.start(obs.observed_at)
+                self._org = org
+                before = len(org.pending_events)
+                if org.change(obs.changes, obs.observed_at):
+                    batch.org = org
+                    result.appended += len(org.pending_events) - before
+                else:
+                    result.duplicates += 1
+                return
+            mid = self._route(obs, batch)
+        except _Deferred as exc:
+            if deferred is not None:
+                deferred.append(item)
+            else:
+                self._quarantine(item, InputError(str(exc), line_no=item.line_no,
+                                                  item_id=_item_id(obs), field="seriesMasterId"),
+                                 batch, result)
+            return
+        except InputError as exc:
+            self._quarantine(item, exc, batch, result)
+            return
+        if mid is None:
+            result.ignored += 1
+            return
+        meeting = self._load(mid, batch, obs)
+        before = len(meeting.pending_events)
+        try:
+            recorded = meeting.observe(obs, self.settings())
+        except Exception as exc:  # a payload the rules cannot read: keep it, go on
+            self._forget(meeting, batch)
+            self._quarantine(item, InputError(f"could not be decided: {exc!r}",
+                                              line_no=item.line_no, item_id=_item_id(obs)),
+                             batch, result)
+            return
+        if not recorded:
+            result.duplicates += 1
+            return
+        batch.observations.setdefault(meeting.id, []).append(obs)
+        result.appended += len(meeting.pending_events) - before
+        result.meetings.add(meeting.id.hex)
+        for key in index_keys(obs):
+            known = batch.keys.get(key) or self.store.lookup_keys([key]).get(key)
+            if known is None or (not key.startswith("ical:") and known != meeting.id.hex):
+                batch.keys[key] = meeting.id.hex
+
+    def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
+        keys, derived = route_keys(obs)
+        pending = [k for k in keys if k not in batch.keys]
+        found = self.store.lookup_keys(pending) if pending else {}
+        for key in keys:
+            hit = batch.keys.get(key) or found.get(key)
+            if hit:
+                return UUID(hit)
+        if derived is not None:
+            return meeting_id(derived)
+        if isinstance(obs, ExchangeItemSeen):
+            raise _Deferred(f"series master {obs.series_master_id} of occurrence {obs.item_id} "
+                            f"was not observed in mailbox {obs.mailbox}")
+        if isinstance(obs, SidebarSave):
+            raise InputError(f"saved item {obs.item_id} was never observed in mailbox "
+                             f"{obs.mailbox}", item_id=obs.item_id, field="itemId")
+        return None  # a removal of something never seen
+
+    def _load(self, mid: UUID, batch: _Batch, obs: Observation) -> Meeting:
+        meeting = batch.meetings.get(mid) or self._cache.get(mid)
+        if meeting is None:
+            meeting = self._from_store(mid)
+        if meeting is None:
+            _, derived = route_keys(obs)
+            assert derived is not None and meeting_id(derived) == mid
+            meeting = Meeting.open(derived, obs.observed_at)
+        batch.meetings[mid] = meeting
+        return meeting
+
+    def _from_store(self, mid: UUID) -> Meeting | None:
+        try:
+            return self.store.meeting(mid)
+        except Exception as exc:
+            if type(exc).__name__ == "AggregateNotFoundError":
+                return None
+            raise
+
+    def _forget(self, meeting: Meeting, batch: _Batch) -> None:
+        """Rebuild a meeting from the store plus this batch's earlier observations."""
+        self._cache.pop(meeting.id, None)
+        fresh = self._from_store(meeting.id)
+        earlier = batch.observations.get(meeting.id, [])
+        if fresh is None and earlier:
+            _, derived = route_keys(earlier[0])
+            assert derived is not None
+            fresh = Meeting.open(derived, earlier[0].observed_at)
+        if fresh is None:
+            batch.meetings.pop(meeting.id, None)
+            return
+        for obs in earlier:
+            fresh.observe(obs, self.settings())
+        batch.meetings[meeting.id] = fresh
+
+    def _quarantine(self, item: Intake, err: InputError, batch: _Batch,
+                    result: IntakeResult) -> None:
+        line = err.line_no if err.line_no is not None else item.line_no
+        observed_at = getattr(item.observation, "observed_at", None)
+        batch.quarantine.append((item.source, line, err.item_id, err.field, str(err),
+                                 item.raw, observed_at))
+        result.quarantined += 1
+        where = f"{item.source}:{line}" if line is not None else item.source
+        result.errors.append(f"{where}: {err}")
+
+    # --- saving -------------------------------------------------------
+
+    def _flush(self, batch: _Batch, result: IntakeResult) -> None:
+        side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
+                        checkpoints=batch.checkpoints)
+        aggregates: list[Meeting | Org] = [m for m in batch.meetings.values() if m.pending_events]
+        if batch.org is not None:
+            aggregates.append(batch.org)
+        try:
+            self.store.save(*aggregates, side=side)
+        except IntegrityError:
+            self._retry_one_by_one(batch, side)
+        for mid, meeting in batch.meetings.items():
+            self._cache[mid] = meeting
+            self._cache.move_to_end(mid)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _retry_one_by_one(self, batch: _Batch, side: SideRows) -> None:
+        """Someone else wrote to one of these meetings: re-decide each on fresh state."""
+        self._cache.clear()
+        self._org = None
+        if batch.org is not None:
+            org = self.org() or Org.start(batch.org.created_on.isoformat())
+            for change in batch.org.changes[len(org.changes):]:
+                org.change(change, batch.org.modified_on.isoformat())
+            self.store.save(org)
+        settings = self.settings()
+        for mid, observations in batch.observations.items():
+            for _attempt in range(5):
+                fresh = self._from_store(mid)
+                if fresh is None:
+                    _, derived = route_keys(observations[0])
+                    assert derived is not None
+                    fresh = Meeting.open(derived, observations[0].observed_at)
+                for obs in observations:
+                    fresh.observe(obs, settings)
+                try:
+                    self.store.save(fresh)
+                    batch.meetings[mid] = fresh
+                    break
+                except IntegrityError:
+                    continue
+            else:
+                raise RuntimeError(f"meeting {mid} kept changing under intake; try again")
+        self.store.write_side(side)
+
+
+@dataclass
+class _Batch:
+    meetings: dict[UUID, Meeting] = field(default_factory=dict)
+    observations: dict[UUID, list[Observation]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    quarantine: list[tuple[str, int | None, str | None, str | None, str, bytes, str | None]] = \
+        field(default_factory=list)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    org: Org | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(v) for v in self.observations.values()) + len(self.quarantine)
+
+
+def _item_id(obs: Observation) -> str | None:
+    for name in ("item_id", "event_id"):
+        value = getattr(obs, name, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+__all__ = ["ORG_SETTINGS_ID", "Intake", "IntakeResult", "Ledger", "salesforce_id18"]

@@ -1,0 +1,526 @@
+"""The Meeting aggregate: every observed change of one meeting, and what was decided.
+
+One aggregate per meeting (DOMAIN.md §1). ``observe`` is the only command:
+it records the observation, asks the rule book (``ledger.rules``) what
+follows, records those decisions, then records the calendar writes that the
+new state calls for (``ledger.writes``). Every event holds JSON-native values
+only; the library's own ``timestamp`` is the observation's ``observed_at``,
+never the wall clock, so a replay gives the same events byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.identity import item_key, meeting_id, salesforce_id18
+from ledger.observations import (
+    ExchangeItemGone,
+    ExchangeItemSeen,
+    Observation,
+    SalesforceEventGone,
+    SalesforceEventSeen,
+    SidebarSave,
+    to_record,
+)
+from ledger.rules import PRIVATE_SENSITIVITIES, Decision, decide
+from ledger.settings import OrgSettings
+
+REDACTED_FIELDS = ("subject", "body", "location", "attendees")
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def plain_text(text: str) -> str:
+    """Body text without markup or runs of white space, for comparing both sides."""
+    return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+
+
+def redact(record: dict[str, Any]) -> dict[str, Any]:
+    """A private item's record without subject, body, location or attendees."""
+    out = dict(record)
+    for name in REDACTED_FIELDS:
+        out[name] = [] if name == "attendees" else ""
+    out["redacted"] = True
+    return out
+
+
+def exchange_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """The fields both calendars share, from an Exchange item record."""
+    return {"subject": item["subject"], "description": plain_text(item["body"]),
+            "location": item["location"], "start": item["start"], "end": item["end"]}
+
+
+def salesforce_fields(event: dict[str, Any]) -> dict[str, Any]:
+    return {"subject": event["subject"], "description": plain_text(event["description"]),
+            "location": event["location"], "start": event["start"], "end": event["end"]}
+
+
+class Meeting(Aggregate):
+    """One meeting's history and what the ledger knows of it. ``observe`` is the only way in."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.items: dict[str, dict[str, Any]] = {}  # item key -> latest Exchange record
+        self.previous_items: dict[str, dict[str, Any]] = {}
+        self.removed: dict[str, str] = {}  # item key -> reason
+        self.sf: dict[str, dict[str, Any]] = {}  # Salesforce id -> latest record
+        self.previous_sf: dict[str, dict[str, Any]] = {}
+        self.sf_deleted: dict[str, str] = {}  # Salesforce id -> deleted at
+        self.versions: dict[str, str] = {}  # "ex|<item key>" / "sf|<id>" -> version seen
+        self.saves: dict[str, dict[str, Any]] = {}  # saver mailbox -> accepted save
+        self.explicit_saves: dict[str, dict[str, Any]] = {}  # item key -> sidebar save
+        self.links: dict[str, str] = {}  # item key -> Salesforce id
+        self.issues: dict[str, dict[str, Any]] = {}  # open issue key -> issue
+        self.flagged: dict[str, bool] = {}  # item keys we put "Error" on
+        self.conflicts: dict[str, dict[str, Any]] = {}  # attendee -> open conflict
+        self.shape: str | None = None  # "single" | "series" once synced
+        self.down_syncs: dict[str, str] = {}  # Salesforce id -> mailbox to create in
+        self.deletions: dict[str, str] = {}  # Salesforce id -> reason
+        self.sf_targets: dict[str, dict[str, Any]] = {}  # Salesforce id -> wanted values
+        self.ex_targets: dict[str, dict[str, Any]] = {}  # item key -> wanted values
+        self.bases: dict[str, dict[str, Any]] = {}  # Salesforce id -> last agreed fields
+        self.pending: dict[str, dict[str, Any]] = {}  # write key -> planned write
+        self.withdrawn: dict[str, str] = {}  # item key -> why its sync was withdrawn
+
+    # --- questions the rules ask --------------------------------------
+
+    @property
+    def ical_uid(self) -> str | None:
+        return self.key[5:] if self.key.startswith("ical:") else None
+
+    def is_linked(self, item: dict[str, Any]) -> bool:
+        return item_key(item["mailbox"], item["item_id"]) in self.links
+
+    def sf_linked(self, event_id: str) -> bool:
+        return event_id in self.links.values()
+
+    def item_in_scope(self, key: str) -> bool:
+        """Saved (explicitly or by auto-save), linked, or an occurrence of such a series."""
+        if key in self.links or key in self.explicit_saves:
+            return True
+        if any(s["item_key"] == key for s in self.saves.values()):
+            return True
+        item = self.items.get(key)
+        master = item and item.get("series_master_id")
+        return bool(master) and self.item_in_scope(item_key(item["mailbox"], str(master)))  # type: ignore[index]
+
+    def blocked(self, key: str, decided: list[Decision]) -> bool:
+        """Whether an open issue (or one just decided) stops this item syncing."""
+        resolved = {d.fields["issue_key"] for d in decided if d.event == "SyncIssueResolved"}
+        if any(i["item_key"] == key and k not in resolved for k, i in self.issues.items()):
+            return True
+        return any(d.event == "SyncIssueRaised" and d.fields["item_key"] == key for d in decided)
+
+    def master_key(self, key: str) -> str:
+        item = self.items[key]
+        master = item.get("series_master_id")
+        return item_key(item["mailbox"], master) if master else key
+
+
+    # --- events: observations ------------------------------------------
+
+    class Opened(Aggregate.Created):
+        key: str
+
+    class ExchangeItemObserved(Aggregate.Event):
+        observation: dict[str, Any]
+        changed: list[str]
+
+        def apply(self, m: Meeting) -> None:
+            rec = self.observation
+            key = item_key(rec["mailbox"], rec["item_id"])
+            if key in m.items:
+                m.previous_items[key] = m.items[key]
+            m.items[key] = rec
+            m.removed.pop(key, None)
+            m.versions["ex|" + key] = rec["version"]
+            m.refresh_bases()
+
+    class ExchangeItemRemoved(Aggregate.Event):
+        observation: dict[str, Any]
+
+        def apply(self, m: Meeting) -> None:
+            rec = self.observation
+            m.removed[item_key(rec["mailbox"], rec["item_id"])] = rec["reason"]
+
+    class SalesforceEventObserved(Aggregate.Event):
+        observation: dict[str, Any]
+        changed: list[str]
+
+        def apply(self, m: Meeting) -> None:
+            rec = self.observation
+            if rec["event_id"] in m.sf:
+                m.previous_sf[rec["event_id"]] = m.sf[rec["event_id"]]
+            m.sf[rec["event_id"]] = rec
+            m.sf_deleted.pop(rec["event_id"], None)
+            m.versions["sf|" + rec["event_id"]] = rec["version"]
+            m.refresh_bases()
+
+    class SalesforceEventDeleted(Aggregate.Event):
+        observation: dict[str, Any]
+
+        def apply(self, m: Meeting) -> None:
+            m.sf_deleted[self.observation["event_id"]] = self.observation["deleted_at"]
+
+    class SidebarSaveObserved(Aggregate.Event):
+        observation: dict[str, Any]
+
+        def apply(self, m: Meeting) -> None:
+            rec = self.observation
+            m.explicit_saves[item_key(rec["mailbox"], rec["item_id"])] = rec
+
+    # --- events: decisions (each names its rule id where one applies) ----
+
+    class SyncIssueRaised(Aggregate.Event):
+        rule: str
+        severity: str
+        direction: str
+        mailbox: str | None
+        exchange_id: str | None
+        salesforce_id: str | None
+        item_key: str
+        issue_key: str
+        message: str
+        outlook_category: bool
+
+        def apply(self, m: Meeting) -> None:
+            m.issues[self.issue_key] = {
+                "rule": self.rule, "item_key": self.item_key,
+                "outlook_category": self.outlook_category,
+            }
+            if self.outlook_category:
+                m.flagged[self.item_key] = True
+
+    class SyncIssueResolved(Aggregate.Event):
+        rule: str
+        issue_key: str
+        reason: str
+
+        def apply(self, m: Meeting) -> None:
+            m.issues.pop(self.issue_key, None)
+
+    class ConflictDetected(Aggregate.Event):
+        rule: str
+        attendee: str
+        organizer: str
+        mailbox: str
+        exchange_id: str
+        conflict_key: str
+
+        def apply(self, m: Meeting) -> None:
+            m.conflicts[self.attendee] = {"conflict_key": self.conflict_key}
+
+    class ConflictResolved(Aggregate.Event):
+        rule: str
+        attendee: str
+        organizer: str
+        conflict_key: str
+
+        def apply(self, m: Meeting) -> None:
+            m.conflicts.pop(self.attendee, None)
+
+    class SaveAccepted(Aggregate.Event):
+        rule: str | None
+        saver: str
+        mailbox: str
+        exchange_id: str
+        item_key: str
+        owner_id: str | None
+        how: str
+        invitees: list[str]
+        what_id: str | None
+        who_id: str | None
+
+        def apply(self, m: Meeting) -> None:
+            m.saves[self.saver] = {"item_key": self.item_key, "rule": self.rule,
+                                   "owner_id": self.owner_id, "invitees": self.invitees,
+                                   "what_id": self.what_id, "who_id": self.who_id}
+            kind = m.items[self.item_key]["item_type"]
+            m.shape = "single" if kind == "single" else "series"
+            m.withdrawn.pop(self.item_key, None)
+
+    class DownSyncAccepted(Aggregate.Event):
+        salesforce_id: str
+        mailbox: str
+
+        def apply(self, m: Meeting) -> None:
+            m.down_syncs[self.salesforce_id] = self.mailbox
+
+    class Linked(Aggregate.Event):
+        mailbox: str
+        exchange_id: str
+        salesforce_id: str
+        occurrence_start: str | None
+        how: str
+
+        def apply(self, m: Meeting) -> None:
+            key = item_key(self.mailbox, self.exchange_id)
+            m.links[key] = self.salesforce_id
+            if m.shape is None:
+                m.shape = "single" if m.items[key]["item_type"] == "single" else "series"
+            m.refresh_bases()
+
+    class Unlinked(Aggregate.Event):
+        mailbox: str
+        exchange_id: str
+        salesforce_id: str
+        reason: str
+
+        def apply(self, m: Meeting) -> None:
+            key = item_key(self.mailbox, self.exchange_id)
+            m.links.pop(key, None)
+            m.bases.pop(self.salesforce_id, None)
+            # A Salesforce delete ends the sync of that item; only a new save restarts it.
+            for saver in [s for s, save in m.saves.items() if save["item_key"] == key]:
+                del m.saves[saver]
+            m.withdrawn[key] = self.reason
+
+    class SalesforceDeletionDecided(Aggregate.Event):
+        salesforce_id: str
+        reason: str
+
+        def apply(self, m: Meeting) -> None:
+            m.deletions[self.salesforce_id] = self.reason
+
+    class SeriesMasterUpdated(Aggregate.Event):
+        rule: str
+        mailbox: str
+        exchange_id: str
+        effective_from: str
+        changes: dict[str, Any]
+        previous: dict[str, Any]
+
+        def apply(self, m: Meeting) -> None:
+            m.target_future_occurrences(self.effective_from, self.changes, self.previous)
+
+    class SeriesMasterOverwritten(Aggregate.Event):
+        rule: str
+        salesforce_id: str
+        changes: dict[str, Any]
+
+        def apply(self, m: Meeting) -> None:
+            m.target_all_exchange_occurrences(self.salesforce_id, self.changes)
+
+    class WritesPlanned(Aggregate.Event):
+        writes: list[dict[str, Any]]
+
+        def apply(self, m: Meeting) -> None:
+            for write in self.writes:
+                m.pending[write["key"]] = write
+
+    class WritesSettled(Aggregate.Event):
+        keys: list[str]
+        reason: str
+
+        def apply(self, m: Meeting) -> None:
+            for key in self.keys:
+                m.pending.pop(key, None)
+
+    # --- the command --------------------------------------------------
+
+    @classmethod
+    def open(cls, key: str, observed_at: str) -> Meeting:
+        return cls._create(cls.Opened, id=meeting_id(key), key=key,
+                           timestamp=_ts(observed_at))
+
+    def observe(self, obs: Observation, settings: OrgSettings) -> bool:
+        """Record one observation and everything that follows; False if already known."""
+        ts = _ts(obs.observed_at)
+        if not self._record_observation(obs, settings, ts):
+            return False
+        for decision in decide(self, obs, settings):
+            self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
+        for decision in self._link_decisions(obs, settings):
+            self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
+        self._plan_writes(settings, ts)
+        return True
+
+    def _record_observation(self, obs: Observation, settings: OrgSettings, ts: datetime) -> bool:
+        if isinstance(obs, ExchangeItemSeen):
+            key = item_key(obs.mailbox, obs.item_id)
+            if self.versions.get("ex|" + key) == obs.version and key not in self.removed:
+                return False
+            rec = to_record(obs)
+            if obs.sensitivity in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
+                rec = redact(rec)
+            changed = _changed(self.items.get(key), rec)
+            self.trigger_event(Meeting.ExchangeItemObserved, timestamp=ts,
+                               observation=rec, changed=changed)
+        elif isinstance(obs, ExchangeItemGone):
+            key = item_key(obs.mailbox, obs.item_id)
+            if self.removed.get(key) == obs.reason:
+                return False
+            self.trigger_event(Meeting.ExchangeItemRemoved, timestamp=ts,
+                               observation=to_record(obs))
+        elif isinstance(obs, SalesforceEventSeen):
+            if self.versions.get("sf|" + obs.event_id) == obs.version:
+                return False
+            rec = to_record(obs)
+            changed = _changed(self.sf.get(obs.event_id), rec)
+            self.trigger_event(Meeting.SalesforceEventObserved, timestamp=ts,
+                               observation=rec, changed=changed)
+        elif isinstance(obs, SalesforceEventGone):
+            if obs.event_id in self.sf_deleted:
+                return False
+            self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
+                               observation=to_record(obs))
+        elif isinstance(obs, SidebarSave):
+            key = item_key(obs.mailbox, obs.item_id)
+            rec = to_record(obs)
+            prior = self.explicit_saves.get(key)
+            same = prior is not None and {**prior, "observed_at": ""} == {**rec, "observed_at": ""}
+            if same and key not in self.withdrawn:
+                return False
+            self.trigger_event(Meeting.SidebarSaveObserved, timestamp=ts, observation=rec)
+        else:
+            raise TypeError(f"a meeting does not take {type(obs).__name__}")
+        return True
+
+    # --- links: the id mapping ----------------------------------------
+
+    def _link_decisions(self, obs: Observation, settings: OrgSettings) -> list[Decision]:
+        """Who is linked to whom, from markers, saves, deletions and down-syncs."""
+        out: list[Decision] = []
+        if isinstance(obs, SalesforceEventSeen) and obs.event_id not in self.links.values():
+            target = self._exchange_copy_for(obs)
+            if target is not None:
+                item = self.items[target]
+                out.append(Decision("Linked", {
+                    "mailbox": item["mailbox"], "exchange_id": item["item_id"],
+                    "salesforce_id": obs.event_id, "occurrence_start": item["occurrence_start"],
+                    "how": "salesforce marker" if obs.ical_marker else "series occurrence",
+                }))
+            elif (obs.series_id is None and not obs.ical_marker and not self.items
+                  and not any(i["rule"] in ("lightning-recurrence", "recurring-all-day")
+                              for i in self.issues.values())
+                  and obs.event_id not in self.down_syncs and obs.owner_id):
+                mailbox = settings.mailbox_of(obs.owner_id)
+                if mailbox is not None:
+                    out.append(Decision("DownSyncAccepted", {
+                        "salesforce_id": obs.event_id, "mailbox": mailbox}))
+        elif isinstance(obs, ExchangeItemSeen) and obs.salesforce_marker:
+            key = item_key(obs.mailbox, obs.item_id)
+            sf_id = salesforce_id18(obs.salesforce_marker)
+            if self.links.get(key) != sf_id:
+                out.append(Decision("Linked", {
+                    "mailbox": obs.mailbox, "exchange_id": obs.item_id, "salesforce_id": sf_id,
+                    "occurrence_start": obs.occurrence_start, "how": "exchange marker"}))
+        elif isinstance(obs, ExchangeItemGone):
+            key = item_key(obs.mailbox, obs.item_id)
+            linked, seen = self.links.get(key), self.items.get(key)
+            if linked and seen and seen["is_organizer"] and obs.reason == "deleted":
+                out.append(Decision("SalesforceDeletionDecided", {
+                    "salesforce_id": linked, "reason": "deleted in Outlook by its owner"}))
+        elif isinstance(obs, SalesforceEventGone):
+            for key, sf_id in self.links.items():
+                if sf_id == obs.event_id:
+                    item = self.items[key]
+                    out.append(Decision("Unlinked", {
+                        "mailbox": item["mailbox"], "exchange_id": item["item_id"],
+                        "salesforce_id": sf_id, "reason": "deleted in Salesforce"}))
+        return out
+
+    def _exchange_copy_for(self, obs: SalesforceEventSeen) -> str | None:
+        """The Exchange item a Salesforce event mirrors, when the ledger can tell."""
+        saved = [s["item_key"] for s in self.saves.values()]
+        saved += [k for k, v in self.links.items() if v == obs.series_id]
+        if obs.series_id is None:
+            return str(saved[0]) if obs.ical_marker and saved else None
+        # A Classic occurrence: the saved series' occurrence with the same start.
+        master_keys = {self.master_key(k) for k in saved}
+        for key, item in self.items.items():
+            if item.get("occurrence_start") == obs.start and key not in self.links \
+                    and item["item_type"] in ("occurrence", "exception") \
+                    and self.master_key(key) in master_keys:
+                return key
+        return None
+
+    # --- derived targets ----------------------------------------------
+
+    def refresh_bases(self) -> None:
+        """Where both sides of a linked single item agree, that is the new common base."""
+        for key, sf_id in self.links.items():
+            item, event = self.items.get(key), self.sf.get(sf_id)
+            if item is None or event is None or item["item_type"] != "single":
+                continue
+            ex, sf = exchange_fields(item), salesforce_fields(event)
+            if ex == sf or sf_id not in self.bases:
+                self.bases[sf_id] = sf if sf_id not in self.bases else ex
+
+    def target_future_occurrences(
+        self, effective_from: str, changes: dict[str, Any], previous: dict[str, Any]
+    ) -> None:
+        """Wanted values of Salesforce occurrences starting at or after the change time."""
+        master_sf = {v for k, v in self.links.items() if self.items[k]["item_type"] == "master"}
+        shift = _shift(previous, changes)
+        for sf_id, event in self.sf.items():
+            if event["series_id"] not in master_sf or event["start"] is None:
+                continue
+            if _ts(event["start"]) < _ts(effective_from):
+                continue  # past occurrences stay as they were
+            wanted = self.sf_targets.setdefault(sf_id, {})
+            for name, value in changes.items():
+                if name in ("start", "end"):
+                    wanted[name] = _add_seconds(event[name], shift[name])
+                else:
+                    wanted["description" if name == "body" else name] = value
+
+    def target_all_exchange_occurrences(self, sf_id: str, changes: dict[str, Any]) -> None:
+        """Salesforce's master values for every Exchange occurrence, exceptions included."""
+        masters = {k for k, v in self.links.items() if v == sf_id}
+        for key, item in self.items.items():
+            if item["item_type"] in ("occurrence", "exception") and self.master_key(key) in masters:
+                wanted = self.ex_targets.setdefault(key, {})
+                wanted.update(changes)
+                wanted["_version"] = item["version"]
+
+    def _plan_writes(self, settings: OrgSettings, ts: datetime) -> None:
+        from ledger.writes import desired_writes
+
+        desired = desired_writes(self, settings)
+        settled = sorted(k for k in self.pending if k not in desired)
+        if settled:
+            self.trigger_event(Meeting.WritesSettled, timestamp=ts, keys=settled,
+                               reason="the calendars now show the wanted state")
+        new = [w for k, w in desired.items() if self.pending.get(k) != w]
+        if new:
+            self.trigger_event(Meeting.WritesPlanned, timestamp=ts, writes=new)
+
+
+_BOOKKEEPING = frozenset({"observed_at", "version", "last_modified", "kind"})
+
+
+def _changed(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """Fields that differ from the previous observation ([] when first seen)."""
+    if old is None:
+        return []
+    return sorted(k for k in new if k not in _BOOKKEEPING and old.get(k) != new[k])
+
+
+def _ts(observed_at: str) -> datetime:
+    return datetime.fromisoformat(observed_at)
+
+
+def _shift(previous: dict[str, Any], changes: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name in ("start", "end"):
+        if name in changes and previous.get(name):
+            delta = _ts(changes[name]) - _ts(previous[name])
+            out[name] = int(delta.total_seconds())
+    return out
+
+
+def _add_seconds(when: str | None, seconds: int | None) -> str | None:
+    if when is None or seconds is None:
+        return when
+    from datetime import timedelta
+
+    return (_ts(when) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: What the rule book reads: the meeting as the ledger knows it.
+MeetingState = Meeting

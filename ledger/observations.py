@@ -1,0 +1,170 @@
+"""Domain observations: what the ledger is told, in domain terms.
+
+Adapters translate wire payloads (Graph events, Salesforce records, feed
+envelopes) into these values; the ledger never sees a wire field name. Every
+field is JSON-native (times are ISO-8601 UTC strings ending in ``Z``) so an
+observation can be stored inside an event as it is, and re-decided later
+(``whatif``) without the wire payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ItemType = Literal["single", "master", "occurrence", "exception"]
+Sensitivity = Literal["normal", "personal", "private", "confidential"]
+Response = Literal[
+    "none", "organizer", "tentativelyAccepted", "accepted", "declined", "notResponded"
+]
+RemovalReason = Literal["deleted", "cancelled", "not-visible"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    email: str  # lower-cased
+    response: str  # one of Response
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeItemSeen:
+    """One mailbox's copy of a calendar item, as observed in Exchange."""
+
+    observed_at: str
+    mailbox: str  # lower-cased SMTP address of the mailbox owner
+    item_id: str
+    ical_uid: str | None  # this item's own iCalUId (None for occurrence stubs)
+    item_type: ItemType
+    series_master_id: str | None  # item id of the master, for occurrences/exceptions
+    occurrence_start: str | None  # original start (UTC) of an occurrence/exception
+    version: str  # changeKey, or a content hash when absent
+    last_modified: str | None
+    subject: str
+    body: str
+    location: str
+    start: str  # UTC
+    end: str  # UTC
+    is_all_day: bool
+    sensitivity: str  # one of Sensitivity
+    time_zone: str | None  # Windows zone name of the item (originalStartTimeZone)
+    organizer: str  # lower-cased email
+    attendees: tuple[Attendee, ...]
+    recurrence: dict[str, Any] | None  # normalised pattern + range, JSON-native
+    categories: tuple[str, ...]
+    is_cancelled: bool
+    is_organizer: bool  # the mailbox owner organises this item
+    salesforce_marker: str | None  # cross-reference extended property value
+    kind: Literal["exchange.item"] = "exchange.item"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeItemGone:
+    """An item disappeared from a mailbox: deleted, cancelled or out of view."""
+
+    observed_at: str
+    mailbox: str
+    item_id: str
+    reason: str  # one of RemovalReason
+    kind: Literal["exchange.removed"] = "exchange.removed"
+
+
+@dataclass(frozen=True, slots=True)
+class Invitee:
+    relation_id: str  # User / Contact / Lead id
+    status: str  # New | Accepted | Declined
+    is_invitee: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceEventSeen:
+    """A Salesforce Event record as observed (Classic or Lightning)."""
+
+    observed_at: str
+    event_id: str  # 18-char Id
+    series_id: str | None  # RecurrenceActivityId of a Classic occurrence
+    is_series_master: bool  # Classic master (IsRecurrence)
+    is_lightning_series: bool  # IsRecurrence2
+    recurrence: dict[str, Any] | None  # Classic fields or the RRULE, JSON-native
+    version: str  # SystemModstamp
+    subject: str
+    description: str
+    location: str
+    what_id: str | None
+    who_id: str | None
+    owner_id: str | None
+    start: str | None  # UTC
+    end: str | None  # UTC
+    is_all_day: bool
+    is_private: bool
+    time_zone: str | None  # IANA id of the recurrence, when any
+    ical_marker: str | None  # cross-reference custom field value
+    invitees: tuple[Invitee, ...] | None  # None when relations were not fetched
+    kind: Literal["salesforce.event"] = "salesforce.event"
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceEventGone:
+    observed_at: str
+    event_id: str
+    deleted_at: str
+    kind: Literal["salesforce.deleted"] = "salesforce.deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class SidebarSave:
+    """A user explicitly saved an Outlook item to Salesforce."""
+
+    observed_at: str
+    mailbox: str
+    item_id: str
+    what_id: str | None
+    who_id: str | None
+    kind: Literal["sidebar.save"] = "sidebar.save"
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """Org settings in force from ``observed_at`` on (only the keys changed)."""
+
+    observed_at: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["org.settings"] = "org.settings"
+
+
+Observation = (
+    ExchangeItemSeen
+    | ExchangeItemGone
+    | SalesforceEventSeen
+    | SalesforceEventGone
+    | SidebarSave
+    | SettingsChanged
+)
+
+
+def to_record(obs: Observation) -> dict[str, Any]:
+    """JSON-native dict of an observation (tuples become lists)."""
+    return asdict(obs)
+
+
+def from_record(record: dict[str, Any]) -> Observation:
+    """Inverse of :func:`to_record`, used when re-deciding stored history."""
+    kind = record["kind"]
+    data = dict(record)
+    if kind == "exchange.item":
+        data["attendees"] = tuple(Attendee(**a) for a in data["attendees"])
+        data["categories"] = tuple(data["categories"])
+        return ExchangeItemSeen(**data)
+    if kind == "exchange.removed":
+        return ExchangeItemGone(**data)
+    if kind == "salesforce.event":
+        inv = data["invitees"]
+        data["invitees"] = None if inv is None else tuple(Invitee(**i) for i in inv)
+        return SalesforceEventSeen(**data)
+    if kind == "salesforce.deleted":
+        return SalesforceEventGone(**data)
+    if kind == "sidebar.save":
+        return SidebarSave(**data)
+    if kind == "org.settings":
+        return SettingsChanged(**data)
+    raise ValueError(f"unknown observation kind {kind!r}")

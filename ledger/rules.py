@@ -1,0 +1,334 @@
+"""The rule book: one pure function per rule id of DOMAIN.md §3.
+
+Each rule looks at the meeting as the ledger knows it (``MeetingState``), the
+new observation and the settings in force, and returns the decisions to
+record. No rule reads a clock or does I/O: "now" is ``observed_at``.
+The table below is the whole policy; ``decide`` applies it in order.
+
+| rule id                   | condition (when it applies)                              |
+|---------------------------|----------------------------------------------------------|
+| private-item              | item in scope is private/personal/confidential, switch off|
+| attendee-before-organizer | attendee (product user) saves; organizer is a product user|
+|                           | of the org and has not saved                              |
+| organizer-not-user        | organizer external or in-org non-user; a user saves       |
+| series-master-update      | master of a synced series changes in Exchange at T        |
+| series-master-overwrite   | Salesforce master changes Description/Location/WhatId     |
+| recurring-all-day         | recurring all-day series, either side                     |
+| recurrence-conversion     | synced single became a series, or the reverse             |
+| unsupported-time-zone     | Exchange zone has no Salesforce match                     |
+| lightning-recurrence      | Salesforce Event with IsRecurrence2                       |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ledger.observations import (
+    ExchangeItemSeen,
+    Observation,
+    SalesforceEventSeen,
+    SidebarSave,
+)
+from ledger.settings import OrgSettings
+from ledger.timezones import salesforce_zone
+
+if TYPE_CHECKING:
+    from ledger.meeting import MeetingState
+
+PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
+AUTO_SAVE_PAST = timedelta(days=14)
+AUTO_SAVE_AHEAD = timedelta(days=60)
+#: Fields whose change on an Exchange series master is pushed to Salesforce.
+MASTER_FIELDS = ("subject", "body", "location", "start", "end")
+#: Fields a Salesforce master overwrites on every occurrence.
+OVERWRITE_FIELDS = ("description", "location", "what_id")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One event to record: its name on ``Meeting`` and its JSON-native fields."""
+
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+# --- scope -----------------------------------------------------------------
+
+
+def auto_save_applies(item: dict[str, Any], observed_at: str, settings: OrgSettings) -> bool:
+    """Organizer copies of product users auto-save from 14 days back to 60 ahead."""
+    if not (item["is_organizer"] and settings.is_product_user(item["mailbox"])):
+        return False
+    now = parse_time(observed_at)
+    start = parse_time(item["start"])
+    recurrence = item.get("recurrence")
+    if recurrence and item["item_type"] == "master":
+        end_date = recurrence.get("end_date")
+        ends_after = end_date is None or parse_time(end_date + "T23:59:59Z") >= now - AUTO_SAVE_PAST
+        return start <= now + AUTO_SAVE_AHEAD and ends_after
+    return now - AUTO_SAVE_PAST <= start <= now + AUTO_SAVE_AHEAD
+
+
+# --- one function per rule id ----------------------------------------------
+
+
+def private_item(item: dict[str, Any], settings: OrgSettings) -> str | None:
+    """Private items are not synced unless the org switch allows it."""
+    if item["sensitivity"] in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
+        return f"the item is marked {item['sensitivity']} and the org does not sync private items"
+    return None
+
+
+def recurring_all_day_exchange(item: dict[str, Any]) -> str | None:
+    """Recurring all-day series never sync (time-zone handling of all-day items)."""
+    recurring = item["item_type"] in ("master", "occurrence", "exception")
+    if recurring and item["is_all_day"]:
+        return "recurring all-day events are not synced to Salesforce"
+    return None
+
+
+def recurring_all_day_salesforce(event: dict[str, Any]) -> str | None:
+    recurring = event["is_series_master"] or event["is_lightning_series"] or event["series_id"]
+    if recurring and event["is_all_day"]:
+        return "recurring all-day events are not synced to Exchange"
+    return None
+
+
+def recurrence_conversion(item: dict[str, Any], synced_shape: str | None) -> str | None:
+    """Salesforce cannot turn a single event into a series or back."""
+    if synced_shape is None:
+        return None
+    shape = "single" if item["item_type"] == "single" else "series"
+    if item["item_type"] in ("occurrence", "exception") or shape == synced_shape:
+        return None
+    return (f"the item was synced as a {synced_shape} item and is now a {shape}; "
+            "Salesforce cannot convert it")
+
+
+def unsupported_time_zone(item: dict[str, Any], settings: OrgSettings) -> str | None:
+    zone = item.get("time_zone")
+    if salesforce_zone(zone, settings.salesforce_time_zones) is None:
+        return f"can't match time zone '{zone}' (item {item['item_id']})"
+    return None
+
+
+def lightning_recurrence(event: dict[str, Any]) -> str | None:
+    """Lightning event series (IsRecurrence2) are not synced down to Exchange."""
+    if event["is_lightning_series"]:
+        return "Lightning recurring events are not synced down to Exchange"
+    return None
+
+
+def attendee_before_organizer(
+    state: MeetingState, saver: str, organizer: str, settings: OrgSettings
+) -> bool:
+    """The one attendee case that is a conflict: organizer is a user and has not saved."""
+    return (
+        saver != organizer
+        and settings.is_product_user(organizer)
+        and settings.in_org(organizer)
+        and organizer not in state.saves
+    )
+
+
+def organizer_not_user(organizer: str, settings: OrgSettings) -> bool:
+    """External or in-org non-user organizers: saved with no attendees."""
+    return not (settings.in_org(organizer) and settings.is_product_user(organizer))
+
+
+def series_master_update(
+    state: MeetingState, item: dict[str, Any], previous: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Changed fields of a synced Exchange master, or None."""
+    if item["item_type"] != "master" or previous is None or not state.is_linked(item):
+        return None
+    changes = {f: item[f] for f in MASTER_FIELDS if item[f] != previous[f]}
+    return changes or None
+
+
+def series_master_overwrite(
+    state: MeetingState, event: dict[str, Any], previous: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Description/Location/WhatId changed on a linked Salesforce Classic master."""
+    if not event["is_series_master"] or previous is None or not state.sf_linked(event["event_id"]):
+        return None
+    changes = {f: event[f] for f in OVERWRITE_FIELDS if event[f] != previous[f]}
+    return changes or None
+
+
+# --- applying the table ----------------------------------------------------
+
+
+def blocking_issues(
+    state: MeetingState, item: dict[str, Any], settings: OrgSettings
+) -> list[tuple[str, str]]:
+    """(rule id, message) of every rule that stops this Exchange item syncing."""
+    checks = (
+        ("private-item", private_item(item, settings)),
+        ("recurring-all-day", recurring_all_day_exchange(item)),
+        ("recurrence-conversion", recurrence_conversion(item, state.shape)),
+        ("unsupported-time-zone", unsupported_time_zone(item, settings)),
+    )
+    return [(rule, msg) for rule, msg in checks if msg is not None]
+
+
+def salesforce_blocking(event: dict[str, Any]) -> list[tuple[str, str]]:
+    checks = (
+        ("lightning-recurrence", lightning_recurrence(event)),
+        ("recurring-all-day", recurring_all_day_salesforce(event)),
+    )
+    return [(rule, msg) for rule, msg in checks if msg is not None]
+
+
+def decide(state: MeetingState, obs: Observation, settings: OrgSettings) -> list[Decision]:
+    """All decisions that follow from one new observation (already recorded)."""
+    if isinstance(obs, ExchangeItemSeen):
+        return _decide_exchange_item(state, obs, settings)
+    if isinstance(obs, SidebarSave):
+        return _decide_save(state, obs.mailbox, obs.item_id, obs.what_id, obs.who_id,
+                            "explicit", settings)
+    if isinstance(obs, SalesforceEventSeen):
+        return _decide_salesforce_event(state, obs, settings)
+    return []
+
+
+def _issue_decisions(
+    state: MeetingState,
+    item_key: str,
+    found: list[tuple[str, str]],
+    base: dict[str, Any],
+) -> list[Decision]:
+    """Raise newly applying issues of one item; resolve those that stopped applying."""
+    out: list[Decision] = []
+    found_rules = {rule for rule, _ in found}
+    for rule, message in found:
+        if f"{rule}|{item_key}" not in state.issues:
+            severity = "skip" if rule in ("private-item", "lightning-recurrence") else "issue"
+            outlook = severity == "issue" and base["direction"] == "to-salesforce"
+            out.append(Decision("SyncIssueRaised", {
+                **base, "rule": rule, "severity": severity, "message": message,
+                "outlook_category": outlook, "issue_key": f"{rule}|{item_key}",
+            }))
+    for key, issue in state.issues.items():
+        if issue["item_key"] == item_key and issue["rule"] not in found_rules \
+                and issue["rule"] != "attendee-before-organizer":
+            out.append(Decision("SyncIssueResolved", {
+                "rule": issue["rule"], "issue_key": key, "reason": "no longer applies",
+            }))
+    return out
+
+
+def _decide_exchange_item(
+    state: MeetingState, obs: ExchangeItemSeen, settings: OrgSettings
+) -> list[Decision]:
+    from ledger.identity import item_key as make_key
+
+    key = make_key(obs.mailbox, obs.item_id)
+    item = state.items[key]
+    previous = state.previous_items.get(key)
+    in_scope = state.item_in_scope(key) or (
+        key not in state.withdrawn and auto_save_applies(item, obs.observed_at, settings))
+    out: list[Decision] = []
+    if in_scope:
+        base = {"direction": "to-salesforce", "mailbox": obs.mailbox, "exchange_id": obs.item_id,
+                "salesforce_id": state.links.get(key), "item_key": key}
+        out += _issue_decisions(state, key, blocking_issues(state, item, settings), base)
+    if obs.is_cancelled and state.is_linked(item) and item["is_organizer"]:
+        out.append(Decision("SalesforceDeletionDecided", {
+            "salesforce_id": state.links[key], "reason": "cancelled by the organizer",
+        }))
+        return out
+    changes = series_master_update(state, item, previous)
+    if changes and not state.blocked(key, out):
+        effective = item.get("last_modified") or obs.observed_at
+        out.append(Decision("SeriesMasterUpdated", {
+            "rule": "series-master-update", "mailbox": obs.mailbox, "exchange_id": obs.item_id,
+            "effective_from": effective, "changes": changes,
+            "previous": {f: previous[f] for f in changes} if previous else {},
+        }))
+    if in_scope and key not in state.links and obs.mailbox not in state.saves \
+            and key not in state.withdrawn and auto_save_applies(item, obs.observed_at, settings):
+        out += _decide_save(state, obs.mailbox, obs.item_id, None, None, "auto", settings,
+                            pending=out)
+    return out
+
+
+def _decide_save(
+    state: MeetingState,
+    mailbox: str,
+    item_id: str,
+    what_id: str | None,
+    who_id: str | None,
+    how: str,
+    settings: OrgSettings,
+    pending: list[Decision] | None = None,
+) -> list[Decision]:
+    """A product user saves an Outlook item: accept, refuse, or raise a conflict."""
+    from ledger.identity import item_key as make_key
+
+    key = make_key(mailbox, item_id)
+    item = state.items[key]
+    out: list[Decision] = []
+    if how == "explicit":
+        base = {"direction": "to-salesforce", "mailbox": mailbox, "exchange_id": item_id,
+                "salesforce_id": state.links.get(key), "item_key": key}
+        out += _issue_decisions(state, key, blocking_issues(state, item, settings), base)
+    if state.blocked(key, (pending or []) + out):
+        return out
+    saver, organizer = mailbox, item["organizer"]
+    if not settings.is_product_user(saver):
+        return out
+    if saver in state.saves:
+        return out
+    if saver == organizer:
+        for attendee, conflict in state.conflicts.items():
+            out.append(Decision("ConflictResolved", {
+                "rule": "attendee-before-organizer", "attendee": attendee,
+                "organizer": organizer, "conflict_key": conflict["conflict_key"],
+            }))
+        invitees = [a["email"] for a in item["attendees"]]
+        out.append(Decision("SaveAccepted", {
+            "rule": None, "saver": saver, "mailbox": mailbox, "exchange_id": item_id,
+            "item_key": key, "owner_id": settings.user_id(saver), "how": how,
+            "invitees": [settings.user_id(e) or e for e in invitees if e != organizer],
+            "what_id": what_id, "who_id": who_id,
+        }))
+        return out
+    if attendee_before_organizer(state, saver, organizer, settings):
+        if saver not in state.conflicts:
+            out.append(Decision("ConflictDetected", {
+                "rule": "attendee-before-organizer", "attendee": saver, "organizer": organizer,
+                "mailbox": mailbox, "exchange_id": item_id, "conflict_key": f"{saver}|{key}",
+            }))
+        return out
+    if organizer_not_user(organizer, settings) and not state.saves:
+        out.append(Decision("SaveAccepted", {
+            "rule": "organizer-not-user", "saver": saver, "mailbox": mailbox,
+            "exchange_id": item_id, "item_key": key, "owner_id": settings.user_id(saver),
+            "how": how, "invitees": [], "what_id": what_id, "who_id": who_id,
+        }))
+    return out
+
+
+def _decide_salesforce_event(
+    state: MeetingState, obs: SalesforceEventSeen, settings: OrgSettings
+) -> list[Decision]:
+    event = state.sf[obs.event_id]
+    previous = state.previous_sf.get(obs.event_id)
+    out: list[Decision] = []
+    base = {"direction": "to-exchange", "mailbox": None, "exchange_id": None,
+            "salesforce_id": obs.event_id, "item_key": f"sf|{obs.event_id}"}
+    if obs.series_id is None:  # a master or a single; occurrences follow their master
+        out += _issue_decisions(state, f"sf|{obs.event_id}", salesforce_blocking(event), base)
+    changes = series_master_overwrite(state, event, previous)
+    if changes:
+        out.append(Decision("SeriesMasterOverwritten", {
+            "rule": "series-master-overwrite", "salesforce_id": obs.event_id, "changes": changes,
+        }))
+    return out

@@ -1,0 +1,97 @@
+"""Org settings, recorded as events so a replay knows what was in force.
+
+The feed's ``org.settings`` payload holds only the keys it changes; unknown
+keys and wrong types are errors, never ignored (DOMAIN.md §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ledger.timezones import DEFAULT_SALESFORCE_TIME_ZONES
+
+SETTING_KEYS = ("org_domains", "product_users", "sync_private_items", "salesforce_time_zones")
+
+
+class SettingsError(ValueError):
+    """A settings change that cannot be applied; names the offending key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"setting {key!r}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    """Settings in force at one point of the ledger's history."""
+
+    org_domains: frozenset[str] = frozenset()
+    product_users: dict[str, str] = field(default_factory=dict)  # email -> SF User Id
+    sync_private_items: bool = False
+    salesforce_time_zones: frozenset[str] = frozenset(DEFAULT_SALESFORCE_TIME_ZONES)
+    version: int = 0  # how many settings changes are folded in
+
+    def is_product_user(self, email: str) -> bool:
+        return email.lower() in self.product_users
+
+    def in_org(self, email: str) -> bool:
+        return email.lower().rpartition("@")[2] in self.org_domains
+
+    def user_id(self, email: str) -> str | None:
+        return self.product_users.get(email.lower())
+
+    def mailbox_of(self, user_id: str) -> str | None:
+        for email, uid in self.product_users.items():
+            if uid == user_id or uid[:15] == user_id[:15]:
+                return email
+        return None
+
+    def applied(self, changes: dict[str, Any]) -> OrgSettings:
+        """These settings with ``changes`` (already validated) folded in."""
+        updates: dict[str, Any] = {"version": self.version + 1}
+        for key, value in changes.items():
+            if key == "org_domains":
+                updates[key] = frozenset(d.lower() for d in value)
+            elif key == "product_users":
+                updates[key] = {k.lower(): v for k, v in value.items()}
+            elif key == "salesforce_time_zones":
+                updates[key] = frozenset(value)
+            else:
+                updates[key] = value
+        return replace(self, **updates)
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-native view, sorted so it compares byte for byte."""
+        return {
+            "org_domains": sorted(self.org_domains),
+            "product_users": dict(sorted(self.product_users.items())),
+            "sync_private_items": self.sync_private_items,
+            "salesforce_time_zones": sorted(self.salesforce_time_zones),
+            "version": self.version,
+        }
+
+
+def validate_changes(changes: Any) -> dict[str, Any]:
+    """Check a settings payload; return it normalised or raise SettingsError."""
+    if not isinstance(changes, dict):
+        raise SettingsError("payload", "must be an object")
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in SETTING_KEYS:
+            raise SettingsError(key, f"unknown key (known: {', '.join(SETTING_KEYS)})")
+        if key in ("org_domains", "salesforce_time_zones"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SettingsError(key, "must be a list of strings")
+            out[key] = sorted({v.lower() for v in value} if key == "org_domains" else set(value))
+        elif key == "product_users":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise SettingsError(key, "must be an object of email -> Salesforce User Id")
+            out[key] = {k.lower(): v for k, v in sorted(value.items())}
+        else:  # sync_private_items
+            if not isinstance(value, bool):
+                raise SettingsError(key, "must be true or false")
+            out[key] = value
+    return out

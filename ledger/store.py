@@ -1,0 +1,334 @@
+"""Opening the ledger's event store: SQLite file by default, PostgreSQL by URL.
+
+The store is an ``eventsourcing`` application whose recorder also writes the
+ledger's side tables in the same transaction as the events: the external-id
+index (which meeting an Exchange or Salesforce id belongs to), the quarantine
+of bad observations, and adapter checkpoints (Graph delta links, Salesforce
+watermarks). One transaction means a crash never leaves an event without its
+index row, or a checkpoint ahead of the observations it produced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import get_topic
+
+from ledger.codec import OrjsonTranscoder
+from ledger.identity import ORG_SETTINGS_ID
+from ledger.meeting import Meeting
+from ledger.org import Org
+
+DEFAULT_DB = "syncledger.db"
+SNAPSHOT_INTERVAL = 100
+
+SIDE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS {p}meeting_keys ("
+    " key TEXT PRIMARY KEY, meeting_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {p}quarantine ("
+    " id {serial}, source TEXT NOT NULL, line_no INTEGER, item_id TEXT, field TEXT,"
+    " error TEXT NOT NULL, raw {blob} NOT NULL, observed_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS {p}checkpoints ("
+    " name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+class StoreURLError(ValueError):
+    """A ``--db`` value that names no store we can open."""
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    kind: str  # "sqlite" | "postgresql"
+    path: str = ""  # SQLite file (":memory:" allowed)
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = "test"
+    schema: str = ""
+
+    @classmethod
+    def parse(cls, value: str | None) -> StoreURL:
+        """A path, ``sqlite:///path``, or ``postgresql://user@host:port/db?schema=s``."""
+        value = value or os.environ.get("SYNCLEDGER_DB") or DEFAULT_DB
+        if value.startswith(("postgresql://", "postgres://")):
+            u = urlparse(value)
+            schema = parse_qs(u.query).get("schema", [""])[0]
+            if schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+                raise StoreURLError(f"schema {schema!r}: use lower-case letters, digits, _")
+            return cls(kind="postgresql", host=u.hostname or "127.0.0.1", port=u.port or 5432,
+                       user=unquote(u.username or "postgres"),
+                       password=unquote(u.password or ""),
+                       dbname=(u.path or "/").lstrip("/") or "postgres", schema=schema)
+        if value.startswith("sqlite://"):
+            path = value[len("sqlite://"):]
+            path = path[1:] if path.startswith("/") and not path.startswith("//") else path
+            path = path.lstrip("/") if path.startswith("/:memory:") else path
+            if path.startswith("//"):
+                path = path[1:]
+            return cls(kind="sqlite", path=path or DEFAULT_DB)
+        if "://" in value:
+            raise StoreURLError(f"{value!r}: expected a file path, sqlite:///PATH or "
+                                "postgresql://USER@HOST:PORT/DB[?schema=NAME]")
+        return cls(kind="sqlite", path=value)
+
+    def env(self) -> dict[str, str]:
+        if self.kind == "sqlite":
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": self.path,
+                    "APPLICATION_RECORDER_TOPIC": get_topic(LedgerSQLiteRecorder)}
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": self.dbname,
+                "POSTGRES_HOST": self.host, "POSTGRES_PORT": str(self.port),
+                "POSTGRES_USER": self.user, "POSTGRES_PASSWORD": self.password,
+                "POSTGRES_SCHEMA": self.schema or "public",
+                "APPLICATION_RECORDER_TOPIC": get_topic(LedgerPostgresRecorder)}
+
+    def __str__(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.path}"
+        suffix = f"?schema={self.schema}" if self.schema else ""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}{suffix}"
+
+
+@dataclass
+class SideRows:
+    """Rows written with a batch of events, atomically."""
+
+    keys: dict[str, str]  # external key -> meeting id (hex)
+    quarantine: list[tuple[str, int | None, str | None, str | None, str, bytes, str | None]]
+    checkpoints: dict[str, str]
+
+
+class _SideTables:
+    """The SQL of the side tables, for one placeholder style and table prefix."""
+
+    def __init__(self, prefix: str, mark: str) -> None:
+        self.upsert_key = (
+            f"INSERT INTO {prefix}meeting_keys (key, meeting_id) VALUES ({mark}, {mark}) "
+            "ON CONFLICT (key) DO UPDATE SET meeting_id = excluded.meeting_id")
+        self.insert_quarantine = (
+            f"INSERT INTO {prefix}quarantine (source, line_no, item_id, field, error, raw, "
+            f"observed_at) VALUES ({', '.join([mark] * 7)})")
+        self.upsert_checkpoint = (
+            f"INSERT INTO {prefix}checkpoints (name, value) VALUES ({mark}, {mark}) "
+            f"ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+
+    def write(self, cursor: Any, side: SideRows | None) -> None:
+        if side is None:
+            return
+        if side.keys:
+            cursor.executemany(self.upsert_key, sorted(side.keys.items()))
+        if side.quarantine:
+            cursor.executemany(self.insert_quarantine, side.quarantine)
+        if side.checkpoints:
+            cursor.executemany(self.upsert_checkpoint, sorted(side.checkpoints.items()))
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite recorder that writes side tables in the events' transaction.
+
+    It also inserts events with one ``executemany`` instead of one statement
+    per event: notification ids are read back as the rowid range, which is
+    exact because the write lock is held from the first insert to commit.
+    """
+
+    side = _SideTables("", "?")
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(),
+                *(s.format(p="", serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB")
+                  for s in SIDE_TABLES)]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self.side.write(c, kwargs.get("side"))
+        if not stored_events:
+            return []
+        c.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.events_table_name}")
+        first = int(c.fetchone()[0]) + 1
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state) for s in stored_events])
+        return list(range(first, first + len(stored_events)))
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """PostgreSQL recorder that writes side tables in the events' transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        prefix = f'"{self.datastore.schema}".' if self.datastore.schema else ""
+        self.side = _SideTables(prefix, "%s")
+        self._side_ddl = [s.format(p=prefix, serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
+                          for s in SIDE_TABLES]
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            for statement in self._side_ddl:
+                curs.execute(statement.encode())
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+                       ) -> None:
+        self.side.write(curs, kwargs.get("side"))
+        super()._insert_events(curs, stored_events, **kwargs)
+
+
+class LedgerApp(Application[UUID]):
+    """The event store. Snapshots keep long series quick to load."""
+
+    name = "syncledger"
+    snapshotting_intervals = {Meeting: SNAPSHOT_INTERVAL}
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+
+def ensure_postgres_schema(url: StoreURL) -> None:
+    """PostgreSQL schemas are not created by the library; do it before opening."""
+    if url.kind != "postgresql" or not url.schema:
+        return
+    import psycopg
+
+    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"'.encode())
+
+
+class Store:
+    """The ledger's database: events, side tables, and the queries intake needs."""
+
+    def __init__(self, url: StoreURL) -> None:
+        self.url = url
+        ensure_postgres_schema(url)
+        self.app = LedgerApp(env=url.env())
+        self.recorder = self.app.recorder
+        self._q = "?" if url.kind == "sqlite" else "%s"
+        self._prefix = f'"{url.schema}".' if url.kind == "postgresql" and url.schema else ""
+        table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
+        self._events = self._prefix + table
+
+    @classmethod
+    def open(cls, value: str | None = None) -> Store:
+        return cls(StoreURL.parse(value))
+
+    def close(self) -> None:
+        self.app.close()
+
+    # --- raw SQL on the store's own connection --------------------------
+
+    @contextmanager
+    def cursor(self, commit: bool = False) -> Iterator[Any]:
+        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=commit) as curs:
+            yield curs
+
+    def _sql(self, sql: str) -> Any:
+        """``{p}`` is the schema prefix and ``?`` the placeholder, on either store."""
+        text = sql.replace("{p}", self._prefix).replace("?", self._q)
+        return text.encode() if self.url.kind == "postgresql" else text
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.cursor() as c:
+            c.execute(self._sql(sql), params)
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One statement in its own committed transaction (adapter tables: the outbox)."""
+        with self.cursor(commit=True) as c:
+            c.execute(self._sql(sql), params)
+
+    # --- side tables --------------------------------------------------
+
+    def lookup_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        """Meeting ids (hex) of the external keys already indexed."""
+        wanted = sorted(set(keys))
+        out: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for key, mid in self.query(
+                    f"SELECT key, meeting_id FROM {{p}}meeting_keys WHERE key IN ({marks})", chunk):
+                out[key] = mid
+        return out
+
+    def stored_events(self, meeting_id: UUID, upto_version: int | None = None
+                      ) -> list[tuple[int, int, str, bytes]]:
+        """(position, version, topic, state) of one meeting's events, oldest first."""
+        pos = "rowid" if self.url.kind == "sqlite" else "notification_id"
+        sql = (f"SELECT {pos}, originator_version, topic, state FROM {self._events} "
+               "WHERE originator_id = ?")
+        params: list[Any] = [meeting_id.hex if self.url.kind == "sqlite" else meeting_id]
+        if upto_version is not None:
+            sql += " AND originator_version <= ?"
+            params.append(upto_version)
+        rows = self.query(sql + " ORDER BY originator_version", params)
+        return [(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+
+    def read_log(self, after: int = 0, limit: int = 2000
+                 ) -> list[tuple[int, str, int, str, bytes]]:
+        """(position, originator id, version, topic, state) after a position, in order."""
+        pos = "rowid" if self.url.kind == "sqlite" else "notification_id"
+        rows = self.query(f"SELECT {pos}, originator_id, originator_version, topic, state "
+                          f"FROM {self._events} WHERE {pos} > ? ORDER BY {pos} LIMIT ?",
+                          (after, limit))
+        return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+
+    def meeting_ids(self) -> list[UUID]:
+        """Every meeting the ledger holds, in a stable order."""
+        rows = self.query("SELECT DISTINCT meeting_id FROM {p}meeting_keys ORDER BY meeting_id")
+        return [UUID(r[0]) for r in rows]
+
+    def checkpoint(self, name: str) -> str | None:
+        rows = self.query("SELECT value FROM {p}checkpoints WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT id, source, line_no, item_id, field, error, raw, observed_at "
+                          "FROM {p}quarantine ORDER BY id")
+        names = ("id", "source", "line_no", "item_id", "field", "error", "raw", "observed_at")
+        out = []
+        for row in rows:
+            rec = dict(zip(names, row, strict=True))
+            rec["raw"] = bytes(rec["raw"]).decode("utf-8", "replace")
+            out.append(rec)
+        return out
+
+    # --- aggregates ---------------------------------------------------
+
+    def save(self, *aggregates: Meeting | Org, side: SideRows | None = None) -> None:
+        """All pending events of ``aggregates`` plus ``side`` rows, in one transaction."""
+        self.app.save(*aggregates, side=side)
+
+    def write_side(self, side: SideRows) -> None:
+        """Side rows alone (a quarantined line, a checkpoint with no new event)."""
+        with self.cursor(commit=True) as c:
+            self.recorder.side.write(c, side)  # type: ignore[attr-defined]
+
+    def meeting(self, meeting_id: UUID, version: int | None = None) -> Meeting:
+        agg: Meeting = self.app.repository.get(meeting_id, version=version)
+        return agg
+
+    def org(self) -> Org | None:
+        try:
+            agg: Org = self.app.repository.get(ORG_SETTINGS_ID)
+        except Exception as exc:  # AggregateNotFoundError
+            if type(exc).__name__ == "AggregateNotFoundError":
+                return None
+            raise
+        return agg
+
+    def max_position(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)

@@ -1,0 +1,160 @@
+"""The calendar writes a meeting's state calls for (the plan's source).
+
+``desired_writes`` compares what the ledger has decided with what the two
+calendars were last observed to hold, and returns the writes still missing.
+A write disappears by itself once the calendars show its effect, so running
+the plan twice writes nothing the second time. Keys are stable: they are the
+outbox's idempotency keys.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ledger.settings import OrgSettings
+from ledger.timezones import to_iana
+
+if TYPE_CHECKING:
+    from ledger.meeting import Meeting
+
+ERROR_CATEGORY = "Error"
+
+
+def _write(
+    target: str, op: str, mailbox: str | None, id_: str | None, fields: dict[str, Any],
+    reason: str, key: str, notify_attendees: bool = False,
+) -> dict[str, Any]:
+    return {"key": key, "target": target, "op": op, "mailbox": mailbox, "id": id_,
+            "fields": fields, "reason": reason, "notify_attendees": notify_attendees}
+
+
+def desired_writes(m: Meeting, settings: OrgSettings) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for w in (*_creates(m), *_category_writes(m), *_series_updates(m), *_overwrites(m),
+              *_deletions(m), *_two_way_updates(m)):
+        out[w["key"]] = w
+    return out
+
+
+def _blocked(m: Meeting, key: str) -> bool:
+    return any(i["item_key"] == key for i in m.issues.values())
+
+
+def _creates(m: Meeting) -> list[dict[str, Any]]:
+    out = []
+    for saver, save in m.saves.items():
+        key = save["item_key"]
+        item = m.items.get(key)
+        if item is None or key in m.links or _blocked(m, key) or key in m.removed:
+            continue
+        fields = {"subject": item["subject"], "description": item["body"],
+                  "location": item["location"], "start": item["start"], "end": item["end"],
+                  "is_all_day": item["is_all_day"], "owner_id": save["owner_id"],
+                  "what_id": save["what_id"], "who_id": save["who_id"],
+                  "ical_marker": m.ical_uid, "invitees": save["invitees"],
+                  "recurrence": item["recurrence"],
+                  "time_zone": to_iana(item["time_zone"]) if item["time_zone"] else "UTC"}
+        reason = save["rule"] or f"saved by {saver}"
+        out.append(_write("salesforce", "create", item["mailbox"], None, fields,
+                          reason, f"sf-create|{key}"))
+    for sf_id, mailbox in m.down_syncs.items():
+        event = m.sf.get(sf_id)
+        if event is None or sf_id in m.links.values() or sf_id in m.sf_deleted:
+            continue
+        fields = {"subject": event["subject"], "body": event["description"],
+                  "location": event["location"], "start": event["start"], "end": event["end"],
+                  "is_all_day": event["is_all_day"], "salesforce_marker": sf_id,
+                  "recurrence": event["recurrence"], "attendee_status": "unknown"}
+        out.append(_write("exchange", "create", mailbox, None, fields,
+                          "created in Salesforce by a product user", f"ex-create|{sf_id}"))
+    return out
+
+
+def _category_writes(m: Meeting) -> list[dict[str, Any]]:
+    """Put "Error" on Outlook items with an open issue; take it off once resolved."""
+    out = []
+    for key in m.flagged:
+        item = m.items.get(key)
+        if item is None or key in m.removed:
+            continue
+        wanted = any(i["item_key"] == key and i["outlook_category"] for i in m.issues.values())
+        cats = list(item["categories"])
+        if wanted and ERROR_CATEGORY not in cats:
+            new = [*cats, ERROR_CATEGORY]
+        elif not wanted and ERROR_CATEGORY in cats:
+            new = [c for c in cats if c != ERROR_CATEGORY]
+        else:
+            continue
+        verb = "set" if wanted else "clear"
+        out.append(_write("exchange", "set-categories", item["mailbox"], item["item_id"],
+                          {"categories": new}, f"{verb} the Outlook Error category",
+                          f"ex-categories|{key}|{verb}"))
+    return out
+
+
+def _series_updates(m: Meeting) -> list[dict[str, Any]]:
+    """series-master-update: one update per future Salesforce occurrence, no notices."""
+    out = []
+    for sf_id, wanted in sorted(m.sf_targets.items()):
+        event = m.sf.get(sf_id)
+        if event is None or sf_id in m.sf_deleted:
+            continue
+        fields = {k: v for k, v in wanted.items() if event.get(k) != v}
+        if fields:
+            out.append(_write("salesforce", "update", None, sf_id, fields,
+                              "series-master-update", f"sf-update|{sf_id}"))
+    return out
+
+
+def _overwrites(m: Meeting) -> list[dict[str, Any]]:
+    """series-master-overwrite: Salesforce master values on every Exchange occurrence."""
+    out = []
+    for key, wanted in sorted(m.ex_targets.items()):
+        item = m.items.get(key)
+        if item is None or key in m.removed:
+            continue
+        fields = {}
+        for name, value in wanted.items():
+            if name == "_version":
+                continue
+            current = item.get("body" if name == "description" else name)
+            if name == "what_id":
+                if item["version"] == wanted["_version"]:
+                    fields[name] = value  # not visible on the item: done once it changes
+            elif current != value:
+                fields["body" if name == "description" else name] = value
+        if fields:
+            out.append(_write("exchange", "update", item["mailbox"], item["item_id"], fields,
+                              "series-master-overwrite", f"ex-update|{key}"))
+    return out
+
+
+def _deletions(m: Meeting) -> list[dict[str, Any]]:
+    return [_write("salesforce", "delete", None, sf_id, {}, reason, f"sf-delete|{sf_id}")
+            for sf_id, reason in sorted(m.deletions.items()) if sf_id not in m.sf_deleted]
+
+
+def _two_way_updates(m: Meeting) -> list[dict[str, Any]]:
+    """Linked single items: the side that moved from the common base wins; Outlook first."""
+    from ledger.meeting import exchange_fields, salesforce_fields
+
+    out = []
+    for key, sf_id in sorted(m.links.items()):
+        item, event, base = m.items.get(key), m.sf.get(sf_id), m.bases.get(sf_id)
+        if item is None or event is None or base is None or item["item_type"] != "single":
+            continue
+        if _blocked(m, key) or key in m.removed or sf_id in m.sf_deleted:
+            continue
+        ex, sf = exchange_fields(item), salesforce_fields(event)
+        if ex == sf:
+            continue
+        if ex != base:
+            fields = {k: v for k, v in ex.items() if sf[k] != v}
+            out.append(_write("salesforce", "update", item["mailbox"], sf_id, fields,
+                              "changed in Outlook", f"sf-update|{sf_id}"))
+        elif sf != base:
+            fields = {("body" if k == "description" else k): v
+                      for k, v in sf.items() if ex[k] != v}
+            out.append(_write("exchange", "update", item["mailbox"], item["item_id"], fields,
+                              "changed in Salesforce", f"ex-update|{key}"))
+    return out

@@ -1,0 +1,302 @@
+"""Analytics: one row per meeting, and daily counts of what the ledger saw and decided.
+
+``proj_analytics_meetings`` says, per meeting, who organizes it, whether the
+organizer and attendees use the sync, when it starts, whether it is a
+series, where its sync stands (``conflict`` > ``not-synced`` with open
+issues > ``pending`` writes > ``synced`` when linked > ``not-synced``),
+which issue kinds are open, and the Salesforce record it relates to.
+``proj_analytics_daily`` counts, per UTC day of observation, ``source``
+(observation | issue | conflict), ``kind`` (observation kind or rule id) and
+mailbox, the observations recorded and the issues and conflicts raised.
+
+Who is a product user comes from the org settings *in force now* (kept in
+``proj_analytics_settings``), and a settings change re-derives every row: the
+table then depends only on the log, not on how it was cut into batches, and
+it does not depend on intake saving a batch's settings change after the
+meetings decided under it. Each meeting's raw facts (organizer, attendees,
+open issues, links, pending writes) are kept as JSON in its row, loaded once
+per batch for the meetings the batch touches.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.settings import OrgSettings
+from projections.base import Bulk, Handler, Projection, Row, Str, chunks, metadata, upserter
+
+meetings_table = sa.Table(
+    "proj_analytics_meetings", metadata,
+    sa.Column("meeting_id", Str, primary_key=True),
+    sa.Column("organizer", Str),
+    sa.Column("organizer_is_user", sa.Boolean, nullable=False),
+    sa.Column("attendees_are_users", Str, nullable=False),  # all | some | none
+    sa.Column("start", Str),
+    sa.Column("recurrence", Str),  # single | series
+    sa.Column("sync_state", Str, nullable=False),  # synced | pending | not-synced | conflict
+    sa.Column("open_issue_kinds", Str, nullable=False),  # comma list of rule ids
+    sa.Column("what_id", Str),
+    sa.Column("facts", sa.Text, nullable=False),  # JSON: what the columns are derived from
+)
+
+daily_table = sa.Table(
+    "proj_analytics_daily", metadata,
+    sa.Column("day", Str, primary_key=True),  # YYYY-MM-DD (UTC) of the observation
+    sa.Column("source", Str, primary_key=True),  # observation | issue | conflict
+    sa.Column("kind", Str, primary_key=True),
+    sa.Column("mailbox", Str, primary_key=True),  # "" when none applies
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+settings_table = sa.Table(
+    "proj_analytics_settings", metadata,
+    sa.Column("name", Str, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # OrgSettings.as_record() as JSON
+)
+
+_write_meetings = upserter(meetings_table)
+_add_counts = upserter(daily_table,
+                       lambda stmt: {"count": daily_table.c["count"] + stmt.excluded["count"]})
+_write_settings = upserter(settings_table)
+_REDERIVED = ("organizer", "organizer_is_user", "attendees_are_users")
+_rederive = Bulk(lambda _: meetings_table.update().where(
+    meetings_table.c.meeting_id == sa.bindparam("mid"),
+).values({n: sa.bindparam("new_" + n) for n in _REDERIVED}))
+
+#: Observation events and the feed kind each one records.
+OBSERVATIONS = {
+    "Meeting.ExchangeItemObserved": "exchange.item",
+    "Meeting.ExchangeItemRemoved": "exchange.removed",
+    "Meeting.SalesforceEventObserved": "salesforce.event",
+    "Meeting.SalesforceEventDeleted": "salesforce.deleted",
+    "Meeting.SidebarSaveObserved": "sidebar.save",
+}
+#: Decisions that change a meeting's facts.
+DECISIONS = ("SyncIssueRaised", "SyncIssueResolved", "ConflictDetected", "ConflictResolved",
+             "Linked", "Unlinked", "WritesPlanned", "WritesSettled", "SaveAccepted")
+SERIES_TYPES = frozenset({"master", "occurrence", "exception"})
+
+
+def new_facts() -> dict[str, Any]:
+    return {"organizer": None, "attendees": [], "main": False, "start": None,
+            "recurrence": None, "exchange": False, "owner_id": None, "what_id": None,
+            "issues": {}, "conflicts": [], "links": [], "pending": []}
+
+
+class AnalyticsProjection(Projection):
+    """Per-meeting facts folded per batch; daily counters added up in SQL."""
+
+    name = "analytics"
+    tables = (meetings_table, daily_table, settings_table)
+
+    def __init__(self) -> None:
+        self.settings = OrgSettings()
+        self.settings_changed = False
+        self.events: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        self.counts: Counter[tuple[str, str, str, str]] = Counter()
+
+    def handlers(self) -> Mapping[str, Handler]:
+        out: dict[str, Handler] = {name: self.on_observation for name in OBSERVATIONS}
+        for name in DECISIONS:
+            out["Meeting." + name] = self._collect(name)
+        out["Meeting.SyncIssueRaised"] = self.on_issue
+        out["Meeting.ConflictDetected"] = self.on_conflict
+        out["Org.SettingsChanged"] = self.on_settings
+        return out
+
+    # --- handlers: count now, fold the meeting's facts at flush -----------
+
+    def on_observation(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        obs = state["observation"]
+        kind = obs["kind"]
+        self.counts[(state["timestamp"][:10], "observation", kind, obs.get("mailbox") or "")] += 1
+        if kind == "exchange.item" or kind == "salesforce.event":
+            self.events[meeting_id].append((kind, obs))
+
+    def _collect(self, name: str) -> Handler:
+        """A handler that keeps a decision for folding into its meeting at flush."""
+        def collect(meeting_id: str, state: dict[str, Any], position: int) -> None:
+            self.events[meeting_id].append((name, state))
+        return collect
+
+    def on_issue(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.counts[(state["timestamp"][:10], "issue", state["rule"], state["mailbox"] or "")] += 1
+        self.events[meeting_id].append(("SyncIssueRaised", state))
+
+    def on_conflict(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.counts[(state["timestamp"][:10], "conflict", state["rule"],
+                     state["mailbox"] or "")] += 1
+        self.events[meeting_id].append(("ConflictDetected", state))
+
+    def on_settings(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.counts[(state["timestamp"][:10], "observation", "org.settings", "")] += 1
+        self.settings = self.settings.applied(state["changes"])
+        self.settings_changed = True
+
+    # --- batch ------------------------------------------------------------
+
+    def start_batch(self, conn: Connection) -> None:
+        value = conn.execute(sa.select(settings_table.c.value)
+                             .where(settings_table.c.name == "org")).scalar()
+        self.settings = _settings_from(orjson.loads(value)) if value else OrgSettings()
+        self.settings_changed = False
+
+    def flush(self, conn: Connection) -> None:
+        facts = self._load(conn, sorted(self.events))
+        rows = []
+        for mid, events in self.events.items():
+            f = facts.get(mid) or new_facts()
+            for name, payload in events:
+                _fold(f, name, payload)
+            rows.append({"meeting_id": mid, **derive(f, self.settings),
+                         "facts": orjson.dumps(f).decode()})
+        _write_meetings(conn, sorted(rows, key=lambda r: str(r["meeting_id"])))
+        _add_counts(conn, [{"day": k[0], "source": k[1], "kind": k[2], "mailbox": k[3],
+                            "count": n} for k, n in sorted(self.counts.items())])
+        if self.settings_changed:
+            _write_settings(conn, [{"name": "org", "value": orjson.dumps(
+                self.settings.as_record()).decode()}])
+            self._rederive_all(conn)
+        self.events = defaultdict(list)
+        self.counts = Counter()
+        self.settings_changed = False
+
+    def _load(self, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+        t = meetings_table
+        out: dict[str, dict[str, Any]] = {}
+        for part in chunks(ids):
+            for mid, raw in conn.execute(sa.select(t.c.meeting_id, t.c.facts)
+                                         .where(t.c.meeting_id.in_(part))):
+                out[mid] = orjson.loads(raw)
+        return out
+
+    def _rederive_all(self, conn: Connection) -> None:
+        """Settings changed: who is a product user may have changed for every meeting."""
+        t = meetings_table
+        changed = []
+        for mid, raw, *old in conn.execute(sa.select(t.c.meeting_id, t.c.facts,
+                                                     *(t.c[n] for n in _REDERIVED))):
+            new = derive(orjson.loads(raw), self.settings)
+            if tuple(new[n] for n in _REDERIVED) != (old[0], bool(old[1]), old[2]):
+                changed.append({"mid": mid, **{"new_" + n: new[n] for n in _REDERIVED}})
+        _rederive(conn, changed)
+
+
+def _fold(f: dict[str, Any], name: str, p: dict[str, Any]) -> None:
+    """Apply one event to a meeting's facts."""
+    if name == "exchange.item":
+        main = p["item_type"] in ("single", "master")
+        if main or not f["main"]:
+            f["organizer"] = p["organizer"]
+            f["attendees"] = sorted({a["email"] for a in p["attendees"]})
+            f["start"] = p["start"]
+            f["recurrence"] = "series" if p["item_type"] in SERIES_TYPES else "single"
+            f["main"] = main
+        f["exchange"] = True
+    elif name == "salesforce.event":
+        if p["series_id"] is None:  # the meeting's own record, not a Classic occurrence
+            f["owner_id"] = p["owner_id"]
+            if p["what_id"] is not None:
+                f["what_id"] = p["what_id"]
+            if not f["exchange"]:
+                f["start"] = p["start"]
+                f["recurrence"] = ("series" if p["is_series_master"] or p["is_lightning_series"]
+                                   else "single")
+    elif name == "SaveAccepted":
+        if p["what_id"] is not None:
+            f["what_id"] = p["what_id"]
+    elif name == "SyncIssueRaised":
+        f["issues"][p["issue_key"]] = p["rule"]
+    elif name == "SyncIssueResolved":
+        f["issues"].pop(p["issue_key"], None)
+    elif name == "ConflictDetected":
+        f["conflicts"] = sorted({*f["conflicts"], p["conflict_key"]})
+    elif name == "ConflictResolved":
+        f["conflicts"] = [k for k in f["conflicts"] if k != p["conflict_key"]]
+    elif name == "Linked":
+        f["links"] = sorted({*f["links"], p["mailbox"] + "|" + p["exchange_id"]})
+    elif name == "Unlinked":
+        f["links"] = [k for k in f["links"] if k != p["mailbox"] + "|" + p["exchange_id"]]
+    elif name == "WritesPlanned":
+        f["pending"] = sorted({*f["pending"], *(w["key"] for w in p["writes"])})
+    elif name == "WritesSettled":
+        gone = set(p["keys"])
+        f["pending"] = [k for k in f["pending"] if k not in gone]
+
+
+def derive(f: dict[str, Any], settings: OrgSettings) -> Row:
+    """The visible columns of a meeting's row, from its facts and the current settings."""
+    organizer = f["organizer"]
+    if organizer is None and f["owner_id"]:
+        organizer = settings.mailbox_of(f["owner_id"])
+    others = [a for a in f["attendees"] if a != organizer]
+    users = sum(1 for a in others if settings.is_product_user(a))
+    if f["conflicts"]:
+        sync_state = "conflict"
+    elif f["issues"]:
+        sync_state = "not-synced"
+    elif f["pending"]:
+        sync_state = "pending"
+    elif f["links"]:
+        sync_state = "synced"
+    else:
+        sync_state = "not-synced"
+    return {
+        "organizer": organizer,
+        "organizer_is_user": bool(organizer) and settings.is_product_user(organizer),
+        "attendees_are_users": ("none" if users == 0 else "all" if users == len(others)
+                                else "some"),
+        "start": f["start"], "recurrence": f["recurrence"], "sync_state": sync_state,
+        "open_issue_kinds": ",".join(sorted(set(f["issues"].values()))),
+        "what_id": f["what_id"],
+    }
+
+
+def _settings_from(record: dict[str, Any]) -> OrgSettings:
+    return OrgSettings(
+        org_domains=frozenset(record["org_domains"]),
+        product_users=dict(record["product_users"]),
+        sync_private_items=bool(record["sync_private_items"]),
+        salesforce_time_zones=frozenset(record["salesforce_time_zones"]),
+        version=int(record["version"]))
+
+
+MEETING_COLUMNS = ("meeting_id", "organizer", "organizer_is_user", "attendees_are_users",
+                   "start", "recurrence", "sync_state", "open_issue_kinds", "what_id")
+
+
+def select_meetings(conn: Connection, *, mailbox: str | None = None,
+                    state: str | None = None) -> list[dict[str, Any]]:
+    """Per-meeting rows by start; ``mailbox`` matches the organizer, ``state`` the sync state."""
+    t = meetings_table
+    q = sa.select(*(t.c[c] for c in MEETING_COLUMNS)).order_by(
+        t.c.start.nulls_first(), t.c.meeting_id)
+    if mailbox is not None:
+        q = q.where(t.c.organizer == mailbox.lower())
+    if state is not None:
+        q = q.where(t.c.sync_state == state)
+    out = []
+    for r in conn.execute(q):
+        row = dict(r._mapping)
+        row["organizer_is_user"] = bool(row["organizer_is_user"])
+        out.append(row)
+    return out
+
+
+def select_daily(conn: Connection, *, mailbox: str | None = None, kind: str | None = None
+                 ) -> list[dict[str, Any]]:
+    """Daily counts by day, source, kind and mailbox."""
+    t = daily_table
+    q = sa.select(t.c.day, t.c.source, t.c.kind, t.c.mailbox, t.c["count"]).order_by(
+        t.c.day, t.c.source, t.c.kind, t.c.mailbox)
+    if mailbox is not None:
+        q = q.where(t.c.mailbox == mailbox.lower())
+    if kind is not None:
+        q = q.where(t.c.kind == kind)
+    return [dict(r._mapping) for r in conn.execute(q)]

@@ -1,0 +1,228 @@
+"""``explain``: is this item synced, and if not, which rule stops it and who can act.
+
+Answers from one meeting's events and state, found through the external-id
+index, so it costs the same on a ledger of a thousand events or a million.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from ledger.identity import ical_key, is_salesforce_id, item_key, salesforce_key
+from ledger.meeting import Meeting
+from ledger.settings import OrgSettings
+from ledger.store import Store
+from projections.timeline import timeline
+
+
+class NotFound(LookupError):
+    """No meeting in the ledger answers to this id."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Which meeting an id names, and which item of it (when the id names one)."""
+
+    meeting_id: UUID
+    kind: str  # meeting | exchange | ical | salesforce
+    item_key: str | None = None  # Exchange item key, for Exchange ids
+    salesforce_id: str | None = None
+
+
+def resolve(store: Store, any_id: str) -> Resolved:
+    """Ledger meeting id, Exchange item id, iCalUId, or Salesforce Event id (15/18)."""
+    text = any_id.strip()
+    try:
+        mid = UUID(text)
+    except ValueError:
+        pass
+    else:
+        if store.stored_events(mid, upto_version=1):
+            return Resolved(mid, "meeting")
+    if is_salesforce_id(text):
+        hit = store.lookup_keys([salesforce_key(text)])
+        if hit:
+            return Resolved(UUID(next(iter(hit.values()))), "salesforce",
+                            salesforce_id=salesforce_key(text)[3:])
+    hits = store.lookup_keys(["exid:" + text, ical_key(text)])
+    if "exid:" + text in hits:
+        mid = UUID(hits["exid:" + text])
+        m = store.meeting(mid)
+        key = next((k for k in m.items if k.endswith("|" + text)), None)
+        return Resolved(mid, "exchange", item_key=key)
+    if ical_key(text) in hits:
+        return Resolved(UUID(hits[ical_key(text)]), "ical")
+    raise NotFound(f"no meeting in the ledger has the id {text!r} (tried ledger meeting id, "
+                   "Exchange item id, iCalUId and Salesforce Event id)")
+
+
+ACTIONS = {
+    "private-item": "the owner can clear the private flag, or an admin can turn on "
+                    "private-item sync (org setting sync_private_items)",
+    "recurring-all-day": "make the series timed instead of all-day, or keep it out of sync; "
+                         "Salesforce cannot hold recurring all-day events",
+    "recurrence-conversion": "create a new meeting instead of converting it; Salesforce "
+                             "cannot turn a single event into a series or back",
+    "unsupported-time-zone": "the organizer can move the meeting to a time zone Salesforce "
+                             "supports, or an admin can add the zone to salesforce_time_zones",
+    "lightning-recurrence": "create the series in Outlook or in Salesforce Classic; Lightning "
+                            "event series are not synced down",
+}
+
+
+def explain(store: Store, any_id: str) -> dict[str, Any]:
+    """JSON keys: id, meeting_id, synced, rule, message, action, evidence."""
+    r = resolve(store, any_id)
+    m = store.meeting(r.meeting_id)
+    org = store.org()
+    settings = org.settings() if org is not None else OrgSettings()
+    entries = timeline(store, r.meeting_id)
+    verdict = _verdict(m, r, settings)
+    wanted = verdict.pop("evidence_filter")
+    evidence = [_evidence(e) for e in entries if wanted(e)]
+    return {"id": any_id, "meeting_id": str(r.meeting_id), **verdict, "evidence": evidence}
+
+
+def _focus(m: Meeting, r: Resolved) -> str | None:
+    """The Exchange item key the question is about, when there is one."""
+    if r.item_key:
+        return r.item_key
+    if r.salesforce_id:
+        for key, sf_id in m.links.items():
+            if sf_id == r.salesforce_id:
+                return key
+        return None
+    saved: list[str] = [s["item_key"] for s in m.saves.values()]
+    heads = [k for k, i in m.items.items() if i["item_type"] in ("single", "master")]
+    organizer = [k for k in heads if m.items[k]["is_organizer"]]
+    candidates = saved or organizer or heads
+    return candidates[0] if candidates else None
+
+
+def _verdict(m: Meeting, r: Resolved, settings: OrgSettings) -> dict[str, Any]:
+    focus = _focus(m, r)
+    sf_focus = r.salesforce_id or (next(iter(m.sf), None) if not m.items else None)
+    about = {focus, f"sf|{sf_focus}" if sf_focus else None} - {None}
+    issues = [(k, i) for k, i in m.issues.items() if i["item_key"] in about] or \
+        ([] if r.item_key or r.salesforce_id else list(m.issues.items()))
+    item = m.items.get(focus) if focus else None
+
+    def relevant(types: set[str], keys: set[str] | None = None) -> Any:
+        def pick(e: dict[str, Any]) -> bool:
+            if e["type"] not in types:
+                return False
+            return keys is None or bool(_entry_keys(e) & keys)
+        return pick
+
+    mailbox = focus.partition("|")[0] if focus else None
+    if mailbox in m.conflicts and focus:
+        organizer = m.items[focus]["organizer"]
+        return {"synced": False, "rule": "attendee-before-organizer",
+                "message": f"{mailbox} saved this meeting before its organizer {organizer} did; "
+                           "it is held as a sync conflict, nothing was written to Salesforce.",
+                "action": f"the organizer ({organizer}) must save it first; the conflict then "
+                          "resolves and the organizer's event is the one linked",
+                "evidence_filter": relevant({"SidebarSaveObserved", "ConflictDetected",
+                                             "ExchangeItemObserved"}, {focus})}
+    if issues:
+        key, issue = issues[0]
+        rule = issue["rule"]
+        return {"synced": False, "rule": rule,
+                "message": _issue_message(m, key, rule),
+                "action": ACTIONS.get(rule, "see the sync issue"),
+                "evidence_filter": relevant({"ExchangeItemObserved", "SalesforceEventObserved",
+                                             "SyncIssueRaised", "SidebarSaveObserved",
+                                             "SettingsChanged", "Linked"},
+                                            {issue["item_key"], key})}
+    linked = focus in m.links if focus else bool(sf_focus and sf_focus in m.links.values())
+    if linked:
+        sf_id = m.links.get(focus) if focus else sf_focus
+        save = next((s for s in m.saves.values() if s["item_key"] == focus), None)
+        no_attendees = bool(save and save["rule"] == "organizer-not-user")
+        message = f"synced: Exchange item <-> Salesforce Event {sf_id}"
+        if no_attendees:
+            message += " (saved with no attendees: the organizer is not a product user " \
+                       "of the org)"
+        return {"synced": True, "rule": "organizer-not-user" if no_attendees else None,
+                "message": message + _pending_note(m), "action": None,
+                "evidence_filter": relevant({"SaveAccepted", "Linked", "WritesPlanned",
+                                             "SeriesMasterUpdated", "SeriesMasterOverwritten"})}
+    if m.pending:
+        return {"synced": False, "rule": None,
+                "message": "accepted for sync; the other calendar does not show it yet"
+                           + _pending_note(m),
+                "action": "run 'syncledger sync' to carry out the plan",
+                "evidence_filter": relevant({"SaveAccepted", "DownSyncAccepted",
+                                             "WritesPlanned"})}
+    if item is not None:
+        reason = _out_of_scope_reason(item, settings)
+        return {"synced": False, "rule": None, "message": reason,
+                "action": "a product user can save it from the Outlook sidebar",
+                "evidence_filter": relevant({"ExchangeItemObserved"}, {focus} if focus else None)}
+    return {"synced": False, "rule": None,
+            "message": "only seen in Salesforce, and not eligible to go down to Exchange "
+                       "(its owner is not a product user, or it is an occurrence of a series)",
+            "action": "an admin can add the owner as a product user",
+            "evidence_filter": relevant({"SalesforceEventObserved"})}
+
+
+def _issue_message(m: Meeting, key: str, rule: str) -> str:
+    item_key_ = m.issues[key]["item_key"]
+    item = m.items.get(item_key_)
+    what = f"the Outlook item {item['item_id']}" if item else "the Salesforce event"
+    text = {
+        "private-item": f"{what} is private and the org does not sync private items; "
+                        "it was skipped and its content is not stored.",
+        "recurring-all-day": f"{what} is a recurring all-day series; these are not synced "
+                             "(a sync issue is logged and Outlook shows the Error category).",
+        "recurrence-conversion": f"{what} was synced as one kind (single or series) and became "
+                                 "the other; Salesforce cannot convert it, so it is not synced.",
+        "unsupported-time-zone": f"{what} uses time zone '{(item or {}).get('time_zone')}', "
+                                 "which has no Salesforce match: can't match time zone.",
+        "lightning-recurrence": "this is a Salesforce Lightning event series (IsRecurrence2); "
+                                "Lightning series are not synced down to Exchange.",
+    }
+    return text.get(rule, f"sync issue {rule}")
+
+
+def _pending_note(m: Meeting) -> str:
+    return f" ({len(m.pending)} write(s) still pending)" if m.pending else ""
+
+
+def _out_of_scope_reason(item: dict[str, Any], settings: OrgSettings) -> str:
+    if not settings.is_product_user(item["mailbox"]):
+        return f"the mailbox {item['mailbox']} is not a product user's"
+    if not item["is_organizer"]:
+        return ("attendee copies are only synced when the attendee saves them from the "
+                "sidebar, and nobody has")
+    return ("outside the auto-save window (14 days back to 60 days ahead of when it was "
+            "observed) and never saved explicitly")
+
+
+def _entry_keys(entry: dict[str, Any]) -> set[str]:
+    c = entry["changes"]
+    out: set[str] = set()
+    for name in ("item_key", "issue_key", "conflict_key"):
+        if isinstance(c.get(name), str):
+            out.add(c[name])
+    mailbox = c.get("mailbox")
+    item_id = c.get("item_id") or c.get("exchange_id")
+    if isinstance(mailbox, list):
+        mailbox = mailbox[1]
+    if isinstance(item_id, list):
+        item_id = item_id[1]
+    if isinstance(mailbox, str) and isinstance(item_id, str):
+        out.add(item_key(mailbox, item_id))
+    return out
+
+
+def _evidence(entry: dict[str, Any]) -> dict[str, Any]:
+    c = entry["changes"]
+    detail = c.get("message") or c.get("reason") or ""
+    if not detail and entry["source"] in ("graph", "salesforce", "sidebar"):
+        bits = [f"{k}={v[1]!r}" for k, v in list(c.items())[:4] if isinstance(v, list)]
+        detail = ", ".join(bits)
+    return {"position": entry["position"], "time": entry["time"], "source": entry["source"],
+            "type": entry["type"], "rule": entry["rule"], "detail": detail}

@@ -1,0 +1,184 @@
+"""The id mapping: which Exchange item is which Salesforce Event, both ways.
+
+One row per linked Exchange item (mailbox + item id; an occurrence also by
+its original start) with the Salesforce Event it is linked to, from the
+ledger's ``Linked`` / ``Unlinked`` decisions. A series master's row links the
+two masters. ``ical_uid`` and ``kind`` come from the item's latest
+observation before the link; for an occurrence or exception ``ical_uid`` is
+its series master's (Graph gives each occurrence its own iCalUId, so the
+series' uid plus ``occurrence_start`` is what names an occurrence). The
+facts of every observed item are kept in ``proj_mapping_items`` so a link
+decided batches later needs no event replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.base import Bulk, Handler, Projection, Row, Str, chunks, metadata, upserter
+
+mapping_table = sa.Table(
+    "proj_mapping", metadata,
+    sa.Column("mailbox", Str, primary_key=True),
+    sa.Column("exchange_id", Str, primary_key=True),
+    sa.Column("meeting_id", Str, nullable=False),
+    sa.Column("ical_uid", Str),
+    sa.Column("occurrence_start", Str),
+    sa.Column("salesforce_id", Str, nullable=False),
+    sa.Column("kind", Str),  # single | master | occurrence | exception
+    sa.Column("how", Str),
+    sa.Column("linked_at", Str),
+    sa.Index("ix_proj_mapping_salesforce_id", "salesforce_id"),
+    sa.Index("ix_proj_mapping_exchange_id", "exchange_id"),
+)
+
+items_table = sa.Table(
+    "proj_mapping_items", metadata,
+    sa.Column("exchange_id", Str, primary_key=True),
+    sa.Column("mailbox", Str, primary_key=True),
+    sa.Column("meeting_id", Str, nullable=False),
+    sa.Column("ical_uid", Str),
+    sa.Column("item_type", Str),
+    sa.Column("series_master_id", Str),
+)
+
+_write_items = upserter(items_table)
+_write_links = upserter(mapping_table)
+_unlink = Bulk(lambda _: mapping_table.delete().where(
+    mapping_table.c.mailbox == sa.bindparam("mb"),
+    mapping_table.c.exchange_id == sa.bindparam("xid")))
+
+#: Item facts: (ical_uid, item_type, series_master_id), keyed by (mailbox, item id).
+Facts = tuple[str | None, str | None, str | None]
+
+
+class MappingProjection(Projection):
+    """Links from the ledger's decisions; item facts from its observations."""
+
+    name = "mapping"
+    tables = (items_table, mapping_table)
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Row] = {}
+        self.links: dict[tuple[str, str], Row] = {}
+        self.unlinks: set[tuple[str, str]] = set()
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {"Meeting.ExchangeItemObserved": self.on_item,
+                "Meeting.Linked": self.on_linked,
+                "Meeting.Unlinked": self.on_unlinked}
+
+    def on_item(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        obs = state["observation"]
+        key = (obs["mailbox"], obs["item_id"])
+        self.items[key] = {"exchange_id": key[1], "mailbox": key[0], "meeting_id": meeting_id,
+                           "ical_uid": obs["ical_uid"], "item_type": obs["item_type"],
+                           "series_master_id": obs["series_master_id"]}
+
+    def on_linked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        key = (state["mailbox"], state["exchange_id"])
+        row: Row = {"mailbox": key[0], "exchange_id": key[1], "meeting_id": meeting_id,
+                    "ical_uid": None, "occurrence_start": state["occurrence_start"],
+                    "salesforce_id": state["salesforce_id"], "kind": None,
+                    "how": state["how"], "linked_at": state["timestamp"]}
+        # The item as it was when linked: later observations in the batch must not leak in.
+        item = self.items.get(key)
+        if item is not None:
+            row["_facts"] = (item["ical_uid"], item["item_type"], item["series_master_id"])
+        self.links[key] = row
+        self.unlinks.discard(key)
+
+    def on_unlinked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        key = (state["mailbox"], state["exchange_id"])
+        self.links.pop(key, None)
+        self.unlinks.add(key)
+
+    def flush(self, conn: Connection) -> None:
+        links = list(self.links.values())
+        self._fill_facts(conn, links)
+        # Item facts are written after the links took theirs from the database,
+        # so a link sees the item as the batch found it, not as the batch left it.
+        _write_items(conn, self.items.values())
+        _unlink(conn, [{"mb": m, "xid": x} for m, x in sorted(self.unlinks)])
+        _write_links(conn, links)
+        self.items, self.links, self.unlinks = {}, {}, set()
+
+    def _fill_facts(self, conn: Connection, links: list[Row]) -> None:
+        """Set ``kind`` and ``ical_uid`` of new links (one bulk lookup, not one per link)."""
+        if not links:
+            return
+        wanted = {(r["mailbox"], r["exchange_id"]) for r in links if "_facts" not in r}
+        known = _lookup(conn, wanted)
+        masters: set[tuple[str, str]] = set()
+        for row in links:
+            facts = row.pop("_facts", None) or known.get((row["mailbox"], row["exchange_id"]))
+            row["_f"] = facts
+            if facts and facts[1] in ("occurrence", "exception") and facts[2]:
+                masters.add((row["mailbox"], facts[2]))
+        master_facts = {k: (v["ical_uid"], v["item_type"], v["series_master_id"])
+                        for k, v in self.items.items() if k in masters}
+        master_facts.update(_lookup(conn, masters - set(master_facts)))
+        for row in links:
+            facts = row.pop("_f")
+            if facts is None:
+                continue
+            ical_uid, kind, master_id = facts
+            row["kind"] = kind
+            row["ical_uid"] = ical_uid
+            if kind in ("occurrence", "exception") and master_id:
+                master = master_facts.get((row["mailbox"], master_id))
+                if master is not None and master[0]:
+                    row["ical_uid"] = master[0]
+
+
+def _lookup(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Facts]:
+    """Stored facts of these items, in a few ``IN`` queries."""
+    out: dict[tuple[str, str], Facts] = {}
+    if not keys:
+        return out
+    t = items_table
+    ids = sorted({x for _, x in keys})
+    for part in chunks(ids):
+        rows = conn.execute(sa.select(t.c.mailbox, t.c.exchange_id, t.c.ical_uid, t.c.item_type,
+                                      t.c.series_master_id).where(t.c.exchange_id.in_(part)))
+        for mailbox, xid, ical_uid, item_type, master_id in rows:
+            if (mailbox, xid) in keys:
+                out[(mailbox, xid)] = (ical_uid, item_type, master_id)
+    return out
+
+
+COLUMNS = ("meeting_id", "mailbox", "exchange_id", "ical_uid", "occurrence_start",
+           "salesforce_id")
+
+
+def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | None = None,
+                exchange_id: str | None = None, salesforce_id: str | None = None
+                ) -> list[dict[str, Any]]:
+    """Mapping rows, in a stable order; ``kind`` is single|master|occurrence|exception."""
+    t = mapping_table
+    q = sa.select(*(t.c[c] for c in COLUMNS)).order_by(
+        t.c.meeting_id, t.c.mailbox, t.c.occurrence_start.nulls_first(), t.c.exchange_id)
+    if mailbox is not None:
+        q = q.where(t.c.mailbox == mailbox.lower())
+    if kind is not None:
+        q = q.where(t.c.kind == kind)
+    if exchange_id is not None:
+        q = q.where(t.c.exchange_id == exchange_id)
+    if salesforce_id is not None:
+        q = q.where(t.c.salesforce_id == salesforce_id)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def find_by_exchange(conn: Connection, exchange_id: str, mailbox: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """Rows of an Exchange item id (Graph ids differ per mailbox; give it to narrow)."""
+    return select_rows(conn, exchange_id=exchange_id, mailbox=mailbox)
+
+
+def find_by_salesforce(conn: Connection, salesforce_id: str) -> list[dict[str, Any]]:
+    """Rows of a Salesforce Event id (18 characters; several for a series' master)."""
+    return select_rows(conn, salesforce_id=salesforce_id)

@@ -1,0 +1,105 @@
+"""The plan: calendar writes the ledger has decided and the calendars do not show yet.
+
+A mirror of each meeting's pending writes (``ledger.writes`` decides them):
+``WritesPlanned`` inserts or replaces a write by its key, ``WritesSettled``
+removes keys once the calendars show the effect. The projection decides
+nothing. Rows come out ordered by meeting id then write key, so two runs
+over the same ledger execute the same writes in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.base import Bulk, Handler, Projection, Row, Str, metadata, upserter
+
+plan_table = sa.Table(
+    "proj_plan", metadata,
+    sa.Column("meeting_id", Str, primary_key=True),
+    sa.Column("key", Str, primary_key=True),  # the write's idempotency key
+    sa.Column("target", Str, nullable=False),  # salesforce | exchange
+    sa.Column("op", Str, nullable=False),  # create | update | delete | set-categories
+    sa.Column("mailbox", Str),
+    sa.Column("id", Str),  # the record written (None for creates)
+    sa.Column("fields", sa.Text, nullable=False),  # JSON object
+    sa.Column("reason", Str, nullable=False),
+    sa.Column("notify_attendees", sa.Boolean, nullable=False),
+    sa.Column("planned_at", Str, nullable=False),
+)
+
+_write = upserter(plan_table)
+_settle = Bulk(lambda _: plan_table.delete().where(
+    plan_table.c.meeting_id == sa.bindparam("mid"), plan_table.c.key == sa.bindparam("k")))
+
+
+class PlanProjection(Projection):
+    """Pending writes, replaced by key and removed once settled."""
+
+    name = "plan"
+    tables = (plan_table,)
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Row] = {}
+        self.settled: set[tuple[str, str]] = set()
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {"Meeting.WritesPlanned": self.on_planned,
+                "Meeting.WritesSettled": self.on_settled}
+
+    def on_planned(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        at = state["timestamp"]
+        for w in state["writes"]:
+            key = (meeting_id, w["key"])
+            self.settled.discard(key)
+            self.rows[key] = {
+                "meeting_id": meeting_id, "key": w["key"], "target": w["target"],
+                "op": w["op"], "mailbox": w["mailbox"], "id": w["id"],
+                "fields": orjson.dumps(w["fields"]).decode(), "reason": w["reason"],
+                "notify_attendees": bool(w["notify_attendees"]), "planned_at": at}
+
+    def on_settled(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        for k in state["keys"]:
+            key = (meeting_id, k)
+            self.rows.pop(key, None)
+            self.settled.add(key)
+
+    def flush(self, conn: Connection) -> None:
+        _settle(conn, [{"mid": m, "k": k} for m, k in sorted(self.settled)])
+        _write(conn, self.rows.values())
+        self.rows, self.settled = {}, set()
+
+
+COLUMNS = ("target", "op", "meeting_id", "mailbox", "id", "fields", "reason",
+           "notify_attendees")
+
+
+def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | None = None,
+                target: str | None = None, meeting_id: str | None = None,
+                with_key: bool = False) -> list[dict[str, Any]]:
+    """Pending writes by meeting id then key; ``kind`` is the op, ``fields`` a dict.
+
+    ``with_key`` adds the write's idempotency key (the sync's outbox needs it).
+    """
+    t = plan_table
+    columns = (*COLUMNS, "key") if with_key else COLUMNS
+    q = sa.select(*(t.c[c] for c in columns)).order_by(t.c.meeting_id, t.c.key)
+    if mailbox is not None:
+        q = q.where(t.c.mailbox == mailbox.lower())
+    if kind is not None:
+        q = q.where(t.c.op == kind)
+    if target is not None:
+        q = q.where(t.c.target == target)
+    if meeting_id is not None:
+        q = q.where(t.c.meeting_id == meeting_id)
+    out = []
+    for r in conn.execute(q):
+        row = dict(r._mapping)
+        row["fields"] = orjson.loads(row["fields"])
+        row["notify_attendees"] = bool(row["notify_attendees"])
+        out.append(row)
+    return out

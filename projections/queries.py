@@ -1,0 +1,113 @@
+"""What people ask the read models: each answer is a list of plain dicts.
+
+Every function first catches its projection up with the ledger, so an answer
+is never older than the log at the time of asking, and returns rows with
+exactly the keys listed in its docstring, in a stable order, the same on
+SQLite and PostgreSQL. Filters are keyword arguments; ``None`` means all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from ledger.identity import salesforce_id18
+from ledger.store import Store
+from projections import analytics as _analytics
+from projections import conflicts as _conflicts
+from projections import issues as _issues
+from projections import mapping as _mapping
+from projections import plan as _plan
+from projections import runner
+
+T = TypeVar("T")
+
+
+def _answer(store: Store, name: str, read: Callable[[Connection], T]) -> T:
+    runner.catch_up(store, [name])
+    with runner.reading(store) as conn:
+        return read(conn)
+
+
+def _no_state(view: str, state: str | None) -> None:
+    if state is not None:
+        raise ValueError(f"{view} rows have no state to filter on")
+
+
+def mapping(store: Store, *, mailbox: str | None = None, kind: str | None = None,
+            state: str | None = None) -> list[dict[str, Any]]:
+    """meeting_id, mailbox, exchange_id, ical_uid, occurrence_start, salesforce_id.
+
+    ``kind``: single | master | occurrence | exception (the Exchange item's type).
+    """
+    _no_state("mapping", state)
+    return _answer(store, "mapping",
+                   lambda c: _mapping.select_rows(c, mailbox=mailbox, kind=kind))
+
+
+def find_by_exchange(store: Store, exchange_id: str, mailbox: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """Mapping rows of an Exchange item id (one per mailbox holding that id)."""
+    return _answer(store, "mapping",
+                   lambda c: _mapping.find_by_exchange(c, exchange_id, mailbox))
+
+
+def find_by_salesforce(store: Store, salesforce_id: str) -> list[dict[str, Any]]:
+    """Mapping rows of a Salesforce Event id (15 or 18 characters)."""
+    return _answer(store, "mapping",
+                   lambda c: _mapping.find_by_salesforce(c, salesforce_id18(salesforce_id)))
+
+
+def conflicts(store: Store, *, mailbox: str | None = None, kind: str | None = None,
+              state: str | None = None) -> list[dict[str, Any]]:
+    """meeting_id, kind, attendee, organizer, state, detected_at, resolved_at.
+
+    ``state``: open | resolved; ``mailbox`` matches the attendee or the organizer.
+    """
+    return _answer(store, "conflicts", lambda c: _conflicts.select_rows(
+        c, mailbox=mailbox, kind=kind, state=state))
+
+
+def issues(store: Store, *, mailbox: str | None = None, kind: str | None = None,
+           state: str | None = None) -> list[dict[str, Any]]:
+    """meeting_id, kind, severity, direction, mailbox, exchange_id, salesforce_id,
+    message, state, outlook_category, raised_at.
+
+    ``kind`` is the rule id; ``state``: open | resolved.
+    """
+    return _answer(store, "issues", lambda c: _issues.select_rows(
+        c, mailbox=mailbox, kind=kind, state=state))
+
+
+def plan(store: Store, *, mailbox: str | None = None, kind: str | None = None,
+         state: str | None = None, target: str | None = None) -> list[dict[str, Any]]:
+    """target, op, meeting_id, mailbox, id, fields (a dict), reason, notify_attendees.
+
+    Ordered by meeting id then write key. ``kind`` filters on ``op``
+    (create | update | delete | set-categories); ``target``: salesforce | exchange.
+    """
+    _no_state("plan", state)
+    return _answer(store, "plan", lambda c: _plan.select_rows(
+        c, mailbox=mailbox, kind=kind, target=target))
+
+
+def pending_writes(store: Store) -> list[dict[str, Any]]:
+    """The plan with each write's idempotency ``key``, for the sync's outbox."""
+    return _answer(store, "plan", lambda c: _plan.select_rows(c, with_key=True))
+
+
+def analytics_meetings(store: Store, *, mailbox: str | None = None,
+                       state: str | None = None) -> list[dict[str, Any]]:
+    """meeting_id, organizer, organizer_is_user, attendees_are_users, start, recurrence,
+    sync_state, open_issue_kinds, what_id. ``state`` filters on ``sync_state``."""
+    return _answer(store, "analytics", lambda c: _analytics.select_meetings(
+        c, mailbox=mailbox, state=state))
+
+
+def analytics_daily(store: Store, *, mailbox: str | None = None, kind: str | None = None
+                    ) -> list[dict[str, Any]]:
+    """day, source (observation | issue | conflict), kind, mailbox, count."""
+    return _answer(store, "analytics", lambda c: _analytics.select_daily(
+        c, mailbox=mailbox, kind=kind))

@@ -1,0 +1,409 @@
+"""Running the projections: catch up, rebuild, follow, with exactly-once tracking.
+
+One pass over the ledger's log feeds every projection: a batch of events
+(2,000 by default) is read with plain SQL, each event is decoded once and
+handed to the projections whose handlers want its topic, then every
+projection writes its rows and its ``projection_tracking`` position in the
+same transaction. A crash loses the whole batch or nothing, so no event is
+ever counted twice; a restart resumes from the committed positions. Each
+projection keeps its own position, so one can be rebuilt while the others
+stay. The read models live in the ledger's own database (same SQLite file,
+same PostgreSQL schema), written with SQLAlchemy Core.
+
+On PostgreSQL the runner's connections set ``search_path`` to the ledger's
+schema, so the tables and every compiled statement need no schema name.
+Concurrent runners are safe: a batch holds the write lock (SQLite ``BEGIN
+IMMEDIATE``) or the tracking rows (PostgreSQL ``FOR UPDATE``) from reading the
+positions to commit, so two runners never apply the same events.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from ledger.store import Store, StoreURL
+from projections.analytics import AnalyticsProjection
+from projections.base import Bulk, Handler, Projection, metadata, tracking
+from projections.conflicts import ConflictsProjection
+from projections.issues import IssuesProjection
+from projections.mapping import MappingProjection
+from projections.plan import PlanProjection
+
+#: Every projection by name, in the order they are written in a batch.
+PROJECTIONS: dict[str, type[Projection]] = {
+    p.name: p for p in (MappingProjection, ConflictsProjection, IssuesProjection,
+                        PlanProjection, AnalyticsProjection)
+}
+NAMES = tuple(PROJECTIONS)
+BATCH_SIZE = 2000
+
+#: ``progress(events_read, events_to_read)``: called after each committed batch.
+Progress = Callable[[int, int], None]
+#: ``on_batch({name: events applied})``: called after each committed batch.
+OnBatch = Callable[[dict[str, int]], None]
+
+_engines: weakref.WeakKeyDictionary[Store, Engine] = weakref.WeakKeyDictionary()
+_engines_lock = threading.Lock()
+
+
+_move = Bulk(lambda _: tracking.update().where(tracking.c.name == sa.bindparam("n"))
+             .values(position=sa.bindparam("p")))
+
+
+class UnknownProjection(KeyError):
+    """A name that is not one of :data:`NAMES`."""
+
+
+def selected(names: Iterable[str] | None) -> list[str]:
+    """Projection names in their canonical order; all of them for None."""
+    if names is None:
+        return list(NAMES)
+    wanted = set(names)
+    unknown = sorted(wanted - set(NAMES))
+    if unknown:
+        raise UnknownProjection(f"unknown projection(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(NAMES)}")
+    return [n for n in NAMES if n in wanted]
+
+
+# --- the database -------------------------------------------------------------
+
+
+def engine_for(store: Store) -> Engine:
+    """A SQLAlchemy engine on the store's database (cached per store, no pooling)."""
+    with _engines_lock:
+        engine = _engines.get(store)
+        if engine is None:
+            engine = _engines[store] = _make_engine(store.url)
+        return engine
+
+
+def _make_engine(url: StoreURL) -> Engine:
+    if url.kind == "postgresql":
+        sa_url = sa.URL.create("postgresql+psycopg", username=url.user,
+                               password=url.password or None, host=url.host, port=url.port,
+                               database=url.dbname)
+        engine = sa.create_engine(sa_url, poolclass=NullPool)
+        schema = url.schema or "public"
+
+        @event.listens_for(engine, "connect")
+        def _schema(dbapi_conn: Any, _record: Any) -> None:
+            # Unqualified names are the ledger's schema: tables, DDL, compiled SQL.
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f'SET search_path TO "{schema}"')
+            dbapi_conn.commit()
+
+        return engine
+    if url.path == ":memory:":
+        raise ValueError("projections need the ledger in a file or in PostgreSQL: a private "
+                         "in-memory SQLite database cannot be opened a second time")
+    import sqlite3
+
+    path = url.path
+
+    def connect() -> sqlite3.Connection:
+        # Same flags as the event store's own connections (``uri`` names allowed).
+        conn = sqlite3.connect(path, uri=path.startswith("file:"), timeout=30,
+                               isolation_level=None, check_same_thread=False)
+        # WAL (set by the event store) + NORMAL: a commit is atomic but not synced;
+        # a power cut may undo the last batches, rows and tracking together, and
+        # the next catch-up simply redoes them.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    engine = sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=NullPool)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # pysqlite would only BEGIN before the first write; a batch must hold the
+        # write lock from reading its positions to commit (a deferred transaction
+        # that reads first cannot wait for the lock later: it fails at once).
+        # Readers ask for DEFERRED, so they never wait for a writer.
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _events_table(store: Store) -> str:
+    """The event store's table, quoted (PostgreSQL names it after the application)."""
+    name = str(getattr(store.recorder, "events_table_name", "stored_events"))
+    if store.url.kind == "postgresql":
+        return f'"{store.url.schema or "public"}"."{name}"'
+    return f'"{name}"'
+
+
+def _log_sql(store: Store) -> str:
+    table = _events_table(store)
+    if store.url.kind == "postgresql":
+        return (f"SELECT notification_id, originator_id, topic, state FROM {table} "
+                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s")
+    return (f"SELECT rowid, originator_id, topic, state FROM {table} "
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?")
+
+
+def _head_sql(store: Store) -> str:
+    column = "notification_id" if store.url.kind == "postgresql" else "rowid"
+    return f"SELECT MAX({column}) FROM {_events_table(store)}"
+
+
+@contextmanager
+def reading(store: Store) -> Iterator[Connection]:
+    """A connection for queries: on SQLite it never takes the write lock."""
+    with engine_for(store).connect() as conn:
+        yield conn.execution_options(sqlite_begin="DEFERRED")
+
+
+def _has_table(conn: Connection, name: str) -> bool:
+    return bool(sa.inspect(conn).has_table(name))
+
+
+def _serialize_ddl(conn: Connection) -> None:
+    """PostgreSQL: one runner at a time creates or drops tables in a schema.
+
+    (Concurrent ``CREATE TABLE IF NOT EXISTS`` can still collide in the
+    catalog; SQLite needs nothing, its ``BEGIN IMMEDIATE`` already serializes.)
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            sa.func.hashtext("syncledger projections " + sa.func.current_schema()))))
+
+
+def tables_of(names: Sequence[str]) -> list[sa.Table]:
+    return [t for n in names for t in PROJECTIONS[n].tables]
+
+
+def ensure(conn: Connection, names: Sequence[str]) -> None:
+    """Create missing tables and tracking rows (position 0) for these projections."""
+    with conn.begin():
+        _serialize_ddl(conn)
+        metadata.create_all(conn, tables=[tracking, *tables_of(names)], checkfirst=True)
+        existing = set(conn.execute(sa.select(tracking.c.name)).scalars())
+        missing = [{"name": n, "position": 0} for n in names if n not in existing]
+        if missing:  # ``_serialize_ddl`` / ``BEGIN IMMEDIATE``: no one else inserts now
+            conn.execute(tracking.insert(), missing)
+
+
+# --- running ------------------------------------------------------------------
+
+
+class _Runner:
+    """One catch-up run over one connection: projection instances and routing."""
+
+    def __init__(self, store: Store, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.projections = [PROJECTIONS[n]() for n in self.names]
+        self.log_sql = _log_sql(store)
+        self.head_sql = _head_sql(store)
+        self.hex_ids = store.url.kind == "sqlite"
+        self.by_event: dict[str, list[tuple[int, Handler]]] = {}
+        for i, p in enumerate(self.projections):
+            for name, handler in p.handlers().items():
+                self.by_event.setdefault(name, []).append((i, handler))
+        self.routes: dict[str, list[tuple[int, Handler]]] = {}
+        self.ids: dict[Any, str] = {}
+        self.ensured = False
+
+    def route(self, topic: str) -> list[tuple[int, Handler]]:
+        """Handlers of a topic (``ledger.meeting:Meeting.Linked`` -> ``Meeting.Linked``)."""
+        found = self.routes.get(topic)
+        if found is None:
+            found = self.routes[topic] = self.by_event.get(topic.partition(":")[2], [])
+        return found
+
+    def meeting_id(self, raw: Any) -> str:
+        """Canonical UUID text, whether the store keeps hex (SQLite) or uuid (PostgreSQL)."""
+        mid = self.ids.get(raw)
+        if mid is None:
+            if len(self.ids) > 200_000:
+                self.ids.clear()
+            if self.hex_ids and len(raw) == 32:  # SQLite keeps uuid.hex
+                mid = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}".lower()
+            else:
+                mid = str(UUID(str(raw)))
+            self.ids[raw] = mid
+        return mid
+
+    def positions(self, conn: Connection) -> list[int] | None:
+        """Committed positions, locked for this batch; None if a row went missing."""
+        q = sa.select(tracking.c.name, tracking.c.position).where(
+            tracking.c.name.in_(self.names)).order_by(tracking.c.name)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        found = {str(n): int(p) for n, p in conn.execute(q)}
+        if len(found) != len(self.names):
+            return None  # dropped by a rebuild meanwhile
+        return [found[n] for n in self.names]
+
+    def head(self, conn: Connection) -> int:
+        return int(conn.exec_driver_sql(self.head_sql).scalar() or 0)
+
+    def batch(self, conn: Connection, limit: int) -> dict[str, int] | None:
+        """Apply the next events (at most ``limit``); None at the head of the log."""
+        pos = self.positions(conn)
+        if pos is None:
+            raise _Missing
+        start, caught_up = min(pos), max(pos)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.log_sql, (start, limit))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if not rows:
+            return None
+        for p in self.projections:
+            p.start_batch(conn)
+        loads, routes, ids = orjson.loads, self.routes, self.ids
+        for position, oid, topic, state in rows:
+            handlers = routes.get(topic)
+            if handlers is None:
+                handlers = self.route(topic)
+            if not handlers:
+                continue
+            if position > caught_up:  # every projection is behind this event
+                d = loads(state)
+                mid = ids.get(oid) or self.meeting_id(oid)
+                for _, fn in handlers:
+                    fn(mid, d, position)
+                continue
+            wanting = [fn for i, fn in handlers if position > pos[i]]
+            if wanting:
+                d = loads(state)
+                mid = ids.get(oid) or self.meeting_id(oid)
+                for fn in wanting:
+                    fn(mid, d, position)
+        last = int(rows[-1][0])
+        for p in self.projections:
+            p.flush(conn)
+        counts = {}
+        moved = []
+        for name, old in zip(self.names, pos, strict=True):
+            counts[name] = sum(1 for r in rows if r[0] > old) if old > start else len(rows)
+            if last > old:
+                moved.append({"n": name, "p": last})
+        _move(conn, moved)
+        return counts
+
+    def run(self, conn: Connection, progress: Progress | None, batch_size: int,
+            max_events: int | None, on_batch: OnBatch | None) -> dict[str, int]:
+        totals = dict.fromkeys(self.names, 0)
+        if not self.ensured:
+            ensure(conn, self.names)
+            self.ensured = True
+        with conn.begin():
+            pos = self.positions(conn)
+            todo = max(self.head(conn) - min(pos or [0]), 0)
+        done = 0
+        while max_events is None or done < max_events:
+            limit = batch_size if max_events is None else min(batch_size, max_events - done)
+            try:
+                with conn.begin():
+                    counts = self.batch(conn, limit)
+            except _Missing:
+                ensure(conn, self.names)
+                continue
+            if counts is None:
+                break
+            for name, n in counts.items():
+                totals[name] += n
+            done += max(counts.values())
+            if progress is not None:
+                progress(done, max(todo, done))
+            if on_batch is not None:
+                on_batch(counts)
+        return totals
+
+
+class _Missing(Exception):
+    """A tracking row vanished (a rebuild dropped it): create it again and go on."""
+
+
+def catch_up(store: Store, names: Iterable[str] | None = None,
+             progress: Progress | None = None, *, batch_size: int = BATCH_SIZE,
+             max_events: int | None = None, on_batch: OnBatch | None = None
+             ) -> dict[str, int]:
+    """Apply every event not yet applied; returns events applied per projection.
+
+    ``max_events`` stops early (after that many log events), as a crash would.
+    """
+    chosen = selected(names)
+    with engine_for(store).connect() as conn:
+        return _Runner(store, chosen).run(conn, progress, batch_size, max_events, on_batch)
+
+
+def rebuild(store: Store, name: str | None = None, progress: Progress | None = None, *,
+            batch_size: int = BATCH_SIZE) -> dict[str, int]:
+    """Drop one projection's (or all) tables and tracking, then replay the log from zero."""
+    chosen = selected(None if name is None else [name])
+    drop(store, chosen)
+    return catch_up(store, chosen, progress, batch_size=batch_size)
+
+
+def drop(store: Store, names: Iterable[str] | None = None) -> None:
+    """Remove projections' tables and tracking rows (their next catch-up starts at zero)."""
+    chosen = selected(names)
+    with engine_for(store).connect() as conn, conn.begin():
+        _serialize_ddl(conn)
+        metadata.drop_all(conn, tables=tables_of(chosen), checkfirst=True)
+        if _has_table(conn, tracking.name):
+            conn.execute(tracking.delete().where(tracking.c.name.in_(chosen)))
+
+
+def positions(store: Store) -> dict[str, int]:
+    """Committed position of every projection that has one."""
+    with reading(store) as conn:
+        if not _has_table(conn, tracking.name):
+            return {}
+        return {str(n): int(p) for n, p in conn.execute(
+            sa.select(tracking.c.name, tracking.c.position).order_by(tracking.c.name))}
+
+
+def follow(store: Store, stop: threading.Event, on_batch: OnBatch | None = None, *,
+           names: Iterable[str] | None = None, batch_size: int = BATCH_SIZE,
+           poll_interval: float = 0.2) -> None:
+    """Keep the projections caught up until ``stop`` is set.
+
+    PostgreSQL wakes on the event store's NOTIFY (every insert notifies the
+    recorder's channel); SQLite polls every ``poll_interval`` seconds. A
+    missed notification costs at most one ``poll_interval``.
+    """
+    chosen = selected(names)
+    runner = _Runner(store, chosen)
+    listener = _listen(store) if store.url.kind == "postgresql" else None
+    try:
+        with engine_for(store).connect() as conn:
+            while not stop.is_set():
+                runner.run(conn, None, batch_size, None, on_batch)
+                if listener is None:
+                    stop.wait(poll_interval)
+                else:
+                    for _ in listener.notifies(timeout=poll_interval, stop_after=1):
+                        pass
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _listen(store: Store) -> Any:
+    """A psycopg connection listening on the event store's notification channel."""
+    import psycopg
+    from psycopg import sql
+
+    url = store.url
+    channel = str(getattr(store.recorder, "channel_name", "stored_events"))
+    conn = psycopg.connect(host=url.host, port=url.port, user=url.user,
+                           password=url.password or None, dbname=url.dbname, autocommit=True)
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+    return conn

@@ -1,0 +1,105 @@
+"""Intake as a user meets it: the CLI, bad input, idempotence, the demo feed, both stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from adapters.cli import main
+from adapters.jobs import sandbox_feed_path
+from adapters.sandbox import ALICE, _graph_id, _ical, build, demo_feed, graph_event
+from ledger.identity import ical_key
+from ledger.store import Store
+from tests.scenarios import ingest, meeting_of, org_with_settings
+
+
+def test_bundled_feed_is_the_sandbox_org() -> None:
+    assert sandbox_feed_path().read_bytes() == demo_feed(), \
+        "regenerate it: python -m adapters.sandbox"
+
+
+def test_ingest_cli_summary_and_idempotence(store_url: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(demo_feed())
+    assert main(["ingest", str(feed), "--db", store_url, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["lines_read"] == len(build().feed)
+    assert first["events_appended"] > first["lines_read"]
+    assert first["quarantined"] == 0 and first["duplicates_skipped"] == 0
+    assert main(["ingest", str(feed), "--db", store_url, "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["events_appended"] == 0
+    assert second["duplicates_skipped"] == second["lines_read"]
+
+
+def test_bad_lines_are_quarantined_and_the_rest_ingested(store_url: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    org = org_with_settings()
+    good = graph_event(ALICE, "ok", subject="Fine", organizer=ALICE, attendees=(ALICE,),
+                       start="2026-11-24T17:00:00", end="2026-11-24T18:00:00")
+    org.graph(1, ALICE, good)
+    bad_time = {**good, "id": "AAMkBADTIME", "start": {"dateTime": "24/11/2026 5pm",
+                                                       "timeZone": "UTC"}}
+    lines = org.jsonl().splitlines()
+    lines.insert(1, b"{this is not json")
+    lines.append(orjson.dumps({"kind": "graph.event", "observed_at": "2026-11-20T09:05:00Z",
+                               "mailbox": ALICE, "payload": bad_time}))
+    lines.append(orjson.dumps({"kind": "graph.event", "observed_at": "2026-11-20T09:05:00Z",
+                               "payload": good}))  # no mailbox
+    lines.append(orjson.dumps({"kind": "org.settings", "observed_at": "2026-11-20T09:06:00Z",
+                               "payload": {"sync_everything": True}}))
+    lines.append(b'{"kind": "graph.event", "observed_at": "2026-11-20T09:0')  # truncated
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b"\n".join(lines))
+
+    assert main(["ingest", str(feed), "--db", store_url]) == 3
+    err = capsys.readouterr().err
+    assert "line 2" in err
+    assert main(["quarantine", "--db", store_url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["line_no"] for r in rows] == [2, 4, 5, 6, 7]
+    by_line = {r["line_no"]: r for r in rows}
+    assert by_line[4]["item_id"] == "AAMkBADTIME" and "start" in by_line[4]["field"]
+    assert by_line[5]["field"] == "mailbox"
+    assert "sync_everything" in by_line[6]["error"]
+    assert by_line[7]["raw"].startswith('{"kind": "graph.event"')
+    store = Store.open(store_url)
+    try:  # the good item was recorded despite the bad lines around it
+        assert meeting_of(store, ical_key(_ical("ok"))).items
+    finally:
+        store.close()
+
+
+def test_save_of_an_item_never_seen_is_quarantined(store: Store, tmp_path: Path) -> None:
+    org = org_with_settings()
+    org.save(1, ALICE, _graph_id(ALICE, "ghost"))
+    result = ingest(store, org, tmp_path)
+    assert result.quarantined == 1
+    (row,) = store.quarantined()
+    assert row["field"] == "itemId" and "never observed" in row["error"]
+
+
+def test_unknown_db_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quarantine", "--db", "mysql://x/y"]) == 2
+    assert "--db" in capsys.readouterr().err
+
+
+def test_demo_runs_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "syncledger-demo.db").exists()
+    for rule in ("private-item", "attendee-before-organizer", "organizer-not-user",
+                 "series-master-update", "series-master-overwrite", "recurring-all-day",
+                 "recurrence-conversion", "unsupported-time-zone", "lightning-recurrence"):
+        assert rule in out, rule
+    assert main(["demo", "--json"]) == 0  # runs again from scratch
+    report = json.loads(capsys.readouterr().out)
+    assert report["intake"]["quarantined"] == 0
+    assert len(report["meetings"]) == 11
