@@ -20,10 +20,14 @@ from typing import Any
 
 import orjson
 
+from ledger.identity import salesforce_id18
+
 ORG_DOMAIN = "contoso.com"
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 ERIN, DAVE = "erin@contoso.com", "dave@fabrikam.com"
-USER_IDS = {ALICE: "0055e000001AbCdAAA", BOB: "0055e000001BcDeAAA", CAROL: "0055e000001CdEfAAA"}
+#: Ids are real 18-character Ids (checksum suffix included), so 15-character look-ups work.
+USER_IDS = {ALICE: salesforce_id18("0055e000001AbCd"), BOB: salesforce_id18("0055e000001BcDe"),
+            CAROL: salesforce_id18("0055e000001CdEf")}
 NAMES = {ALICE: "Alice Adams", BOB: "Bob Brown", CAROL: "Carol Chen", ERIN: "Erin Evans",
          DAVE: "Dave Dunn"}
 MARKER_PROPERTY = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name SyncLedgerSalesforceId"
@@ -50,7 +54,7 @@ def _change_key(seed: str) -> str:
 
 
 def _sf_id(prefix: str, n: int) -> str:
-    return f"{prefix}5e000{n:07d}AAA"
+    return salesforce_id18(f"{prefix}5e000{n:07d}")
 
 
 def _dt(value: str) -> dict[str, str]:

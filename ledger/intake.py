@@ -295,7 +295,7 @@ class Ledger:
         batch.quarantine.append((item.source, line, err.item_id, err.field, str(err),
                                  item.raw, observed_at))
         result.quarantined += 1
-        where = f"{item.source}:{line}" if line is not None else item.source
+        where = f"{item.source} line {line}" if line is not None else item.source
         result.errors.append(f"{where}: {err}")
 
     # --- saving -------------------------------------------------------

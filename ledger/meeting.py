@@ -70,7 +70,9 @@ class Meeting(Aggregate):
         self.sf: dict[str, dict[str, Any]] = {}  # Salesforce id -> latest record
         self.previous_sf: dict[str, dict[str, Any]] = {}
         self.sf_deleted: dict[str, str] = {}  # Salesforce id -> deleted at
-        self.versions: dict[str, str] = {}  # "ex|<item key>" / "sf|<id>" -> version seen
+        #: every version ever recorded: "ex|<item key>|<version>" / "sf|<id>|<version>" -> when.
+        #: A re-delivered old version is a duplicate too, not only a repeat of the latest.
+        self.versions: dict[str, str] = {}
         self.saves: dict[str, dict[str, Any]] = {}  # saver mailbox -> accepted save
         self.explicit_saves: dict[str, dict[str, Any]] = {}  # item key -> sidebar save
         self.links: dict[str, str] = {}  # item key -> Salesforce id
@@ -137,7 +139,7 @@ class Meeting(Aggregate):
                 m.previous_items[key] = m.items[key]
             m.items[key] = rec
             m.removed.pop(key, None)
-            m.versions["ex|" + key] = rec["version"]
+            m.versions[f"ex|{key}|{rec['version']}"] = rec["observed_at"]
             m.refresh_bases()
 
     class ExchangeItemRemoved(Aggregate.Event):
@@ -157,7 +159,7 @@ class Meeting(Aggregate):
                 m.previous_sf[rec["event_id"]] = m.sf[rec["event_id"]]
             m.sf[rec["event_id"]] = rec
             m.sf_deleted.pop(rec["event_id"], None)
-            m.versions["sf|" + rec["event_id"]] = rec["version"]
+            m.versions[f"sf|{rec['event_id']}|{rec['version']}"] = rec["observed_at"]
             m.refresh_bases()
 
     class SalesforceEventDeleted(Aggregate.Event):
@@ -342,7 +344,7 @@ class Meeting(Aggregate):
     def _record_observation(self, obs: Observation, settings: OrgSettings, ts: datetime) -> bool:
         if isinstance(obs, ExchangeItemSeen):
             key = item_key(obs.mailbox, obs.item_id)
-            if self.versions.get("ex|" + key) == obs.version and key not in self.removed:
+            if f"ex|{key}|{obs.version}" in self.versions and key not in self.removed:
                 return False
             rec = to_record(obs)
             if obs.sensitivity in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
@@ -357,7 +359,7 @@ class Meeting(Aggregate):
             self.trigger_event(Meeting.ExchangeItemRemoved, timestamp=ts,
                                observation=to_record(obs))
         elif isinstance(obs, SalesforceEventSeen):
-            if self.versions.get("sf|" + obs.event_id) == obs.version:
+            if f"sf|{obs.event_id}|{obs.version}" in self.versions:
                 return False
             rec = to_record(obs)
             changed = _changed(self.sf.get(obs.event_id), rec)

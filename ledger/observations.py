@@ -152,6 +152,7 @@ def from_record(record: dict[str, Any]) -> Observation:
     kind = record["kind"]
     data = dict(record)
     if kind == "exchange.item":
+        data.pop("redacted", None)  # a private item's record: its content was never stored
         data["attendees"] = tuple(Attendee(**a) for a in data["attendees"])
         data["categories"] = tuple(data["categories"])
         return ExchangeItemSeen(**data)

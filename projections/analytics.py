@@ -29,7 +29,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.settings import OrgSettings
-from projections.base import Bulk, Handler, Projection, Row, Str, chunks, metadata, upserter
+from projections.base import (
+    Bulk,
+    Handler,
+    Projection,
+    Row,
+    Str,
+    as_dict,
+    chunks,
+    metadata,
+    upserter,
+)
 
 meetings_table = sa.Table(
     "proj_analytics_meetings", metadata,
@@ -283,7 +293,7 @@ def select_meetings(conn: Connection, *, mailbox: str | None = None,
         q = q.where(t.c.sync_state == state)
     out = []
     for r in conn.execute(q):
-        row = dict(r._mapping)
+        row = as_dict(r)
         row["organizer_is_user"] = bool(row["organizer_is_user"])
         out.append(row)
     return out
@@ -299,4 +309,4 @@ def select_daily(conn: Connection, *, mailbox: str | None = None, kind: str | No
         q = q.where(t.c.mailbox == mailbox.lower())
     if kind is not None:
         q = q.where(t.c.kind == kind)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return [as_dict(r) for r in conn.execute(q)]

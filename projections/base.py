@@ -60,6 +60,15 @@ class Projection:
         raise NotImplementedError
 
 
+def as_dict(row: Any) -> Row:
+    """A result row as a plain dict with plain ``str`` keys.
+
+    SQLAlchemy 2.1 keys rows by ``quoted_name`` (a ``str`` subclass), which
+    orjson refuses as a dict key; every read model answers through this.
+    """
+    return {str(k): v for k, v in row._mapping.items()}
+
+
 def chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
     """Slices small enough for an ``IN (...)`` list on every database."""
     for i in range(0, len(values), size):

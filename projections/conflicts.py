@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Row, Str, metadata, upserter
+from projections.base import Bulk, Handler, Projection, Row, Str, as_dict, metadata, upserter
 
 conflicts_table = sa.Table(
     "proj_conflicts", metadata,
@@ -92,4 +92,4 @@ def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | Non
         q = q.where(t.c.kind == kind)
     if state is not None:
         q = q.where(t.c.state == state)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return [as_dict(r) for r in conn.execute(q)]

@@ -137,21 +137,20 @@ def _verdict(m: Meeting, r: Resolved, settings: OrgSettings) -> dict[str, Any]:
                                              "SettingsChanged", "Linked"},
                                             {issue["item_key"], key})}
     linked = focus in m.links if focus else bool(sf_focus and sf_focus in m.links.values())
+    save = next((s for s in m.saves.values() if s["item_key"] == focus), None)
+    no_attendees = bool(save and save["rule"] == "organizer-not-user")
+    how = (" (saved with no attendees: the organizer is not a product user of the org)"
+           if no_attendees else "")
     if linked:
         sf_id = m.links.get(focus) if focus else sf_focus
-        save = next((s for s in m.saves.values() if s["item_key"] == focus), None)
-        no_attendees = bool(save and save["rule"] == "organizer-not-user")
-        message = f"synced: Exchange item <-> Salesforce Event {sf_id}"
-        if no_attendees:
-            message += " (saved with no attendees: the organizer is not a product user " \
-                       "of the org)"
+        message = f"synced: Exchange item <-> Salesforce Event {sf_id}{how}"
         return {"synced": True, "rule": "organizer-not-user" if no_attendees else None,
                 "message": message + _pending_note(m), "action": None,
                 "evidence_filter": relevant({"SaveAccepted", "Linked", "WritesPlanned",
                                              "SeriesMasterUpdated", "SeriesMasterOverwritten"})}
     if m.pending:
-        return {"synced": False, "rule": None,
-                "message": "accepted for sync; the other calendar does not show it yet"
+        return {"synced": False, "rule": "organizer-not-user" if no_attendees else None,
+                "message": f"accepted for sync{how}; the other calendar does not show it yet"
                            + _pending_note(m),
                 "action": "run 'syncledger sync' to carry out the plan",
                 "evidence_filter": relevant({"SaveAccepted", "DownSyncAccepted",

@@ -19,7 +19,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Row, Str, chunks, metadata, upserter
+from projections.base import (
+    Bulk,
+    Handler,
+    Projection,
+    Row,
+    Str,
+    as_dict,
+    chunks,
+    metadata,
+    upserter,
+)
 
 mapping_table = sa.Table(
     "proj_mapping", metadata,
@@ -170,7 +180,7 @@ def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | Non
         q = q.where(t.c.exchange_id == exchange_id)
     if salesforce_id is not None:
         q = q.where(t.c.salesforce_id == salesforce_id)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return [as_dict(r) for r in conn.execute(q)]
 
 
 def find_by_exchange(conn: Connection, exchange_id: str, mailbox: str | None = None

@@ -16,7 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Row, Str, metadata, upserter
+from projections.base import Bulk, Handler, Projection, Row, Str, as_dict, metadata, upserter
 
 plan_table = sa.Table(
     "proj_plan", metadata,
@@ -98,7 +98,7 @@ def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | Non
         q = q.where(t.c.meeting_id == meeting_id)
     out = []
     for r in conn.execute(q):
-        row = dict(r._mapping)
+        row = as_dict(r)
         row["fields"] = orjson.loads(row["fields"])
         row["notify_attendees"] = bool(row["notify_attendees"])
         out.append(row)

@@ -53,7 +53,8 @@ def interleave(lines: list[tuple[str, dict[str, Any]]], order: list[int]
 
 
 def log_of(store: Store) -> list[tuple[str, int, str, bytes]]:
-    return [(oid, version, topic, state) for _, oid, version, topic, state in store.read_log(0, 10**6)]
+    return [(oid, version, topic, state)
+            for _, oid, version, topic, state in store.read_log(0, 10**6)]
 
 
 def per_meeting(store: Store) -> dict[str, list[tuple[int, str, bytes]]]:

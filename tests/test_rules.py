@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from adapters.sandbox import (
     ALICE,
@@ -22,7 +23,7 @@ from ledger.identity import ical_key, item_key, salesforce_key
 from ledger.store import Store
 from tests.scenarios import decisions, ingest, meeting_of, org_with_settings, pending
 
-SINGLE = dict(start="2026-11-24T17:00:00", end="2026-11-24T18:00:00")
+SINGLE: dict[str, Any] = dict(start="2026-11-24T17:00:00", end="2026-11-24T18:00:00")
 
 
 def test_private_item_is_skipped_and_its_content_never_stored(store: Store, tmp_path: Path
@@ -59,7 +60,7 @@ def test_attendee_before_organizer_is_a_conflict_until_the_organizer_saves(
         store: Store, tmp_path: Path) -> None:
     org = org_with_settings()
     fields = dict(subject="Review", organizer=ALICE, attendees=(ALICE, BOB), **SINGLE)
-    org.graph(1, BOB, graph_event(BOB, "r", **fields))  # type: ignore[arg-type]
+    org.graph(1, BOB, graph_event(BOB, "r", **fields))
     org.save(2, BOB, _graph_id(BOB, "r"))
     ingest(store, org, tmp_path, "a.jsonl")
     m = meeting_of(store, ical_key(_ical("r")))
@@ -67,7 +68,7 @@ def test_attendee_before_organizer_is_a_conflict_until_the_organizer_saves(
     assert not pending(m, "salesforce")  # nothing is written for a conflict
 
     later = org_with_settings()
-    later.graph(3, ALICE, graph_event(ALICE, "r", **fields))  # type: ignore[arg-type]
+    later.graph(3, ALICE, graph_event(ALICE, "r", **fields))
     later.salesforce(4, sf_event(1, subject="Review", owner=ALICE, ical=_ical("r"),
                                  modstamp="2026-11-20T09:04:00.000+0000", **SINGLE))
     ingest(store, later, tmp_path, "b.jsonl")
@@ -206,10 +207,10 @@ def test_recurring_all_day_is_an_issue_on_both_sides(store: Store, tmp_path: Pat
 def test_recurrence_conversion_of_a_synced_single(store: Store, tmp_path: Path) -> None:
     org = org_with_settings()
     fields = dict(subject="QBR", organizer=ALICE, attendees=(ALICE, DAVE), **SINGLE)
-    org.graph(1, ALICE, graph_event(ALICE, "q", **fields))  # type: ignore[arg-type]
+    org.graph(1, ALICE, graph_event(ALICE, "q", **fields))
     org.salesforce(2, sf_event(60, subject="QBR", owner=ALICE, ical=_ical("q"),
                                modstamp="2026-11-20T09:02:00.000+0000", **SINGLE))
-    org.graph(3, ALICE, graph_event(ALICE, "q", **fields, kind="seriesMaster", revision=1,  # type: ignore[arg-type]
+    org.graph(3, ALICE, graph_event(ALICE, "q", **fields, kind="seriesMaster", revision=1,
                                     recurrence=weekly("2026-11-24", ["tuesday"], 4)))
     ingest(store, org, tmp_path)
     m = meeting_of(store, ical_key(_ical("q")))

@@ -1,0 +1,191 @@
+"""The observation feed (DOMAIN.md §6): JSON Lines envelopes <-> domain observations.
+
+One envelope a line: ``kind``, ``observed_at`` (ISO-8601 with a zone),
+``payload`` (the raw wire object), plus ``mailbox`` for ``graph.event`` and
+``sidebar.save`` and optional ``relations`` for ``salesforce.event``. The sync
+writes exactly these envelopes (``envelope``), so a live run can be recorded
+and re-ingested. A line that cannot be read becomes a ``FeedError`` that names
+the line, the item id when known and the field; reading goes on with the next
+line, so one bad line never costs the rest of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from adapters import graph_wire, salesforce_wire
+from adapters.wire import WireError, kind_of, parse_instant
+from ledger.identity import is_salesforce_id, salesforce_id18
+from ledger.observations import Observation, SettingsChanged, SidebarSave
+from ledger.settings import SettingsError, validate_changes
+
+KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
+         "org.settings")
+_ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
+
+
+class FeedError(ValueError):
+    """One line that could not be read: where, which item, which field, why."""
+
+    def __init__(self, message: str, *, item_id: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.item_id = item_id
+        self.field = field
+
+
+def envelope(kind: str, observed_at: str, payload: Any, *, mailbox: str | None = None,
+             relations: list[dict[str, Any]] | None = None) -> bytes:
+    """One feed line (without its newline), exactly as ``parse_line`` reads it."""
+    line: dict[str, Any] = {"kind": kind, "observed_at": observed_at}
+    if mailbox is not None:
+        line["mailbox"] = mailbox
+    line["payload"] = payload
+    if relations is not None:
+        line["relations"] = relations
+    return orjson.dumps(line)
+
+
+def _mailbox(line: dict[str, Any]) -> str:
+    mailbox = line.get("mailbox")
+    if not isinstance(mailbox, str) or "@" not in mailbox:
+        raise FeedError(f"{line['kind']} needs 'mailbox', the mailbox owner's email address "
+                        f"(got {mailbox!r})", field="mailbox",
+                        item_id=_payload_id(line.get("payload")))
+    return mailbox.lower()
+
+
+def _payload_id(payload: Any) -> str | None:
+    if isinstance(payload, dict):
+        for name in ("id", "Id", "itemId"):
+            if isinstance(payload.get(name), str):
+                return str(payload[name])
+    return None
+
+
+def _sidebar_save(payload: Any, mailbox: str, observed_at: str) -> SidebarSave:
+    if not isinstance(payload, dict):
+        raise WireError("payload", f"expected {{itemId, whatId?, whoId?}}, got "
+                                   f"{kind_of(payload)}")
+    item_id = payload.get("itemId")
+    if not isinstance(item_id, str) or not item_id:
+        raise WireError("itemId", "missing: the Outlook item the user saved")
+    unknown = sorted(set(payload) - {"itemId", "whatId", "whoId"})
+    if unknown:
+        raise WireError(unknown[0], "unknown key (known: itemId, whatId, whoId)", item_id)
+    ids: dict[str, str | None] = {}
+    for name in ("whatId", "whoId"):
+        value = payload.get(name)
+        if value is not None and not (isinstance(value, str) and
+                                      is_salesforce_id(value)):
+            raise WireError(name, f"{value!r} is not a Salesforce Id", item_id)
+        ids[name] = salesforce_id18(value) if value else None
+    return SidebarSave(observed_at=observed_at, mailbox=mailbox, item_id=item_id,
+                       what_id=ids["whatId"], who_id=ids["whoId"])
+
+
+def _settings(payload: Any, observed_at: str) -> SettingsChanged:
+    try:
+        return SettingsChanged(observed_at=observed_at, changes=validate_changes(payload))
+    except SettingsError as exc:
+        raise WireError(exc.key, str(exc)) from None
+
+
+def parse_envelope(line: Any) -> Observation:
+    """A decoded feed line as a domain observation; raises FeedError naming the field."""
+    if not isinstance(line, dict):
+        raise FeedError(f"expected a JSON object, got {kind_of(line)}")
+    kind = line.get("kind")
+    if kind not in KINDS:
+        raise FeedError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})",
+                        field="kind", item_id=_payload_id(line.get("payload")))
+    unknown = sorted(set(line) - _ENVELOPE_KEYS)
+    if unknown:
+        raise FeedError(f"unknown envelope key {unknown[0]!r}", field=unknown[0],
+                        item_id=_payload_id(line.get("payload")))
+    if "payload" not in line:
+        raise FeedError(f"{kind} has no 'payload'", field="payload")
+    payload = line["payload"]
+    try:
+        observed_at = parse_instant(line.get("observed_at"), "observed_at")
+    except WireError as exc:
+        raise FeedError(str(exc), field="observed_at", item_id=_payload_id(payload)) from None
+    try:
+        if kind == "graph.event":
+            return graph_wire.to_observation(payload, _mailbox(line), observed_at)
+        if kind == "salesforce.event":
+            return salesforce_wire.to_observation(payload, line.get("relations"), observed_at)
+        if kind == "salesforce.deleted":
+            return salesforce_wire.deleted_to_observation(payload, observed_at)
+        if kind == "sidebar.save":
+            return _sidebar_save(payload, _mailbox(line), observed_at)
+        return _settings(payload, observed_at)
+    except WireError as exc:
+        field = exc.field if exc.field.startswith("relations") else f"payload.{exc.field}"
+        raise FeedError(f"{kind} {exc.item_id or _payload_id(payload) or ''}: {field}: "
+                        f"{str(exc).partition(': ')[2]}".replace("  ", " "),
+                        field=field, item_id=exc.item_id or _payload_id(payload)) from None
+
+
+def parse_line(line: bytes, line_no: int) -> Observation:
+    """One raw feed line; raises FeedError with the line number in its message."""
+    try:
+        decoded = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        hint = " (the line is cut short: truncated file?)" if "unexpected end" in str(exc) \
+            .lower() or not line.rstrip().endswith(b"}") else ""
+        raise FeedError(f"line {line_no}: not JSON{hint}: {exc}") from None
+    try:
+        return parse_envelope(decoded)
+    except FeedError as exc:
+        raise FeedError(f"line {line_no}: {exc}", item_id=exc.item_id, field=exc.field) from None
+
+
+def read_feed(path: Path) -> Iterator[tuple[int, bytes, Observation | FeedError]]:
+    """Every non-blank line of a feed file, parsed; bad lines carry their error.
+
+    Occurrence stubs (ids and times only, as delta delivers them) are filled
+    from their series master when the master came earlier in the same file.
+    """
+    fill = StubFiller()
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            try:
+                yield line_no, raw, parse_line(fill(raw), line_no)
+            except FeedError as exc:
+                yield line_no, raw, exc
+
+
+class StubFiller:
+    """Remembers series masters per mailbox and completes later occurrence stubs."""
+
+    def __init__(self) -> None:
+        self.masters: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def __call__(self, raw: bytes) -> bytes:
+        if b'"seriesMaster' not in raw:
+            return raw  # the common case: no need to decode twice
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        if not isinstance(line, dict) or line.get("kind") != "graph.event":
+            return raw
+        payload, mailbox = line.get("payload"), str(line.get("mailbox") or "").lower()
+        if not isinstance(payload, dict):
+            return raw
+        if payload.get("type") == "seriesMaster" and isinstance(payload.get("id"), str):
+            self.masters[(mailbox, payload["id"])] = payload
+            return raw
+        master = self.masters.get((mailbox, str(payload.get("seriesMasterId"))))
+        if master is None or not graph_wire.is_stub(payload):
+            return raw
+        return envelope(str(line.get("kind")), str(line.get("observed_at")),
+                        graph_wire.fill_stub(payload, master), mailbox=line.get("mailbox"))

@@ -1,0 +1,348 @@
+"""Microsoft Graph ``event`` JSON <-> domain values. The only module that knows Graph fields.
+
+Reading: a Graph v1.0 event (calendarView, delta, instances, ``GET event``)
+becomes an ``ExchangeItemSeen``; an ``@removed`` object becomes an
+``ExchangeItemGone``. Times are turned into ISO-8601 UTC strings, zone names
+are kept as Windows names (the ledger maps them), and a payload that lacks a
+field the ledger cannot do without raises ``WireError`` naming that field.
+
+Writing: the plan's fields (domain names) become a Graph request body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from adapters.wire import WireError, kind_of, parse_instant, utc_iso
+from ledger.observations import Attendee, ExchangeItemGone, ExchangeItemSeen, ItemType
+from ledger.timezones import to_iana
+
+#: Graph ``type`` -> the ledger's item type.
+ITEM_TYPES: dict[str, ItemType] = {
+    "singleInstance": "single", "seriesMaster": "master",
+    "occurrence": "occurrence", "exception": "exception",
+}
+#: ``@removed.reason`` -> why the item left the mailbox's view (DOMAIN.md §4 keeps them apart).
+REMOVAL_REASONS = {"deleted": "deleted", "changed": "not-visible"}
+#: The property set our cross-reference property lives in (a GUID of our own).
+MARKER_GUID = "66f5a359-4659-4830-9070-00047ec6ac6e"
+DEFAULT_MARKER = "SyncLedgerSalesforceId"
+#: Graph reports UTC and floating zones with these ids instead of a Windows name.
+ZONE_ALIASES = {"tzone://Microsoft/Utc": "UTC", "Coordinated Universal Time": "UTC"}
+_NO_DATE = "0001-01-01"
+#: Bookkeeping fields that change without the item changing.
+_NOT_CONTENT = frozenset({"@odata.etag", "@odata.context", "changeKey"})
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    iana = to_iana(ZONE_ALIASES.get(name, name))
+    if iana is None:
+        return None
+    try:
+        return ZoneInfo(iana)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def parse_date_time_zone(value: Any, field: str, item_id: str | None) -> str:
+    """A Graph ``dateTimeTimeZone`` (wall time + zone name) as ledger UTC."""
+    if not isinstance(value, dict):
+        raise WireError(field, f"expected an object with dateTime and timeZone, got "
+                               f"{kind_of(value)}", item_id)
+    wall, zone_name = value.get("dateTime"), value.get("timeZone") or "UTC"
+    if not isinstance(wall, str):
+        raise WireError(f"{field}.dateTime", "missing or not a string", item_id)
+    if not isinstance(zone_name, str):
+        raise WireError(f"{field}.timeZone", "not a string", item_id)
+    try:
+        parsed = datetime.fromisoformat(wall)
+    except ValueError:
+        raise WireError(f"{field}.dateTime", f"{wall!r} is not an ISO-8601 time",
+                        item_id) from None
+    if parsed.tzinfo is None:
+        zone = _zone(zone_name)
+        if zone is None:
+            raise WireError(f"{field}.timeZone", f"unknown time zone {zone_name!r}", item_id)
+        parsed = parsed.replace(tzinfo=zone)
+    return utc_iso(parsed)
+
+
+def _str(payload: dict[str, Any], name: str, item_id: str | None, default: str = "") -> str:
+    value = payload.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise WireError(name, f"expected a string, got {kind_of(value)}", item_id)
+    return value
+
+
+def _bool(payload: dict[str, Any], name: str, item_id: str | None, default: bool) -> bool:
+    value = payload.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise WireError(name, f"expected true or false, got {kind_of(value)}", item_id)
+    return value
+
+
+def _email(value: Any, field: str, item_id: str | None) -> tuple[str, str]:
+    """(lower-cased address, display name) of a Graph ``recipient``."""
+    if value is None:
+        return "", ""
+    address = value.get("emailAddress") if isinstance(value, dict) else None
+    if not isinstance(address, dict):
+        raise WireError(field, "expected {emailAddress: {address, name}}", item_id)
+    email, name = address.get("address") or "", address.get("name") or ""
+    if not isinstance(email, str) or not isinstance(name, str):
+        raise WireError(f"{field}.emailAddress", "address and name must be strings", item_id)
+    return email.lower(), name
+
+
+def content_version(payload: dict[str, Any]) -> str:
+    """A stand-in for ``changeKey`` when the payload has none: a hash of its content."""
+    content = {k: v for k, v in payload.items() if k not in _NOT_CONTENT}
+    return "sha1:" + hashlib.sha1(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def marker_property_id(name: str = DEFAULT_MARKER) -> str:
+    """The id of our single-value extended property holding the Salesforce Id."""
+    return f"String {{{MARKER_GUID}}} Name {name}"
+
+
+def _marker(payload: dict[str, Any], name: str, item_id: str | None) -> str | None:
+    props = payload.get("singleValueExtendedProperties") or []
+    if not isinstance(props, list):
+        raise WireError("singleValueExtendedProperties", "expected a list", item_id)
+    wanted = f" name {name.lower()}"
+    for prop in props:
+        pid = prop.get("id") if isinstance(prop, dict) else None
+        if isinstance(pid, str) and pid.lower().endswith(wanted):
+            value = prop.get("value")
+            return value if isinstance(value, str) and value else None
+    return None
+
+
+def _recurrence(value: Any, item_id: str | None) -> dict[str, Any] | None:
+    """Graph ``patternedRecurrence`` as a flat JSON-native dict (end_date None: no end)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise WireError("recurrence", f"expected an object, got {kind_of(value)}", item_id)
+    pattern, range_ = value.get("pattern") or {}, value.get("range") or {}
+    if not isinstance(pattern, dict) or not isinstance(range_, dict):
+        raise WireError("recurrence", "pattern and range must be objects", item_id)
+    end_date = range_.get("endDate")
+    if range_.get("type") != "endDate" or end_date in (None, "", _NO_DATE):
+        end_date = None
+    start_date = range_.get("startDate")
+    for name, day in (("recurrence.range.startDate", start_date),
+                      ("recurrence.range.endDate", end_date)):
+        if day is not None and day != _NO_DATE:
+            try:
+                date.fromisoformat(str(day))
+            except ValueError:
+                raise WireError(name, f"{day!r} is not a date", item_id) from None
+    return {
+        "type": pattern.get("type"), "interval": pattern.get("interval") or 1,
+        "days_of_week": list(pattern.get("daysOfWeek") or []),
+        "day_of_month": pattern.get("dayOfMonth") or None,
+        "month": pattern.get("month") or None, "index": pattern.get("index"),
+        "first_day_of_week": pattern.get("firstDayOfWeek"),
+        "range": range_.get("type"), "start_date": start_date, "end_date": end_date,
+        "occurrences": range_.get("numberOfOccurrences") or None,
+        "time_zone": range_.get("recurrenceTimeZone") or None,
+    }
+
+
+def to_observation(
+    payload: Any, mailbox: str, observed_at: str, *, marker: str = DEFAULT_MARKER
+) -> ExchangeItemSeen | ExchangeItemGone:
+    """One Graph event (or ``@removed`` entry) seen in ``mailbox`` at ``observed_at``."""
+    if not isinstance(payload, dict):
+        raise WireError("payload", f"expected a Graph event object, got {kind_of(payload)}")
+    item_id = payload.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise WireError("id", "missing: every Graph event has an id")
+    mailbox = mailbox.lower()
+    removed = payload.get("@removed")
+    if removed is not None:
+        reason = removed.get("reason") if isinstance(removed, dict) else None
+        return ExchangeItemGone(observed_at=observed_at, mailbox=mailbox, item_id=item_id,
+                                reason=REMOVAL_REASONS.get(str(reason), "not-visible"))
+    graph_type = payload.get("type") or "singleInstance"
+    item_type = ITEM_TYPES.get(graph_type)
+    if item_type is None:
+        raise WireError("type", f"unknown event type {graph_type!r} (expected one of "
+                                f"{', '.join(ITEM_TYPES)})", item_id)
+    master_id = payload.get("seriesMasterId")
+    if item_type in ("occurrence", "exception"):
+        if not isinstance(master_id, str) or not master_id:
+            raise WireError("seriesMasterId", f"an {item_type} needs its series master's id",
+                            item_id)
+    else:
+        master_id = None
+    ical_uid = payload.get("iCalUId")
+    if ical_uid is not None and not isinstance(ical_uid, str):
+        raise WireError("iCalUId", f"expected a string, got {kind_of(ical_uid)}", item_id)
+    if not ical_uid and item_type in ("single", "master"):
+        raise WireError("iCalUId", "missing: the meeting is keyed by it (select it with "
+                                   "$select or read the full event)", item_id)
+    start = parse_date_time_zone(payload.get("start"), "start", item_id)
+    end = parse_date_time_zone(payload.get("end"), "end", item_id)
+    occurrence_start = None
+    if item_type in ("occurrence", "exception"):
+        original = payload.get("originalStart")
+        occurrence_start = (parse_instant(original, "originalStart", item_id)
+                            if original is not None else start)
+    organizer, _ = _email(payload.get("organizer"), "organizer", item_id)
+    attendees_raw = payload.get("attendees") or []
+    if not isinstance(attendees_raw, list):
+        raise WireError("attendees", "expected a list", item_id)
+    attendees = []
+    for i, raw in enumerate(attendees_raw):
+        email, name = _email(raw, f"attendees[{i}]", item_id)
+        status = raw.get("status") if isinstance(raw, dict) else None
+        response = status.get("response") if isinstance(status, dict) else None
+        attendees.append(Attendee(email=email, response=str(response or "none"), name=name))
+    body = payload.get("body") or {}
+    location = payload.get("location") or {}
+    categories = payload.get("categories") or []
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        raise WireError("categories", "expected a list of strings", item_id)
+    zone = payload.get("originalStartTimeZone")
+    recurrence = _recurrence(payload.get("recurrence"), item_id)
+    if not zone and recurrence is not None:
+        zone = recurrence["time_zone"]
+    if isinstance(zone, str):
+        zone = ZONE_ALIASES.get(zone, zone)
+    last_modified = payload.get("lastModifiedDateTime")
+    return ExchangeItemSeen(
+        observed_at=observed_at, mailbox=mailbox, item_id=item_id,
+        ical_uid=ical_uid or None, item_type=item_type, series_master_id=master_id,
+        occurrence_start=occurrence_start,
+        version=_str(payload, "changeKey", item_id) or content_version(payload),
+        last_modified=(parse_instant(last_modified, "lastModifiedDateTime", item_id)
+                       if last_modified is not None else None),
+        subject=_str(payload, "subject", item_id),
+        body=_str(body, "content", item_id) if isinstance(body, dict) else "",
+        location=_str(location, "displayName", item_id) if isinstance(location, dict) else "",
+        start=start, end=end,
+        is_all_day=_bool(payload, "isAllDay", item_id, False),
+        sensitivity=_str(payload, "sensitivity", item_id, "normal"),
+        time_zone=zone if isinstance(zone, str) and zone else None,
+        organizer=organizer, attendees=tuple(attendees), recurrence=recurrence,
+        categories=tuple(categories),
+        is_cancelled=_bool(payload, "isCancelled", item_id, False),
+        is_organizer=_bool(payload, "isOrganizer", item_id, organizer == mailbox),
+        salesforce_marker=_marker(payload, marker, item_id),
+    )
+
+
+def is_stub(payload: dict[str, Any]) -> bool:
+    """An occurrence delivered with only its ids and times (delta does this)."""
+    return (payload.get("type") in ("occurrence", "exception") and "@removed" not in payload
+            and "subject" not in payload and bool(payload.get("seriesMasterId")))
+
+
+def fill_stub(stub: dict[str, Any], master: dict[str, Any]) -> dict[str, Any]:
+    """An occurrence stub completed from its series master, as ``/instances`` would give it.
+
+    The stub's own ids and times win; the rest is the master's. Without a
+    changeKey of its own the filled item is versioned by its content, so a
+    master change shows as a change of each occurrence.
+    """
+    own = ("id", "type", "seriesMasterId", "start", "end", "originalStart", "isCancelled")
+    filled = {k: v for k, v in master.items()
+              if k not in ("recurrence", "iCalUId", "changeKey", "@odata.etag", *own)}
+    filled.update({k: stub[k] for k in own if k in stub})
+    filled["recurrence"] = None
+    filled["changeKey"] = content_version(filled)
+    return filled
+
+
+# --- writing ------------------------------------------------------------------
+
+
+_DAY_BITS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+
+
+def _graph_time(value: str) -> dict[str, str]:
+    when = datetime.fromisoformat(value).astimezone(UTC)
+    return {"dateTime": when.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"}
+
+
+def _graph_recurrence(rec: dict[str, Any], start: str | None) -> dict[str, Any] | None:
+    """A ledger recurrence (Graph-shaped or Salesforce Classic) as ``patternedRecurrence``."""
+    if rec.get("days_of_week") is not None and rec.get("range") is not None:  # from Exchange
+        pattern = {"type": rec["type"], "interval": rec["interval"],
+                   "daysOfWeek": rec["days_of_week"], "dayOfMonth": rec["day_of_month"] or 0,
+                   "month": rec["month"] or 0, "index": rec["index"] or "first",
+                   "firstDayOfWeek": rec["first_day_of_week"] or "sunday"}
+        range_: dict[str, Any] = {"type": rec["range"], "startDate": rec["start_date"],
+                                  "endDate": rec["end_date"] or _NO_DATE,
+                                  "numberOfOccurrences": rec["occurrences"] or 0}
+        return {"pattern": pattern, "range": range_}
+    kind = rec.get("type")  # Salesforce Classic RecurrenceType
+    types = {"RecursDaily": "daily", "RecursEveryWeekday": "weekly", "RecursWeekly": "weekly",
+             "RecursMonthly": "absoluteMonthly", "RecursMonthlyNth": "relativeMonthly",
+             "RecursYearly": "absoluteYearly", "RecursYearlyNth": "relativeYearly"}
+    if kind not in types:
+        return None
+    mask = int(rec.get("day_of_week_mask") or 0)
+    days = [d for i, d in enumerate(_DAY_BITS) if mask & (1 << i)]
+    if kind == "RecursEveryWeekday":
+        days = list(_DAY_BITS[1:6])
+    first = (rec.get("start") or start or "")[:10]
+    end = rec.get("end_date")
+    return {
+        "pattern": {"type": types[str(kind)], "interval": int(rec.get("interval") or 1),
+                    "daysOfWeek": days, "dayOfMonth": int(rec.get("day_of_month") or 0),
+                    "month": int(rec.get("month") or 0),
+                    "index": str(rec.get("instance") or "first").lower(),
+                    "firstDayOfWeek": "sunday"},
+        "range": {"type": "endDate" if end else "noEnd", "startDate": first,
+                  "endDate": end or _NO_DATE, "recurrenceTimeZone": rec.get("time_zone") or "UTC"},
+    }
+
+
+def observation_fields_to_graph(
+    fields: dict[str, Any], *, marker_property: str = DEFAULT_MARKER
+) -> dict[str, Any]:
+    """A planned write's fields (domain names) as a Graph event request body."""
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "subject":
+            body["subject"] = value or ""
+        elif name in ("body", "description"):
+            body["body"] = {"contentType": "html" if "<" in (value or "") else "text",
+                            "content": value or ""}
+        elif name == "location":
+            body["location"] = {"displayName": value or ""}
+        elif name in ("start", "end") and value:
+            body[name] = _graph_time(value)
+        elif name == "is_all_day":
+            body["isAllDay"] = bool(value)
+        elif name == "categories":
+            body["categories"] = list(value)
+        elif name == "recurrence" and value:
+            rec = _graph_recurrence(value, fields.get("start"))
+            if rec is not None:
+                body["recurrence"] = rec
+    props = []
+    if fields.get("salesforce_marker"):
+        props.append({"id": marker_property_id(marker_property),
+                      "value": fields["salesforce_marker"]})
+    if "what_id" in fields:  # Graph has no "related to": kept beside the marker
+        props.append({"id": marker_property_id("SyncLedgerWhatId"),
+                      "value": fields["what_id"] or ""})
+    if props:
+        body["singleValueExtendedProperties"] = props
+    return body

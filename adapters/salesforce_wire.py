@@ -1,0 +1,214 @@
+"""Salesforce ``Event`` / ``EventRelation`` records <-> domain values.
+
+The only module that knows Salesforce field names. Reading turns a SOQL
+record (with ``attributes``) into a ``SalesforceEventSeen``, a getDeleted
+entry into a ``SalesforceEventGone``; writing turns the plan's fields into a
+REST body. Ids are always normalised to 18 characters, and validated before
+they are put in SOQL, so nothing reaches a query that is not an Id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from adapters.wire import WireError, parse_instant
+from ledger.identity import is_salesforce_id, salesforce_id18
+from ledger.observations import Invitee, SalesforceEventGone, SalesforceEventSeen
+
+DEFAULT_MARKER_FIELD = "SyncLedger_ICalUId__c"
+#: Classic recurrence fields, as the ledger keeps them (JSON-native, snake_case).
+CLASSIC_RECURRENCE = {
+    "RecurrenceType": "type", "RecurrenceInterval": "interval",
+    "RecurrenceDayOfWeekMask": "day_of_week_mask", "RecurrenceDayOfMonth": "day_of_month",
+    "RecurrenceInstance": "instance", "RecurrenceMonthOfYear": "month",
+    "RecurrenceStartDateTime": "start", "RecurrenceEndDateOnly": "end_date",
+    "RecurrenceTimeZoneSidKey": "time_zone",
+}
+_GRAPH_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_GRAPH_TYPES = {"daily": "RecursDaily", "weekly": "RecursWeekly",
+                "absoluteMonthly": "RecursMonthly", "relativeMonthly": "RecursMonthlyNth",
+                "absoluteYearly": "RecursYearly", "relativeYearly": "RecursYearlyNth"}
+
+
+def _id(value: Any, field: str, item_id: str | None) -> str:
+    if not isinstance(value, str) or not is_salesforce_id(value):
+        raise WireError(field, f"{value!r} is not a Salesforce Id (15 or 18 letters and digits)",
+                        item_id)
+    return salesforce_id18(value)
+
+
+def _opt_id(record: dict[str, Any], field: str, item_id: str | None) -> str | None:
+    value = record.get(field)
+    return None if value in (None, "") else _id(value, field, item_id)
+
+
+def _text(record: dict[str, Any], field: str, item_id: str | None) -> str:
+    value = record.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise WireError(field, f"expected a string, got {type(value).__name__}", item_id)
+    return value
+
+
+def _flag(record: dict[str, Any], field: str, item_id: str | None) -> bool:
+    value = record.get(field)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise WireError(field, f"expected true or false, got {value!r}", item_id)
+    return value
+
+
+def _time(record: dict[str, Any], field: str, item_id: str | None) -> str | None:
+    value = record.get(field)
+    return None if value is None else parse_instant(value, field, item_id)
+
+
+def _recurrence(record: dict[str, Any], item_id: str | None) -> dict[str, Any] | None:
+    if record.get("IsRecurrence2"):
+        pattern = record.get("Recurrence2PatternText")
+        if pattern is not None and not isinstance(pattern, str):
+            raise WireError("Recurrence2PatternText", "expected an RRULE string", item_id)
+        return {"rrule": pattern}
+    if not record.get("IsRecurrence"):
+        return None
+    out = {name: record.get(field) for field, name in CLASSIC_RECURRENCE.items()}
+    if out["start"] is not None:
+        out["start"] = parse_instant(out["start"], "RecurrenceStartDateTime", item_id)
+    return out
+
+
+def to_observation(
+    record: Any, relations: Any, observed_at: str, *, marker_field: str = DEFAULT_MARKER_FIELD
+) -> SalesforceEventSeen:
+    """One Event record, with its EventRelation records when they were fetched."""
+    if not isinstance(record, dict):
+        raise WireError("payload", "expected a Salesforce Event record object")
+    raw_id = record.get("Id")
+    item_id = raw_id if isinstance(raw_id, str) else None
+    event_id = _id(raw_id, "Id", item_id)
+    version = record.get("SystemModstamp")
+    if version is None:
+        raise WireError("SystemModstamp", "missing: needed to tell versions apart", item_id)
+    series = _opt_id(record, "RecurrenceActivityId", item_id)
+    is_master = _flag(record, "IsRecurrence", item_id)
+    invitees: tuple[Invitee, ...] | None = None
+    if relations is not None:
+        if not isinstance(relations, list):
+            raise WireError("relations", "expected a list of EventRelation records", item_id)
+        found = []
+        for i, rel in enumerate(relations):
+            if not isinstance(rel, dict):
+                raise WireError(f"relations[{i}]", "expected an EventRelation record", item_id)
+            if rel.get("IsWhat"):
+                continue  # a "related to" record, not a person
+            found.append(Invitee(relation_id=_id(rel.get("RelationId"),
+                                                 f"relations[{i}].RelationId", item_id),
+                                 status=str(rel.get("Status") or "New"),
+                                 is_invitee=bool(rel.get("IsInvitee", True))))
+        invitees = tuple(found)
+    marker = record.get(marker_field)
+    return SalesforceEventSeen(
+        observed_at=observed_at, event_id=event_id,
+        series_id=series if series and series != event_id and not is_master else None,
+        is_series_master=is_master,
+        is_lightning_series=_flag(record, "IsRecurrence2", item_id),
+        recurrence=_recurrence(record, item_id),
+        version=parse_instant(version, "SystemModstamp", item_id),
+        subject=_text(record, "Subject", item_id),
+        description=_text(record, "Description", item_id),
+        location=_text(record, "Location", item_id),
+        what_id=_opt_id(record, "WhatId", item_id), who_id=_opt_id(record, "WhoId", item_id),
+        owner_id=_opt_id(record, "OwnerId", item_id),
+        start=_time(record, "StartDateTime", item_id), end=_time(record, "EndDateTime", item_id),
+        is_all_day=_flag(record, "IsAllDayEvent", item_id),
+        is_private=_flag(record, "IsPrivate", item_id),
+        time_zone=_text(record, "RecurrenceTimeZoneSidKey", item_id) or None,
+        ical_marker=marker if isinstance(marker, str) and marker else None,
+        invitees=invitees,
+    )
+
+
+def deleted_to_observation(payload: Any, observed_at: str) -> SalesforceEventGone:
+    """A getDeleted entry ``{"id", "deletedDate"}``."""
+    if not isinstance(payload, dict):
+        raise WireError("payload", "expected {id, deletedDate}")
+    raw = payload.get("id")
+    item_id = raw if isinstance(raw, str) else None
+    deleted = payload.get("deletedDate")
+    return SalesforceEventGone(
+        observed_at=observed_at, event_id=_id(raw, "id", item_id),
+        deleted_at=parse_instant(deleted, "deletedDate", item_id) if deleted is not None
+        else observed_at)
+
+
+# --- writing ------------------------------------------------------------------
+
+
+def soql_id_list(ids: list[str]) -> str:
+    """``('id1','id2')`` for a SOQL ``IN``; refuses anything that is not an Id."""
+    bad = [i for i in ids if not isinstance(i, str) or not is_salesforce_id(i)]
+    if bad or not ids:
+        raise ValueError(f"not Salesforce Ids: {bad!r}" if bad else "no ids given")
+    return "(" + ",".join(f"'{i}'" for i in ids) + ")"
+
+
+def _sf_time(value: str) -> str:
+    return datetime.fromisoformat(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _classic(rec: dict[str, Any], start: str | None, zone: str | None) -> dict[str, Any]:
+    """Salesforce Classic recurrence fields for a ledger recurrence (from Exchange)."""
+    if "day_of_week_mask" in rec:  # already Classic (a Salesforce-side series)
+        return {field: rec.get(name) for field, name in CLASSIC_RECURRENCE.items()
+                if rec.get(name) is not None}
+    kind = _GRAPH_TYPES.get(str(rec.get("type")))
+    if kind is None:
+        return {}
+    mask = sum(1 << _GRAPH_DAYS.index(d) for d in rec.get("days_of_week") or []
+               if d in _GRAPH_DAYS)
+    out: dict[str, Any] = {"IsRecurrence": True, "RecurrenceType": kind,
+                           "RecurrenceInterval": rec.get("interval") or 1,
+                           "RecurrenceTimeZoneSidKey": zone or "UTC"}
+    if start:
+        out["RecurrenceStartDateTime"] = _sf_time(start)
+    if mask:
+        out["RecurrenceDayOfWeekMask"] = mask
+    if rec.get("day_of_month"):
+        out["RecurrenceDayOfMonth"] = rec["day_of_month"]
+    if rec.get("index") and kind.endswith("Nth"):
+        out["RecurrenceInstance"] = str(rec["index"]).capitalize()
+    if rec.get("end_date"):
+        out["RecurrenceEndDateOnly"] = rec["end_date"]
+    return out
+
+
+_PLAIN = {"subject": "Subject", "description": "Description", "location": "Location",
+          "owner_id": "OwnerId", "what_id": "WhatId", "who_id": "WhoId",
+          "is_all_day": "IsAllDayEvent"}
+
+
+def fields_to_salesforce(fields: dict[str, Any], *, marker_field: str = DEFAULT_MARKER_FIELD
+                         ) -> dict[str, Any]:
+    """A planned write's fields (domain names) as an Event REST body."""
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in _PLAIN:
+            body[_PLAIN[name]] = value
+        elif name == "body":
+            body["Description"] = value
+        elif name in ("start", "end") and value:
+            body["StartDateTime" if name == "start" else "EndDateTime"] = _sf_time(value)
+        elif name == "ical_marker" and value:
+            body[marker_field] = value
+    rec = fields.get("recurrence")
+    if rec:
+        body.update(_classic(rec, fields.get("start"), fields.get("time_zone")))
+    return body
+
+
+def invitee_relation(event_id: str, relation_id: str) -> dict[str, Any]:
+    """An EventRelation inviting a User, Contact or Lead (Status starts as New)."""
+    return {"EventId": event_id, "RelationId": relation_id, "IsInvitee": True}
