@@ -103,3 +103,36 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     report = json.loads(capsys.readouterr().out)
     assert report["intake"]["quarantined"] == 0
     assert len(report["meetings"]) == 11
+
+
+def test_a_concurrent_writer_is_retried_meeting_by_meeting(store_url: str) -> None:
+    """Two intake processes touch the same meeting: the stale one re-decides, nothing is lost."""
+    from adapters.feed import parse_line
+    from ledger.intake import Intake, Ledger
+
+    org = org_with_settings()
+    base = dict(subject="Shared", organizer=ALICE, attendees=(ALICE,),
+                start="2026-11-24T17:00:00", end="2026-11-24T18:00:00")
+    org.graph(1, ALICE, graph_event(ALICE, "c", **base))  # type: ignore[arg-type]
+    org.graph(2, ALICE, graph_event(ALICE, "c", **{**base, "location": "Room 1"},  # type: ignore[arg-type]
+                                    revision=1))
+    org.graph(3, ALICE, graph_event(ALICE, "c", **{**base, "location": "Room 2"},  # type: ignore[arg-type]
+                                    revision=2))
+    org.graph(3, ALICE, graph_event(ALICE, "other", **base))  # type: ignore[arg-type]
+    items = [Intake("t", n, line, parse_line(line, n))
+             for n, line in enumerate(org.jsonl().splitlines(), start=1)]
+    first, second = Store.open(store_url), Store.open(store_url)
+    try:
+        a, b = Ledger(first), Ledger(second)
+        a.ingest(items[:2])  # settings + first version; A now caches the meeting
+        b.ingest(items[2:3])  # B appends the second version behind A's back
+        result = a.ingest(items[3:])  # A's cached copy is stale: a version conflict
+        assert result.quarantined == 0
+        m = meeting_of(first, ical_key(_ical("c")))
+        assert m.items[next(iter(m.items))]["location"] == "Room 2"
+        versions = [v for _, v, _, _ in first.stored_events(m.id)]
+        assert versions == list(range(1, len(versions) + 1))
+        assert meeting_of(first, ical_key(_ical("other"))).items  # the batch's other meeting
+    finally:
+        first.close()
+        second.close()
