@@ -17,6 +17,11 @@ from eventsourcing.persistence import Transcoder
 _OPTIONS = orjson.OPT_UTC_Z
 
 
+def encode_state(obj: Any) -> bytes:
+    """An event's state as stored (what ``OrjsonTranscoder.encode`` gives)."""
+    return orjson.dumps(obj, option=_OPTIONS)
+
+
 class OrjsonTranscoder(Transcoder):
     """Fast path for JSON-native event state (no ``_type_`` wrappers)."""
 

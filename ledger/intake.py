@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -134,6 +135,13 @@ class Ledger:
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, Meeting] = OrderedDict()
         self._org: Org | None = None
+        self._settings: tuple[Org | None, int, OrgSettings] | None = None
+        # Read ahead once per window of input (one query instead of one per
+        # observation): index rows of the window's keys (None: no row), and
+        # whether the window's meetings have any event yet. Flushes keep both
+        # current, so they answer as the store would.
+        self._keys: dict[str, str | None] = {}
+        self._exists: dict[UUID, bool] = {}
 
     # --- settings -----------------------------------------------------
 
@@ -143,8 +151,57 @@ class Ledger:
         return self._org
 
     def settings(self) -> OrgSettings:
+        """Settings in force; folded once per org version, not once per observation."""
         org = self.org()
-        return org.settings() if org is not None else OrgSettings()
+        version = org.version if org is not None else 0
+        cached = self._settings
+        if cached is not None and cached[0] is org and cached[1] == version:
+            return cached[2]
+        settings = org.settings() if org is not None else OrgSettings()
+        self._settings = (org, version, settings)
+        return settings
+
+    def _lookup(self, keys: list[str]) -> dict[str, str]:
+        """Index rows of ``keys``: from the window's read-ahead, else from the store."""
+        known = self._keys
+        missing = [k for k in keys if k not in known]
+        if missing:
+            found = self.store.lookup_keys(missing)
+            for k in missing:
+                known[k] = found.get(k)
+        out: dict[str, str] = {}
+        for k in keys:
+            hit = known[k]
+            if hit is not None:
+                out[k] = hit
+        return out
+
+    def _read_ahead(self, window: list[Intake]) -> None:
+        """One look-up of every index key and new meeting id the window may need."""
+        self._keys = {}
+        self._exists = {}
+        keys: set[str] = set()
+        derived: set[str] = set()
+        for item in window:
+            obs = item.observation
+            if isinstance(obs, (InputError, SettingsChanged)):
+                continue
+            try:
+                route, new = route_keys(obs)
+            except Exception:  # let _take meet (and quarantine) it as before
+                continue
+            keys.update(route)
+            keys.update(index_keys(obs))
+            if new is not None:
+                derived.add(new)
+        if keys:
+            found = self.store.lookup_keys(keys)
+            self._keys = {k: found.get(k) for k in keys}
+        ids = {meeting_id(k) for k in derived}
+        ids.difference_update(self._cache)
+        if ids:
+            present = self.store.existing(ids)
+            self._exists = {mid: mid in present for mid in ids}
 
     # --- intake -------------------------------------------------------
 
@@ -157,7 +214,7 @@ class Ledger:
         result = IntakeResult()
         batch = _Batch()
         deferred: list[Intake] = []
-        for item in items:
+        for item in _windows(items, max(self.batch_size, 1), self._read_ahead):
             result.read += 1
             if isinstance(item.observation, SettingsChanged):
                 # Settings get a transaction of their own, so the log shows them
@@ -174,6 +231,8 @@ class Ledger:
                 batch = _Batch()
                 if progress:
                     progress(result)
+        self._keys = {}
+        self._exists = {}
         for item in deferred:  # masters seen later in the same input
             self._take(item, batch, result, None)
         batch.checkpoints.update(checkpoints or {})
@@ -228,17 +287,18 @@ class Ledger:
             result.duplicates += 1
             return
         batch.observations.setdefault(meeting.id, []).append(obs)
+        batch.count += 1
         result.appended += len(meeting.pending_events) - before
         result.meetings.add(meeting.id.hex)
         for key in index_keys(obs):
-            known = batch.keys.get(key) or self.store.lookup_keys([key]).get(key)
+            known = batch.keys.get(key) or self._lookup([key]).get(key)
             if known is None or (not key.startswith("ical:") and known != meeting.id.hex):
                 batch.keys[key] = meeting.id.hex
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
         keys, derived = route_keys(obs)
         pending = [k for k in keys if k not in batch.keys]
-        found = self.store.lookup_keys(pending) if pending else {}
+        found = self._lookup(pending) if pending else {}
         for key in keys:
             hit = batch.keys.get(key) or found.get(key)
             if hit:
@@ -265,6 +325,8 @@ class Ledger:
         return meeting
 
     def _from_store(self, mid: UUID) -> Meeting | None:
+        if self._exists.get(mid) is False:  # read ahead: no event yet, nothing to load
+            return None
         try:
             return self.store.meeting(mid)
         except Exception as exc:
@@ -294,6 +356,7 @@ class Ledger:
         observed_at = getattr(item.observation, "observed_at", None)
         batch.quarantine.append((item.source, line, err.item_id, err.field, str(err),
                                  item.raw, observed_at))
+        batch.count += 1
         result.quarantined += 1
         where = f"{item.source} line {line}" if line is not None else item.source
         result.errors.append(f"{where}: {err}")
@@ -310,7 +373,9 @@ class Ledger:
             self.store.save(*aggregates, side=side)
         except IntegrityError:
             self._retry_one_by_one(batch, side)
+        self._keys.update(batch.keys)  # what the store's index now says
         for mid, meeting in batch.meetings.items():
+            self._exists[mid] = True
             self._cache[mid] = meeting
             self._cache.move_to_end(mid)
         while len(self._cache) > self.cache_size:
@@ -319,6 +384,8 @@ class Ledger:
     def _retry_one_by_one(self, batch: _Batch, side: SideRows) -> None:
         """Someone else wrote to one of these meetings: re-decide each on fresh state."""
         self._cache.clear()
+        self._keys = {}  # the read-ahead is stale too
+        self._exists = {}
         self._org = None
         if batch.org is not None:
             org = self.org() or Org.start(batch.org.created_on.isoformat())
@@ -355,10 +422,23 @@ class _Batch:
         field(default_factory=list)
     checkpoints: dict[str, str] = field(default_factory=dict)
     org: Org | None = None
+    count: int = 0  # observations recorded + lines quarantined
 
     @property
     def size(self) -> int:
-        return sum(len(v) for v in self.observations.values()) + len(self.quarantine)
+        return self.count
+
+
+def _windows(source: Iterable[Intake], size: int,
+             read_ahead: Callable[[list[Intake]], None]) -> Iterable[Intake]:
+    """The input in windows of ``size``, each announced to ``read_ahead`` first."""
+    it = iter(source)
+    while True:
+        window = list(islice(it, size))
+        if not window:
+            return
+        read_ahead(window)
+        yield from window
 
 
 def _item_id(obs: Observation) -> str | None:
