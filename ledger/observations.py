@@ -9,7 +9,8 @@ observation can be stored inside an event as it is, and re-decided later
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 ItemType = Literal["single", "master", "occurrence", "exception"]
@@ -143,8 +144,34 @@ Observation = (
 
 
 def to_record(obs: Observation) -> dict[str, Any]:
-    """JSON-native dict of an observation (tuples become lists)."""
-    return asdict(obs)
+    """JSON-native dict of an observation (tuples become lists).
+
+    Exactly what ``dataclasses.asdict`` returns (same keys, order and
+    container types), without its generic per-value deep copy: this runs once
+    per observation and ``asdict`` was the largest single cost of intake.
+    """
+    out: dict[str, Any] = _plain(obs)
+    return out
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_ATOMIC = (str, bool, int, float, type(None))
+
+
+def _plain(value: Any) -> Any:
+    cls = type(value)
+    if cls in _ATOMIC:
+        return value
+    names = _FIELD_NAMES.get(cls)
+    if names is None and is_dataclass(value):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
+    if cls is list or cls is tuple:
+        return cls(_plain(v) for v in value)
+    if cls is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return deepcopy(value)  # not met: observations hold JSON-native values
 
 
 def from_record(record: dict[str, Any]) -> Observation:
