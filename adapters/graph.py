@@ -111,7 +111,9 @@ class GraphClient:
                     return resp
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError, ValueError):
-                if attempt == self.max_attempts:
+                # A POST whose answer was lost may have created the event: never send
+                # it twice; the outbox finds it by its marker on the next round.
+                if attempt == self.max_attempts or method == "POST":
                     raise
                 self.sleep(min(delay, self.max_backoff))
                 delay *= 2

@@ -14,11 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
-from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceRefusedRequest
+from simple_salesforce.api import Salesforce, SFType
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
 
 from adapters.config import SalesforceConfig
 from adapters.graph import make_session
@@ -87,8 +92,12 @@ class SalesforceClient:
                               version=self.config.api_version)
         return self._sf
 
-    def call(self, fn: Callable[[Salesforce], T]) -> T:
-        """Run one API call with re-login on 401 and capped back-off on request limits."""
+    def call(self, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
+        """Run one API call with re-login on 401 and capped back-off on request limits.
+
+        Reads, updates and deletes are also retried after a dropped connection or a
+        503; a create is not (it may have happened): the outbox recovers it by marker.
+        """
         relogged = False
         delay = 1.0
         for attempt in range(1, self.max_attempts + 1):
@@ -100,6 +109,14 @@ class SalesforceClient:
                     raise
                 relogged = True
                 self._sf = None
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError, SalesforceGeneralError) as exc:
+                transient = not isinstance(exc, SalesforceGeneralError) or exc.status in (
+                    500, 502, 503, 504)
+                if not (idempotent and transient) or attempt == self.max_attempts:
+                    raise
+                self.sleep(min(delay, self.max_backoff))
+                delay *= 2
             except SalesforceRefusedRequest as exc:
                 if "REQUEST_LIMIT_EXCEEDED" not in str(exc.content):
                     raise
@@ -125,19 +142,19 @@ class SalesforceClient:
             if page.get("done", True) or not page.get("nextRecordsUrl"):
                 return
             url = page["nextRecordsUrl"]
-            page = self.call(lambda sf: sf.query_more(url, identifier_is_url=True))
+            page = self.call(_query_more(url))
 
     def relations(self, event_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {i: [] for i in event_ids}
         for i in range(0, len(event_ids), 200):
             ids = soql_id_list(event_ids[i:i + 200])
             soql = f"SELECT {RELATION_FIELDS} FROM EventRelation WHERE EventId IN {ids}"
-            for rec in self.call(lambda sf: sf.query_all(soql)).get("records", []):
+            for rec in self.call(_query_all(soql)).get("records", []):
                 out.setdefault(rec["EventId"], []).append(dict(rec))
         return out
 
     def deleted(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        body = self.call(lambda sf: sf.Event.deleted(start, end))
+        body = self.call(lambda sf: _sobject(sf, "Event").deleted(start, end))
         return [dict(r) for r in body.get("deletedRecords", [])]
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
@@ -156,21 +173,32 @@ class SalesforceClient:
     # --- writes -------------------------------------------------------
 
     def create(self, sobject: str, fields: dict[str, Any]) -> str:
-        result = self.call(lambda sf: getattr(sf, sobject).create(fields))
+        result = self.call(lambda sf: _sobject(sf, sobject).create(fields), idempotent=False)
         return str(result["id"])
 
     def update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None:
-        self.call(lambda sf: getattr(sf, sobject).update(record_id, fields))
+        self.call(lambda sf: _sobject(sf, sobject).update(record_id, fields))
 
     def delete(self, sobject: str, record_id: str) -> bool:
         """True when deleted, False when it was already gone (a retried delete)."""
-        from simple_salesforce.exceptions import SalesforceResourceNotFound
-
         try:
-            self.call(lambda sf: getattr(sf, sobject).delete(record_id))
+            self.call(lambda sf: _sobject(sf, sobject).delete(record_id))
         except SalesforceResourceNotFound:
             return False
         return True
+
+
+def _query_more(url: str) -> Callable[[Salesforce], dict[str, Any]]:
+    return lambda sf: cast(dict[str, Any], sf.query_more(url, identifier_is_url=True))
+
+
+def _query_all(soql: str) -> Callable[[Salesforce], dict[str, Any]]:
+    return lambda sf: sf.query_all(soql)
+
+
+def _sobject(sf: Salesforce, name: str) -> SFType:
+    """``sf.Event`` without the dynamic attribute (typed, and explicit about the name)."""
+    return cast(SFType, getattr(sf, name))
 
 
 def _soql_datetime(value: str) -> str:

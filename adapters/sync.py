@@ -64,7 +64,8 @@ class SyncCycle:
     def __init__(self, store: Store, config: SyncConfig, graph: GraphClient,
                  salesforce: SalesforceClient, *, clock: Callable[[], datetime] = utcnow,
                  record: BinaryIO | None = None,
-                 on_step: Callable[[str], None] = lambda step: None) -> None:
+                 on_step: Callable[[str], None] = lambda step: None,
+                 saves: list[tuple[str, dict[str, Any]]] | None = None) -> None:
         self.store = store
         self.config = config
         self.graph = graph
@@ -75,6 +76,7 @@ class SyncCycle:
         self.ledger = Ledger(store)
         self.outbox = Outbox(store)
         self.report = SyncReport()
+        self.saves = list(saves or [])  # (mailbox, payload): explicit saves from the add-in
 
     # --- recording observations -----------------------------------------
 
@@ -105,6 +107,12 @@ class SyncCycle:
             self.pull_graph(mailbox)
         self.on_step("salesforce")
         self.pull_salesforce()
+        if self.saves:
+            # Saves name Outlook items, so they are recorded after the pulls saw them.
+            self.on_step(f"sidebar saves ({len(self.saves)})")
+            at = iso(self.clock())
+            self._record_lines([envelope("sidebar.save", at, payload, mailbox=mailbox)
+                                for mailbox, payload in self.saves], "sidebar")
         for _ in range(MAX_ROUNDS):
             self.report.rounds += 1
             self.on_step(f"plan round {self.report.rounds}")

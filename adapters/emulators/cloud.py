@@ -1,0 +1,118 @@
+"""Both emulators as one sandbox "cloud", seeded from a scenario, with its config.
+
+``syncledger sync --sandbox`` and the tests use this: one throw-away CA for
+both servers, Graph mailboxes and Salesforce records taken from the sandbox
+org's feed (the last payload seen per item), and the ``SyncConfig`` that
+points the production clients at them. The state can be saved to a JSON file
+and loaded again, so consecutive ``sync --sandbox`` runs see the same cloud
+(including what the previous run wrote and its delta tokens).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from adapters.config import GraphConfig, SalesforceConfig, SyncConfig
+from adapters.emulators.base import Clock, utcnow
+from adapters.emulators.graph import GraphEmulator, sandbox_mailboxes
+from adapters.emulators.salesforce import SalesforceEmulator, sandbox_records
+from adapters.emulators.tls import TestCA
+
+
+class SandboxCloud:
+    """A Graph and a Salesforce emulator sharing a CA, plus the config to reach them."""
+
+    def __init__(self, feed: list[dict[str, Any]], *, mailboxes: list[str],
+                 org: dict[str, Any], clock: Clock = utcnow, page_size: int = 50,
+                 sf_page_size: int = 2000, marker_field: str = "SyncLedger_ICalUId__c",
+                 marker_property: str = "SyncLedgerSalesforceId") -> None:
+        self.ca = TestCA()
+        self.mailboxes = [m.lower() for m in mailboxes]
+        self.org = org
+        self.page_size = page_size
+        self.marker_field, self.marker_property = marker_field, marker_property
+        self.graph = GraphEmulator(sandbox_mailboxes(feed, self.mailboxes), ca=self.ca,
+                                   clock=clock)
+        events, relations = sandbox_records(feed)
+        self.salesforce = SalesforceEmulator(events, relations, ca=self.ca, clock=clock,
+                                             marker_field=marker_field, page_size=sf_page_size)
+        #: Explicit saves users made in the Outlook add-in, not yet handed to a sync.
+        self.pending_saves: list[tuple[str, dict[str, Any]]] = [
+            (line["mailbox"].lower(), line["payload"]) for line in feed
+            if line["kind"] == "sidebar.save"]
+
+    @classmethod
+    def demo(cls, *, clock: Clock = utcnow, **options: Any) -> SandboxCloud:
+        """The bundled sandbox org (``adapters.sandbox``): its people, calendars, settings."""
+        from adapters import sandbox
+
+        org = {"org_domains": [sandbox.ORG_DOMAIN], "product_users": dict(sandbox.USER_IDS),
+               "sync_private_items": False}
+        return cls(sandbox.build().feed, mailboxes=list(sandbox.USER_IDS), org=org,
+                   clock=clock, **options)
+
+    def start(self) -> Self:
+        self.graph.start()
+        self.salesforce.start()
+        return self
+
+    def stop(self) -> None:
+        self.graph.stop()
+        self.salesforce.stop()
+        self.ca.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def config(self) -> SyncConfig:
+        """What a real deployment reads from its config file, pointed at the emulators."""
+        graph = GraphConfig(
+            tenant=self.graph.tenant, client_id=self.graph.client_id,
+            client_secret=self.graph.client_secret, mailboxes=tuple(self.mailboxes),
+            authority_host=self.graph.url, base_url=f"{self.graph.url}/v1.0",
+            page_size=self.page_size, ca_file=self.ca.ca_file)
+        sf = SalesforceConfig(
+            instance_url=self.salesforce.url, login_url=self.salesforce.url,
+            client_id=self.salesforce.client_id, client_secret=self.salesforce.client_secret,
+            ca_file=self.ca.ca_file)
+        return SyncConfig(graph=graph, salesforce=sf, org=dict(self.org),
+                          salesforce_marker_field=self.marker_field,
+                          exchange_marker_property=self.marker_property)
+
+    def writes(self) -> list[dict[str, Any]]:
+        """Both write logs, Graph first: what the sync changed in the cloud."""
+        return ([{"api": "graph", **w} for w in self.graph.writes]
+                + [{"api": "salesforce", **w} for w in self.salesforce.writes])
+
+    def clear_log(self) -> None:
+        self.graph.clear_log()
+        self.salesforce.clear_log()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Both calendars as a test compares them (no tokens, no counters)."""
+        return {"graph": {m: sorted(self.graph.calendar(m), key=lambda e: e["id"])
+                          for m in self.mailboxes},
+                "salesforce": {s: self.salesforce.all(s) for s in ("Event", "EventRelation")}}
+
+    def save(self, path: Path) -> None:
+        state = {"graph": self.graph.state(), "salesforce": self.salesforce.state(),
+                 "pending_saves": self.pending_saves}
+        path.write_text(json.dumps(state))
+
+    def load(self, path: Path) -> None:
+        state = json.loads(path.read_text())
+        self.graph.load_state(state["graph"])
+        self.salesforce.load_state(state["salesforce"])
+        self.pending_saves = [(m, p) for m, p in state["pending_saves"]]
+
+    def take_saves(self) -> list[tuple[str, dict[str, Any]]]:
+        """The add-in's queue of explicit saves, emptied (a sync consumes them once)."""
+        saves, self.pending_saves = self.pending_saves, []
+        return saves

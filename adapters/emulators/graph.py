@@ -1,0 +1,494 @@
+"""Microsoft Graph v1.0 calendar and the Entra ID token endpoints, emulated.
+
+Just enough of both for msal 1.39 and ``adapters.graph.GraphClient``
+(DOMAIN.md §7): the OpenID configuration and client-credentials token
+endpoint under ``/{tenant}``, ``calendarView/delta`` with
+``odata.maxpagesize`` paging (``$skiptoken`` links, then a ``$deltatoken``
+link whose next use returns only what changed, ``@removed`` included),
+``GET``/``POST``/``PATCH``/``DELETE`` of events, the extended-property
+``$filter``, and Graph's error bodies. Writes change the emulated calendars,
+so the next delta reports them, with a new ``changeKey`` every time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from adapters.emulators.base import (
+    WEEKDAYS,
+    Clock,
+    Emulator,
+    Request,
+    Response,
+    deep,
+    expand_dates,
+    json_response,
+    utcnow,
+)
+from adapters.emulators.tls import TestCA
+
+EVENT_PROPERTIES = frozenset((
+    "allowNewTimeProposals", "attendees", "body", "bodyPreview", "cancelledOccurrences", "end",
+    "hideAttendees", "iCalUId", "importance", "isAllDay", "isCancelled", "isDraft",
+    "isOnlineMeeting", "isOrganizer", "isReminderOn", "location", "locations",
+    "multiValueExtendedProperties", "onlineMeetingProvider", "organizer", "originalEndTimeZone",
+    "originalStart", "originalStartTimeZone", "recurrence", "reminderMinutesBeforeStart",
+    "responseRequested", "responseStatus", "sensitivity", "seriesMasterId", "showAs",
+    "singleValueExtendedProperties", "start", "subject", "transactionId", "type", "webLink"))
+READ_ONLY = frozenset(("id", "changeKey", "createdDateTime", "lastModifiedDateTime",
+                       "@odata.etag", "@odata.type"))
+#: What a change of the series master carries to its plain occurrences.
+SERIES_FIELDS = ("subject", "body", "bodyPreview", "location", "sensitivity", "showAs",
+                 "categories", "importance", "singleValueExtendedProperties")
+STUB_FIELDS = ("@odata.type", "@odata.etag", "id", "type", "seriesMasterId", "start", "end")
+FILTER = re.compile(r"singleValueExtendedProperties/any\(\s*(\w+):\s*\1/id eq '((?:[^']|'')*)'"
+                    r"\s+and\s+\1/value eq '((?:[^']|'')*)'\s*\)", re.IGNORECASE)
+DEFAULT_PAGE = 10
+
+
+def graph_time(when: datetime) -> str:
+    """``lastModifiedDateTime`` style: seven fractional digits and ``Z``."""
+    return when.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _instant(value: dict[str, Any] | None) -> datetime | None:
+    if not value or not value.get("dateTime"):
+        return None
+    text = str(value["dateTime"])[:26]
+    when = datetime.fromisoformat(text)
+    zone = str(value.get("timeZone") or "UTC")
+    try:
+        return when.replace(tzinfo=ZoneInfo("UTC" if zone in ("UTC", "tzone://Microsoft/Utc")
+                                             else zone))
+    except (KeyError, ValueError):
+        return when.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _window_time(value: str) -> datetime:
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo("UTC"))
+
+
+class GraphEmulator(Emulator):
+    """Mailboxes of Graph events, delta sessions, msal's endpoints, faults."""
+
+    name = "graph"
+
+    def __init__(self, mailboxes: dict[str, list[dict[str, Any]]] | None = None, *,
+                 tenant: str = "contoso", client_id: str = "sandbox-graph-client",
+                 client_secret: str = "sandbox-graph-secret", ca: TestCA | None = None,
+                 clock: Clock = utcnow, occurrence_stubs: bool = False) -> None:
+        super().__init__(ca=ca, clock=clock)
+        self.tenant = tenant
+        self.client_id, self.client_secret = client_id, client_secret
+        self.occurrence_stubs = occurrence_stubs
+        self.events: dict[str, dict[str, dict[str, Any]]] = {}
+        self.changes: dict[str, list[tuple[int, str]]] = {}
+        self.seq = 0
+        self.delta_tokens: dict[str, dict[str, Any]] = {}
+        self.skip_tokens: dict[str, dict[str, Any]] = {}
+        self.counter = 0
+        for mailbox, events in (mailboxes or {}).items():
+            self.add_mailbox(mailbox)
+            for event in events:
+                self.put_event(mailbox, event)
+
+    # --- state a test can set and read ------------------------------------------
+
+    def add_mailbox(self, mailbox: str) -> None:
+        with self.lock:
+            self.events.setdefault(mailbox.lower(), {})
+            self.changes.setdefault(mailbox.lower(), [])
+
+    def put_event(self, mailbox: str, event: dict[str, Any]) -> None:
+        """Store an event as given (an outside change the next delta reports)."""
+        with self.lock:
+            box = mailbox.lower()
+            self.add_mailbox(box)
+            self.events[box][event["id"]] = deep(event)
+            self._changed(box, event["id"])
+
+    def remove_event(self, mailbox: str, event_id: str) -> None:
+        with self.lock:
+            box = mailbox.lower()
+            self.events[box].pop(event_id, None)
+            self._changed(box, event_id)
+
+    def event(self, mailbox: str, event_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.events.get(mailbox.lower(), {}).get(event_id)
+            return deep(found) if found is not None else None
+
+    def calendar(self, mailbox: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return deep(list(self.events.get(mailbox.lower(), {}).values()))
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta and skip token becomes unknown: the next use gets 410."""
+        with self.lock:
+            self.delta_tokens.clear()
+            self.skip_tokens.clear()
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume later (``from_state``): calendars and delta tokens."""
+        with self.lock:
+            return deep({"events": self.events, "changes": self.changes, "seq": self.seq,
+                         "delta_tokens": self.delta_tokens, "skip_tokens": self.skip_tokens,
+                         "counter": self.counter})
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            self.events = deep(state["events"])
+            self.changes = {k: [(int(s), str(i)) for s, i in v]
+                            for k, v in state["changes"].items()}
+            self.seq, self.counter = int(state["seq"]), int(state["counter"])
+            self.delta_tokens = deep(state["delta_tokens"])
+            self.skip_tokens = deep(state["skip_tokens"])
+
+    def _changed(self, mailbox: str, event_id: str) -> None:
+        self.seq += 1
+        self.changes[mailbox].append((self.seq, event_id))
+
+    # --- HTTP -------------------------------------------------------------------
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        now = self.clock()
+        return json_response(status, {"error": {"code": code, "message": message, "innerError": {
+            "date": now.strftime("%Y-%m-%dT%H:%M:%S"), "request-id": self.new_token_id(),
+            "client-request-id": self.new_token_id()}}})
+
+    def is_write(self, req: Request) -> bool:
+        return super().is_write(req) and req.path.startswith("/v1.0/")
+
+    def handle(self, req: Request) -> Response:
+        parts = [p for p in req.path.split("/") if p]
+        if len(parts) >= 2 and parts[0] == self.tenant:
+            return self._identity(req, parts[1:])
+        if not parts or parts[0] != "v1.0":
+            return self.error(404, "UnknownResource", f"no resource at {req.path}")
+        if not self.authorized(req):
+            return self.error(401, "InvalidAuthenticationToken",
+                              "Access token has expired or is not yet valid.")
+        if len(parts) < 4 or parts[1] != "users":
+            return self.error(400, "BadRequest", f"Unsupported segment in {req.path}")
+        mailbox = parts[2].lower()
+        if mailbox not in self.events:
+            return self.error(404, "ErrorInvalidUser",
+                              f"The requested user '{parts[2]}' is invalid.")
+        rest = parts[3:]
+        if rest == ["calendarView", "delta"] and req.method == "GET":
+            return self._delta(req, mailbox)
+        if rest == ["events"]:
+            if req.method == "GET":
+                return self._find(req, mailbox)
+            if req.method == "POST":
+                return self._create(req, mailbox)
+        if len(rest) == 2 and rest[0] == "events":
+            event_id = rest[1]
+            if event_id not in self.events[mailbox]:
+                return self.error(404, "ErrorItemNotFound",
+                                  "The specified object was not found in the store.")
+            if req.method == "GET":
+                return json_response(200, self._wire(mailbox, self.events[mailbox][event_id]))
+            if req.method == "PATCH":
+                return self._patch(req, mailbox, event_id)
+            if req.method == "DELETE":
+                self._delete_series(mailbox, event_id)
+                return Response(204)
+        return self.error(405, "ErrorInvalidRequest",
+                          f"{req.method} {req.path} is not supported by the emulator")
+
+    # --- identity (what msal asks) ---------------------------------------------------
+
+    def _identity(self, req: Request, rest: list[str]) -> Response:
+        base = f"{self.url}/{self.tenant}"
+        if rest == ["v2.0", ".well-known", "openid-configuration"] and req.method == "GET":
+            return json_response(200, {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "issuer": f"{base}/v2.0", "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "token_endpoint_auth_methods_supported": ["client_secret_post",
+                                                          "private_key_jwt",
+                                                          "client_secret_basic"],
+                "response_types_supported": ["code", "id_token", "code id_token"],
+                "tenant_region_scope": "NA"})
+        if rest == ["oauth2", "v2.0", "token"] and req.method == "POST":
+            form = req.form()
+            if form.get("grant_type") != "client_credentials":
+                return json_response(400, {"error": "unsupported_grant_type",
+                                           "error_description": "AADSTS70003: The app "
+                                           "requested an unsupported grant type."})
+            if (form.get("client_id"), form.get("client_secret")) != (self.client_id,
+                                                                      self.client_secret):
+                return json_response(401, {
+                    "error": "invalid_client", "error_codes": [7000215],
+                    "error_description": "AADSTS7000215: Invalid client secret provided."})
+            return json_response(200, {"token_type": "Bearer", "expires_in": 3599,
+                                       "ext_expires_in": 3599,
+                                       "access_token": self.issue_token()})
+        return self.error(404, "UnknownResource", f"no identity endpoint at {req.path}")
+
+    # --- delta --------------------------------------------------------------------
+
+    def _delta(self, req: Request, mailbox: str) -> Response:
+        page_size = DEFAULT_PAGE
+        match = re.search(r"odata\.maxpagesize\s*=\s*(\d+)", req.headers.get("Prefer") or "")
+        if match:
+            page_size = max(int(match.group(1)), 1)
+        skip, delta = req.param("$skiptoken"), req.param("$deltatoken")
+        if skip is not None or delta is not None:
+            session = (self.skip_tokens.get(skip) if skip is not None
+                       else self.delta_tokens.get(str(delta)))
+            if session is None or session["mailbox"] != mailbox:
+                return self.error(410, "syncStateNotFound",
+                                  "The sync state generation is not found or has expired. "
+                                  "Please restart the sync with a full sync.")
+            if delta is not None:
+                session = self._round(mailbox, session["start"], session["end"],
+                                      since=int(session["seq"]))
+            else:
+                self.skip_tokens.pop(str(skip))
+        else:
+            start, end = req.param("startDateTime"), req.param("endDateTime")
+            if not start or not end:
+                return self.error(400, "ErrorInvalidParameter", "This request requires a time "
+                                  "window specified by the query string parameters "
+                                  "StartDateTime and EndDateTime.")
+            session = self._round(mailbox, start, end, since=None)
+        items: list[dict[str, Any]] = session["items"]
+        page, remaining = items[:page_size], items[page_size:]
+        link = f"{self.url}/v1.0/users/{quote(mailbox)}/calendarView/delta?"
+        body: dict[str, Any] = {"@odata.context": f"{self.url}/v1.0/$metadata#Collection(event)"}
+        if remaining:
+            token = self.new_token_id()
+            self.skip_tokens[token] = {**session, "items": remaining}
+            body["@odata.nextLink"] = link + f"$skiptoken={token}"
+        else:
+            token = self.new_token_id()
+            self.delta_tokens[token] = {k: session[k] for k in ("mailbox", "start", "end", "seq")}
+            body["@odata.deltaLink"] = link + f"$deltatoken={token}"
+        body["value"] = page
+        return json_response(200, body)
+
+    def _round(self, mailbox: str, start: str, end: str, since: int | None) -> dict[str, Any]:
+        """A delta round frozen now: the items to page through and the state it ends at."""
+        lo, hi = _window_time(start), _window_time(end)
+        box = self.events[mailbox]
+        visible = {i for i, e in box.items() if self._in_window(box, e, lo, hi)}
+        if since is None:
+            ids = sorted(visible, key=lambda i: (box[i].get("type") != "seriesMaster",
+                                                 box[i]["start"]["dateTime"], i))
+        else:
+            changed: dict[str, int] = {}
+            for seq, event_id in self.changes[mailbox]:
+                if seq > since:
+                    changed[event_id] = seq
+            ids = sorted(changed, key=lambda i: changed[i])
+        items = []
+        for event_id in ids:
+            if event_id in visible:
+                items.append(self._wire(mailbox, box[event_id], delta=True))
+            else:
+                items.append({"@odata.type": "#microsoft.graph.event", "id": event_id,
+                              "@removed": {"reason": "deleted"}})
+        return {"mailbox": mailbox, "start": start, "end": end, "seq": self.seq, "items": items}
+
+    def _in_window(self, box: dict[str, dict[str, Any]], event: dict[str, Any],
+                   lo: datetime, hi: datetime) -> bool:
+        if event.get("type") == "seriesMaster":
+            return any(self._in_window(box, e, lo, hi) for e in box.values()
+                       if e.get("seriesMasterId") == event["id"]) or self._overlaps(event, lo, hi)
+        return self._overlaps(event, lo, hi)
+
+    @staticmethod
+    def _overlaps(event: dict[str, Any], lo: datetime, hi: datetime) -> bool:
+        start, end = _instant(event.get("start")), _instant(event.get("end"))
+        return start is not None and end is not None and start < hi and end > lo
+
+    def _wire(self, mailbox: str, event: dict[str, Any], delta: bool = False) -> dict[str, Any]:
+        if delta and self.occurrence_stubs and event.get("type") == "occurrence":
+            return {k: deep(event[k]) for k in STUB_FIELDS if k in event}
+        return deep(event)
+
+    # --- finding, writing ----------------------------------------------------------
+
+    def _find(self, req: Request, mailbox: str) -> Response:
+        flt = req.param("$filter")
+        events = list(self.events[mailbox].values())
+        if flt:
+            match = FILTER.fullmatch(flt.strip())
+            if match is None:
+                return self.error(400, "ErrorInvalidUrlQueryFilter",
+                                  f"The emulator does not support this filter: {flt}")
+            prop, value = (g.replace("''", "'") for g in match.group(2, 3))
+            events = [e for e in events if any(
+                p.get("id", "").lower() == prop.lower() and p.get("value") == value
+                for p in e.get("singleValueExtendedProperties") or [])]
+        return json_response(200, {
+            "@odata.context": f"{self.url}/v1.0/$metadata#users('{mailbox}')/events",
+            "value": [self._wire(mailbox, e) for e in events]})
+
+    def _validate(self, body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return "The request body must be a JSON object."
+        for name in body:
+            if name not in EVENT_PROPERTIES and name not in READ_ONLY and name != "categories":
+                return (f"The property '{name}' does not exist on type "
+                        "'microsoft.graph.event'. Make sure to only use property names that "
+                        "are defined by the type.")
+        for name in ("start", "end"):
+            if name in body and _instant(body[name]) is None:
+                return f"Invalid {name}: a dateTimeTimeZone with a dateTime is required."
+        return None
+
+    def _next_id(self, mailbox: str, salt: str) -> str:
+        self.counter += 1
+        raw = hashlib.sha256(f"{mailbox}/{salt}/{self.counter}".encode()).digest()[:30]
+        return "AAMkAG" + base64.b64encode(raw).decode().replace("/", "-").replace("+", "_")
+
+    def _stamp(self, event: dict[str, Any]) -> None:
+        """What Exchange does on every save: a new changeKey and modification time."""
+        self.counter += 1
+        key = base64.b64encode(hashlib.sha256(
+            f"{event['id']}/{self.counter}".encode()).digest()[:18]).decode()
+        event["changeKey"] = key
+        event["@odata.etag"] = f'W/"{key}"'
+        event["lastModifiedDateTime"] = graph_time(self.clock())
+
+    def _create(self, req: Request, mailbox: str) -> Response:
+        body = req.json() if req.body else {}
+        problem = self._validate(body)
+        if problem:
+            return self.error(400, "RequestBodyRead", problem)
+        now = graph_time(self.clock())
+        event_id = self._next_id(mailbox, "event")
+        uid = hashlib.sha256(event_id.encode()).hexdigest().upper()[:32]
+        zone = str((body.get("start") or {}).get("timeZone") or "UTC")
+        event: dict[str, Any] = {
+            "@odata.type": "#microsoft.graph.event", "id": event_id,
+            "createdDateTime": now, "categories": [], "originalStartTimeZone": zone,
+            "originalEndTimeZone": zone,
+            "iCalUId": "040000008200E00074C5B7101A82E00800000000" + uid,
+            "reminderMinutesBeforeStart": 15, "isReminderOn": True, "subject": "",
+            "bodyPreview": "", "importance": "normal", "sensitivity": "normal",
+            "isAllDay": False, "isCancelled": False, "isOrganizer": True,
+            "responseRequested": True, "seriesMasterId": None, "showAs": "busy",
+            "type": "singleInstance",
+            "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+            "body": {"contentType": "html", "content": ""}, "start": None, "end": None,
+            "location": {"displayName": "", "locationType": "default"}, "recurrence": None,
+            "attendees": [], "organizer": {"emailAddress": {"name": mailbox,
+                                                            "address": mailbox}}}
+        self._apply(event, body)
+        if event.get("recurrence"):
+            event["type"] = "seriesMaster"
+        self._stamp(event)
+        self.events[mailbox][event_id] = event
+        self._changed(mailbox, event_id)
+        if event["type"] == "seriesMaster":
+            self._expand(mailbox, event)
+        return json_response(201, self._wire(mailbox, event))
+
+    def _apply(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        for name, value in body.items():
+            if name in READ_ONLY:
+                continue
+            if name == "singleValueExtendedProperties":
+                props = {p["id"].lower(): p for p in event.get(name) or []}
+                props.update({p["id"].lower(): {"id": p["id"], "value": p["value"]}
+                              for p in value or []})
+                event[name] = list(props.values())
+            elif name == "location":
+                event[name] = {"displayName": "", "locationType": "default", **(value or {})}
+            elif name == "body":
+                event[name] = deep(value)
+                text = re.sub(r"<[^>]+>", "", str((value or {}).get("content") or ""))
+                event["bodyPreview"] = text.strip()[:255]
+            else:
+                event[name] = deep(value)
+
+    def _patch(self, req: Request, mailbox: str, event_id: str) -> Response:
+        body = req.json() if req.body else {}
+        problem = self._validate(body)
+        if problem:
+            return self.error(400, "RequestBodyRead", problem)
+        event = self.events[mailbox][event_id]
+        self._apply(event, body)
+        if event.get("type") == "occurrence":
+            event["type"] = "exception"  # Exchange: an edited occurrence becomes an exception
+        self._stamp(event)
+        self._changed(mailbox, event_id)
+        if event.get("type") == "seriesMaster":
+            carried = {k: body[k] for k in SERIES_FIELDS if k in body}
+            for other in self.events[mailbox].values():
+                if carried and other.get("seriesMasterId") == event_id \
+                        and other.get("type") == "occurrence":
+                    self._apply(other, carried)
+                    self._stamp(other)
+                    self._changed(mailbox, other["id"])
+        return json_response(200, self._wire(mailbox, event))
+
+    def _delete_series(self, mailbox: str, event_id: str) -> None:
+        box = self.events[mailbox]
+        for other in [e["id"] for e in box.values() if e.get("seriesMasterId") == event_id]:
+            self.remove_event(mailbox, other)
+        self.remove_event(mailbox, event_id)
+
+    def _expand(self, mailbox: str, master: dict[str, Any]) -> None:
+        """A new series master gets its occurrences (daily and weekly patterns)."""
+        rec = master["recurrence"]
+        pattern, range_ = rec.get("pattern") or {}, rec.get("range") or {}
+        every = pattern.get("type")
+        start, end = _instant(master["start"]), _instant(master["end"])
+        if every not in ("daily", "weekly") or start is None or end is None:
+            return
+        first = date.fromisoformat(range_.get("startDate") or start.date().isoformat())
+        until = range_.get("endDate") if range_.get("type") == "endDate" else None
+        count = range_.get("numberOfOccurrences") if range_.get("type") == "numbered" else None
+        days = {WEEKDAYS.index(d) for d in pattern.get("daysOfWeek") or [] if d in WEEKDAYS}
+        dates = expand_dates(first, every=every, interval=int(pattern.get("interval") or 1),
+                             weekdays=days, count=int(count) if count else None,
+                             until=date.fromisoformat(until) if until else None, limit=52)
+        length = end - start
+        for day in dates:
+            when = datetime.combine(day, start.timetz())
+            occurrence = {k: deep(v) for k, v in master.items() if k != "recurrence"}
+            occurrence.update({
+                "id": self._next_id(mailbox, "occurrence"), "type": "occurrence",
+                "seriesMasterId": master["id"], "recurrence": None,
+                "iCalUId": master["iCalUId"][:40] + hashlib.sha256(
+                    f"{master['iCalUId']}/{day}".encode()).hexdigest().upper()[:32],
+                "originalStart": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "start": {"dateTime": when.strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+                          "timeZone": "UTC"},
+                "end": {"dateTime": (when + length).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+                        "timeZone": "UTC"}})
+            self._stamp(occurrence)
+            self.events[mailbox][occurrence["id"]] = occurrence
+            self._changed(mailbox, occurrence["id"])
+
+
+def sandbox_mailboxes(feed: list[dict[str, Any]], mailboxes: list[str]
+                      ) -> dict[str, list[dict[str, Any]]]:
+    """Each mailbox's calendar: the last payload the feed shows per item, removals dropped."""
+    out: dict[str, dict[str, dict[str, Any]]] = {m.lower(): {} for m in mailboxes}
+    for line in feed:
+        if line["kind"] != "graph.event":
+            continue
+        box = out.setdefault(line["mailbox"].lower(), {})
+        payload = line["payload"]
+        if "@removed" in payload:
+            box.pop(payload["id"], None)
+        else:
+            box[payload["id"]] = payload
+    return {m: list(events.values()) for m, events in out.items()}
+
+
+
