@@ -146,12 +146,18 @@ class GraphClient:
                     raise DeltaExpired(exc.status, exc.code, exc.message, url) from exc
                 raise
             body = resp.json()
-            next_link = _link(body, "nextlink")
-            delta_link = _link(body, "deltalink")
+            next_link = self._relative(_link(body, "nextlink"))
+            delta_link = self._relative(_link(body, "deltalink"))
             yield DeltaPage(list(body.get("value", [])), next_link, delta_link)
             if next_link is None:
                 return
             url = next_link
+
+    def _relative(self, link: str | None) -> str | None:
+        """A link under the base URL without it, so a saved checkpoint survives a move
+        of the endpoint (another host or port); ``request`` puts the base back."""
+        base = self.config.base_url.rstrip("/") + "/"
+        return link[len(base):] if link and link.startswith(base) else link
 
     def get_event(self, mailbox: str, event_id: str) -> dict[str, Any] | None:
         try:

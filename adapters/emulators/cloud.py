@@ -11,6 +11,7 @@ and loaded again, so consecutive ``sync --sandbox`` runs see the same cloud
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +21,20 @@ from adapters.emulators.base import Clock, utcnow
 from adapters.emulators.graph import GraphEmulator, sandbox_mailboxes
 from adapters.emulators.salesforce import SalesforceEmulator, sandbox_records
 from adapters.emulators.tls import TestCA
+
+
+def sandbox_offset(now: datetime) -> float:
+    """Seconds to add to the real clock so the demo org's dates are "now".
+
+    The demo calendars sit around 2026-11-20; a real clock far from that would
+    put them outside the sync window. Zero when the real date is close enough.
+    """
+    from adapters import sandbox
+
+    start = sandbox.START.replace(tzinfo=UTC)
+    if start - timedelta(days=1) <= now <= start + timedelta(days=30):
+        return 0.0
+    return (start + timedelta(hours=4) - now).total_seconds()
 
 
 class SandboxCloud:
@@ -101,16 +116,18 @@ class SandboxCloud:
                           for m in self.mailboxes},
                 "salesforce": {s: self.salesforce.all(s) for s in ("Event", "EventRelation")}}
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, **extra: Any) -> None:
         state = {"graph": self.graph.state(), "salesforce": self.salesforce.state(),
-                 "pending_saves": self.pending_saves}
+                 "pending_saves": self.pending_saves, **extra}
         path.write_text(json.dumps(state))
 
-    def load(self, path: Path) -> None:
-        state = json.loads(path.read_text())
+    def load(self, path: Path) -> dict[str, Any]:
+        """Resume a saved cloud; returns the whole saved state (extras included)."""
+        state: dict[str, Any] = json.loads(path.read_text())
         self.graph.load_state(state["graph"])
         self.salesforce.load_state(state["salesforce"])
         self.pending_saves = [(m, p) for m, p in state["pending_saves"]]
+        return state
 
     def take_saves(self) -> list[tuple[str, dict[str, Any]]]:
         """The add-in's queue of explicit saves, emptied (a sync consumes them once)."""

@@ -1,0 +1,228 @@
+"""``syncledger sync`` and ``syncledger config check``: the live adapters' commands.
+
+``sync --sandbox`` needs no credentials: it starts the local Graph and
+Salesforce emulators seeded with the demo org, points the production clients
+at them, runs one cycle and stops them. The emulated cloud is saved next to
+the ledger, so the next ``sync --sandbox`` against the same ledger continues
+where the last one stopped (and, with no outside change, writes nothing).
+Steps go to stderr, the report to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import requests
+
+from adapters import render
+from adapters.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json
+from adapters.config import ConfigError, SyncConfig, describe, load
+from ledger.store import Store, StoreURL
+
+SANDBOX_DB = "syncledger-sandbox.db"
+
+
+def _sync_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sandbox", action="store_true",
+                   help="sync the demo org through local emulators of Graph and Salesforce "
+                        f"(no credentials; default ledger {SANDBOX_DB})")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML config file (default $SYNCLEDGER_CONFIG); secrets come from "
+                        "the environment")
+    p.add_argument("--record", type=Path, metavar="FILE",
+                   help="append every observation to FILE in feed format (re-ingest it "
+                        "with 'syncledger ingest')")
+    p.add_argument("--cloud-state", type=Path, metavar="FILE",
+                   help="with --sandbox: where the emulated cloud is kept between runs "
+                        "(default: next to the ledger, <db>.cloud.json)")
+    p.add_argument("--fresh", action="store_true",
+                   help="with --sandbox: start from an empty ledger and a new cloud")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _step(text: str) -> None:
+    print(f"sync: {text}", file=sys.stderr, flush=True)
+
+
+@command("sync", "pull both calendars, record, and write what the plan calls for (one cycle)",
+         _sync_args)
+def cmd_sync(args: argparse.Namespace) -> int:
+    if args.sandbox:
+        return _sync_sandbox(args)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print("syncledger sync: the configuration is incomplete "
+              "(see 'syncledger config check'):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    store = Store.open(args.db)
+    try:
+        with _recording(args.record) as record:
+            outcome = run_cycle(store, config, record=record)
+    finally:
+        store.close()
+    return _print(outcome, args.json)
+
+
+def run_cycle(store: Store, config: SyncConfig, *, record: BinaryIO | None = None,
+              clock: Callable[[], datetime] | None = None,
+              saves: list[tuple[str, dict[str, Any]]] | None = None,
+              sleep: Callable[[float], None] = time.sleep,
+              on_step: Callable[[str], None] = _step) -> dict[str, Any]:
+    """One cycle with the production clients; the report, or the error that stopped it."""
+    from adapters.graph import GraphClient, GraphError
+    from adapters.salesforce import RequestLimitExceeded, SalesforceAuthError, SalesforceClient
+    from adapters.sync import SyncCycle, utcnow
+
+    graph = GraphClient(config.graph, sleep=sleep, max_backoff=config.max_backoff_seconds)
+    sf = SalesforceClient(config.salesforce, config.salesforce_marker_field, sleep=sleep,
+                          max_backoff=config.max_backoff_seconds)
+    cycle = SyncCycle(store, config, graph, sf, clock=clock or utcnow, record=record,
+                      on_step=on_step, saves=saves)
+    began = time.monotonic()
+    error = None
+    try:
+        cycle.run()
+    except (GraphError, SalesforceAuthError, RequestLimitExceeded,
+            requests.RequestException) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # simple-salesforce's errors have no common base we import
+        if type(exc).__module__.startswith(("simple_salesforce", "msal")):
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            raise
+    return {**cycle.report.as_dict(), "error": error,
+            "seconds": round(time.monotonic() - began, 2),
+            "requests": {"graph": graph.requests_made, "graph_throttled": graph.throttled,
+                         "salesforce_logins": sf.logins,
+                         "salesforce_limited": sf.limited}}
+
+
+@contextmanager
+def _recording(path: Path | None) -> Iterator[BinaryIO | None]:
+    if path is None:
+        yield None
+        return
+    with path.open("ab") as handle:
+        yield handle
+
+
+def _sync_sandbox(args: argparse.Namespace) -> int:
+    from adapters.emulators.cloud import SandboxCloud, sandbox_offset
+
+    db = args.db or SANDBOX_DB
+    url = StoreURL.parse(db)
+    state_file = args.cloud_state or Path(
+        (url.path if url.kind == "sqlite" and url.path != ":memory:" else SANDBOX_DB)
+        + ".cloud.json")
+    if args.fresh:
+        if url.kind == "sqlite" and url.path != ":memory:":
+            for suffix in ("", "-wal", "-shm"):
+                Path(url.path + suffix).unlink(missing_ok=True)
+        state_file.unlink(missing_ok=True)
+    offset = [0.0]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=offset[0])
+
+    cloud = SandboxCloud.demo(clock=clock)
+    if state_file.exists():
+        _step(f"resuming the emulated cloud from {state_file}")
+        offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
+    else:
+        offset[0] = sandbox_offset(datetime.now(UTC))
+    with cloud:
+        _step(f"emulators up: Graph {cloud.graph.url}, Salesforce {cloud.salesforce.url}")
+        store = Store(url)
+        try:
+            with _recording(args.record) as record:
+                outcome = run_cycle(store, cloud.config(), record=record, clock=clock,
+                                    saves=cloud.take_saves())
+        finally:
+            store.close()
+        outcome["ledger"] = str(url)
+        outcome["emulator_writes"] = cloud.writes()
+        cloud.save(state_file, clock_offset=offset[0])
+    _step("emulators stopped")
+    return _print(outcome, args.json)
+
+
+def _print(outcome: dict[str, Any], as_json: bool) -> int:
+    status = EXIT_FAILED if outcome["error"] or outcome["failures"] else EXIT_OK
+    if as_json:
+        emit_json(outcome)
+        return status
+    obs = outcome["observed"]
+    print(f"Sync cycle: {outcome['seconds']} s, {outcome['rounds']} plan round(s)")
+    if outcome.get("ledger"):
+        print(f"Ledger: {outcome['ledger']}")
+    print(f"observed   {obs['graph']} Graph item(s), {obs['salesforce']} Salesforce event(s), "
+          f"{obs['salesforce_deleted']} Salesforce deletion(s)")
+    print(f"recorded   {outcome['events_appended']} event(s) appended, "
+          f"{outcome['duplicates_skipped']} duplicate(s) skipped, "
+          f"{outcome['quarantined']} quarantined")
+    req = outcome["requests"]
+    print(f"requests   {req['graph']} to Graph ({req['graph_throttled']} throttled), "
+          f"{req['salesforce_logins']} Salesforce login(s), "
+          f"{req['salesforce_limited']} request-limit refusal(s)")
+    if outcome["resyncs"]:
+        print(f"resynced   {', '.join(outcome['resyncs'])} (delta token expired: full sync)")
+    writes = outcome["writes"]
+    print(f"\nWRITES ({len(writes)})")
+    print(render.table(writes, ["target", "op", "id", "reason"]) if writes else "  (none)")
+    if "emulator_writes" in outcome:
+        log = outcome["emulator_writes"]
+        print(f"\nEMULATOR WRITE LOG ({len(log)})")
+        for w in log:
+            print(f"  {w['api']:<10} {w['method']:<6} {w['path']}  "
+                  f"{render.cell(w['body'], 90)}")
+        if not log:
+            print("  (none)")
+    for failure in outcome["failures"]:
+        print(f"failed: {failure}", file=sys.stderr)
+    if outcome["error"]:
+        print(f"syncledger sync: stopped: {outcome['error']}", file=sys.stderr)
+    return status
+
+
+# --- config check ---------------------------------------------------------------
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["check"], help="check: validate the live-sync config")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML config file (default $SYNCLEDGER_CONFIG)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+@command("config", "check the live-sync configuration (never prints secrets)", _config_args)
+def cmd_config(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        if args.json:
+            emit_json({"complete": False, "problems": exc.problems})
+        else:
+            print("The live-sync configuration is incomplete:")
+            for problem in exc.problems:
+                print(f"  - {problem}")
+        return EXIT_USAGE
+    shown = describe(config)
+    if args.json:
+        emit_json({"complete": True, "config": shown})
+        return EXIT_OK
+    print("The live-sync configuration is complete (secrets are set; values not shown):")
+    for section, values in shown.items():
+        print(f"\n[{section}]")
+        for key, value in values.items():
+            print(f"  {key:<18} {render.cell(value, 80)}")
+    return EXIT_OK
