@@ -1,0 +1,504 @@
+#!/usr/bin/env python
+"""Benchmark syncledger: intake, catch-up, explain/history latency, peak memory.
+
+Generates a synthetic org's raw-observation feed (``benchfeed``: DOMAIN.md
+§6 envelopes, deterministic in ``--seed``), then on each store measures
+
+* intake: feed file -> ledger through ``adapters.jobs.ingest_files``, as
+  observations/s and events/s, against a raw baseline measured in the same
+  run: the same number of rows of the same average size written with
+  ``sqlite3.executemany`` in one transaction (same journal mode and
+  ``synchronous`` setting as the store) or with PostgreSQL ``COPY``. The ratio
+  is what the targets are about: this machine is shared, so absolute rates
+  move with the load, the ratio much less;
+* catch-up: every projection rebuilt from zero (``projections.runner.rebuild``);
+* explain / history: median and p95 latency of ``projections.explain.explain``
+  and ``projections.timeline.timeline`` for ids of each kind (Exchange item
+  id, Salesforce Event id, iCalUId) picked from the ledger;
+* peak RSS of an intake subprocess at several feed sizes (SQLite), to show
+  memory does not grow with the feed.
+
+Figures go to stdout (``--json``: one JSON document), progress to stderr.
+Not a test: it asserts nothing, it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from benchfeed import write_feed  # noqa: E402
+
+from adapters.jobs import ingest_files  # noqa: E402
+from ledger.store import Store, StoreURL  # noqa: E402
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+TARGETS = {"intake_vs_executemany": 0.5, "intake_vs_copy": 0.4, "catch_up_sqlite": 100_000,
+           "explain_ms": 100.0, "peak_rss_mb": 300.0}
+ID_KINDS = ("exchange", "salesforce", "ical")
+
+_started = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (stdout carries only the figures)."""
+    print(f"[{time.monotonic() - _started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# --- stores -------------------------------------------------------------------
+
+
+def pg_admin(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(**PG, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(statement.encode())
+
+
+class BenchStore:
+    """A fresh, empty ledger on one kind of store, removed by ``drop``."""
+
+    def __init__(self, kind: str, workdir: Path, name: str) -> None:
+        self.kind = kind
+        if kind == "sqlite":
+            self.path = workdir / f"{name}.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            self.url = str(StoreURL(kind="sqlite", path=str(self.path)))
+        else:
+            self.schema = f"bench_{uuid.uuid4().hex[:12]}"
+            self.url = (f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{PG['dbname']}"
+                        f"?schema={self.schema}")
+        self.store = Store.open(self.url)
+
+    def events(self) -> tuple[int, float]:
+        """(rows, average bytes per row: topic + state + ids) of the event table."""
+        table = self.store._events
+        size = "length(topic) + length(state)" if self.kind == "sqlite" else \
+            "octet_length(topic) + octet_length(state)"
+        rows = self.store.query(f"SELECT COUNT(*), AVG({size}) FROM {table}")
+        return int(rows[0][0]), float(rows[0][1] or 0)
+
+    def drop(self) -> None:
+        self.store.close()
+        from projections.runner import _engines
+
+        engine = _engines.pop(self.store, None)
+        if engine is not None:
+            engine.dispose()
+        if self.kind == "postgresql":
+            pg_admin(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+
+# --- raw baselines --------------------------------------------------------------
+
+
+Row = tuple[str, int, str, bytes]
+
+
+def synthetic_rows(count: int, avg_size: float, topic: str) -> Iterator[Row]:
+    """``count`` rows shaped like stored events: ~12 versions per originator,
+    states of the measured average size (topic + state) so bytes written match."""
+    state = os.urandom(max(round(avg_size) - len(topic), 1))
+    originator = uuid.uuid4()
+    for i in range(count):
+        if i % 12 == 0:
+            originator = uuid.uuid4()
+        yield originator.hex, i % 12 + 1, topic, state
+
+
+def sqlite_settings(store: Store) -> tuple[str, int]:
+    """(journal_mode, synchronous) of the store's own connections."""
+    rows = store.query("PRAGMA journal_mode")
+    journal = str(rows[0][0])
+    sync = int(store.query("PRAGMA synchronous")[0][0])
+    return journal, sync
+
+
+def raw_sqlite(workdir: Path, count: int, avg_size: float, topic: str,
+               journal: str, sync: int) -> float:
+    """Seconds to ``executemany`` the rows into a stored_events-shaped table, one commit."""
+    path = workdir / "raw_baseline.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA journal_mode={journal}")
+    conn.execute(f"PRAGMA synchronous={sync}")
+    conn.execute("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
+                 "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))")
+    rows = synthetic_rows(count, avg_size, topic)
+    t = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO stored_events VALUES (?,?,?,?)", rows)
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t
+    conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return elapsed
+
+
+def raw_copy(schema: str, events_table: str, count: int, avg_size: float, topic: str) -> float:
+    """Seconds to ``COPY`` the rows into a table like the store's events table, one commit."""
+    import psycopg
+
+    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE TABLE "{schema}".raw_baseline (LIKE "{schema}"."{events_table}" '
+                     "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)".encode())
+        conn.commit()
+        rows = synthetic_rows(count, avg_size, topic)
+        t = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(
+                f'COPY "{schema}".raw_baseline (originator_id, originator_version, topic, state) '
+                "FROM STDIN".encode()) as copy:
+            for oid, version, top, state in rows:
+                copy.write_row((oid, version, top, state))
+        conn.commit()
+        elapsed = time.perf_counter() - t
+        conn.execute(f'DROP TABLE "{schema}".raw_baseline'.encode())
+        conn.commit()
+    return elapsed
+
+
+# --- measurements ----------------------------------------------------------------------
+
+
+def measure_intake(bench: BenchStore, feed: Path, workdir: Path) -> dict[str, Any]:
+    log(f"{bench.kind}: intake of {feed.name}")
+    t = time.perf_counter()
+    result = ingest_files(bench.store, [feed], show_progress=False)
+    elapsed = time.perf_counter() - t
+    rows, avg = bench.events()
+    topic = "ledger.meeting:Meeting.ExchangeItemObserved"
+    log(f"{bench.kind}: {result.read:,} observations, {rows:,} events in {elapsed:.1f}s; "
+        "raw baseline")
+    if bench.kind == "sqlite":
+        journal, sync = sqlite_settings(bench.store)
+        raw = raw_sqlite(workdir, rows, avg, topic, journal, sync)
+        baseline = {"baseline": "sqlite3.executemany, one transaction",
+                    "journal_mode": journal, "synchronous": sync}
+    else:
+        table = str(getattr(bench.store.recorder, "events_table_name", "stored_events"))
+        raw = raw_copy(bench.schema, table, rows, avg, topic)
+        baseline = {"baseline": "psycopg COPY, one transaction"}
+    return {
+        "observations": result.read, "events": rows, "avg_event_bytes": round(avg, 1),
+        "quarantined": result.quarantined, "seconds": round(elapsed, 2),
+        "observations_per_s": round(result.read / elapsed), "events_per_s": round(rows / elapsed),
+        "raw_seconds": round(raw, 2), "raw_rows_per_s": round(rows / raw),
+        "ratio": round(raw / elapsed, 3), **baseline,
+    }
+
+
+def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
+    from projections.runner import rebuild
+
+    log(f"{bench.kind}: catch-up of every projection from zero")
+    rows, _ = bench.events()
+    t = time.perf_counter()
+    rebuild(bench.store)
+    elapsed = time.perf_counter() - t
+    return {"events": rows, "seconds": round(elapsed, 2), "events_per_s": round(rows / elapsed)}
+
+
+def pick_ids(store: Store, per_kind: int, seed: int) -> dict[str, list[str]]:
+    """Ids of each kind from the external-id index, spread over the whole ledger."""
+    rng = random.Random(seed)
+    prefixes = {"exchange": "exid:", "salesforce": "sf:", "ical": "ical:"}
+    out: dict[str, list[str]] = {}
+    for kind, prefix in prefixes.items():
+        keys = [str(r[0]) for r in store.query(
+            "SELECT key FROM {p}meeting_keys WHERE key LIKE ? ORDER BY key", (prefix + "%",))]
+        picked = rng.sample(keys, min(per_kind, len(keys)))
+        out[kind] = [k[len(prefix):] for k in picked]
+    return out
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median_ms": round(statistics.median(ordered) * 1000, 2),
+            "p95_ms": round(p95 * 1000, 2), "max_ms": round(ordered[-1] * 1000, 2)}
+
+
+def measure_explain(bench: BenchStore, samples: int, seed: int) -> dict[str, Any]:
+    from projections.explain import explain, resolve
+    from projections.timeline import timeline
+
+    rows, _ = bench.events()
+    ids = pick_ids(bench.store, max(samples // len(ID_KINDS), 1), seed)
+    log(f"{bench.kind}: explain/history of {sum(map(len, ids.values()))} ids "
+        f"in a ledger of {rows:,} events")
+    out: dict[str, Any] = {"ledger_events": rows}
+    all_explain: list[float] = []
+    all_history: list[float] = []
+    for kind, values in ids.items():
+        ex: list[float] = []
+        hist: list[float] = []
+        for value in values:
+            t = time.perf_counter()
+            explain(bench.store, value)
+            ex.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            timeline(bench.store, resolve(bench.store, value).meeting_id)
+            hist.append(time.perf_counter() - t)
+        if ex:
+            out[kind] = {"ids": len(values), "explain": _stats(ex), "history": _stats(hist)}
+        all_explain += ex
+        all_history += hist
+    out["explain"] = _stats(all_explain)
+    out["history"] = _stats(all_history)
+    return out
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set, in KiB.
+
+    Linux keeps ``ru_maxrss`` across ``execve``, so a child started by a big
+    parent would report the parent's peak; ``VmHWM`` is the child's own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def rss_child(feed: Path, db: Path) -> None:
+    """(Subprocess) ingest one feed into a fresh SQLite ledger; print peak RSS as JSON."""
+    before = peak_rss_kb()
+    read = 0
+    if feed.stat().st_size:
+        store = Store.open(str(db))
+        read = ingest_files(store, [feed], show_progress=False).read
+        store.close()
+    print(json.dumps({"observations": read, "peak_rss_kb": peak_rss_kb(),
+                      "after_imports_kb": before}))
+
+
+def measure_rss(feed: Path, sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
+    """Peak RSS of intake at each size (a prefix of the feed), each in its own process."""
+    out = []
+    for size in [0, *sizes]:
+        part = workdir / f"rss_{size}.jsonl"
+        with feed.open("rb") as src, part.open("wb") as dst:
+            for i, line in enumerate(src):
+                if i >= size:
+                    break
+                dst.write(line)
+        db = workdir / f"rss_{size}.db"
+        log(f"peak RSS: intake of {size:,} observations in a subprocess")
+        proc = subprocess.run([sys.executable, __file__, "--rss-child", str(part), str(db)],
+                              capture_output=True, text=True, check=True)
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append({"observations": found["observations"],
+                    "peak_rss_mb": round(found["peak_rss_kb"] / 1024, 1),
+                    "after_imports_mb": round(found["after_imports_kb"] / 1024, 1)})
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        part.unlink()
+    return out
+
+
+# --- report ---------------------------------------------------------------------
+
+
+def report(summary: dict[str, Any]) -> str:
+    lines = [f"syncledger benchmark: {summary['observations']:,} observations, seed "
+             f"{summary['seed']}, feed {summary['feed_bytes'] / 1e6:,.0f} MB, "
+             f"{summary['cpus']} CPUs", f"command: {summary['command']}", ""]
+    for kind, res in summary["stores"].items():
+        it = res.get("intake")
+        if it:
+            lines += [f"[{kind}] intake   {it['observations']:,} obs -> {it['events']:,} events "
+                      f"(avg {it['avg_event_bytes']:.0f} B) in {it['seconds']:.1f}s: "
+                      f"{it['observations_per_s']:,} obs/s, {it['events_per_s']:,} events/s",
+                      f"[{kind}] baseline {it['baseline']}: {it['raw_rows_per_s']:,} rows/s "
+                      f"({it['raw_seconds']:.1f}s)",
+                      f"[{kind}] ratio    intake / baseline = {it['ratio']:.1%}"]
+        cu = res.get("catch_up")
+        if cu:
+            lines.append(f"[{kind}] catch-up {cu['events']:,} events in {cu['seconds']:.1f}s: "
+                         f"{cu['events_per_s']:,} events/s")
+        ex = res.get("explain")
+        if ex:
+            lines.append(f"[{kind}] explain  ledger of {ex['ledger_events']:,} events: median "
+                         f"{ex['explain']['median_ms']} ms, p95 {ex['explain']['p95_ms']} ms; "
+                         f"history median {ex['history']['median_ms']} ms, "
+                         f"p95 {ex['history']['p95_ms']} ms")
+            for k in ID_KINDS:
+                if k in ex:
+                    lines.append(f"           by {k:<10} ({ex[k]['ids']} ids): explain p95 "
+                                 f"{ex[k]['explain']['p95_ms']} ms, history p95 "
+                                 f"{ex[k]['history']['p95_ms']} ms")
+        lines.append("")
+    for row in summary.get("rss", []):
+        lines.append(f"peak RSS  {row['observations']:>10,} observations: "
+                     f"{row['peak_rss_mb']:7.1f} MB (after imports {row['after_imports_mb']} MB)")
+    lines += ["", "targets:"] + [f"  {k}: {v}" for k, v in summary["targets"].items()]
+    return "\n".join(lines)
+
+
+def targets(summary: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    stores = summary["stores"]
+
+    def verdict(ok: bool, text: str) -> str:
+        return ("met     " if ok else "NOT met ") + text
+
+    if "intake" in stores.get("sqlite", {}):
+        r = stores["sqlite"]["intake"]["ratio"]
+        out["intake >= 50% of executemany"] = verdict(
+            r >= TARGETS["intake_vs_executemany"], f"{r:.1%}")
+    if "intake" in stores.get("postgresql", {}):
+        r = stores["postgresql"]["intake"]["ratio"]
+        out["intake >= 40% of COPY"] = verdict(r >= TARGETS["intake_vs_copy"], f"{r:.1%}")
+    if "catch_up" in stores.get("sqlite", {}):
+        v = stores["sqlite"]["catch_up"]["events_per_s"]
+        out["catch-up >= 100,000 events/s (SQLite)"] = verdict(
+            v >= TARGETS["catch_up_sqlite"], f"{v:,}/s")
+    for kind, res in stores.items():
+        if "explain" in res:
+            ex = res["explain"]
+            worst = ex["explain"]["p95_ms"]
+            out[f"explain < 100 ms ({kind}, {ex['ledger_events']:,} events)"] = verdict(
+                worst < TARGETS["explain_ms"], f"p95 {worst} ms")
+    if summary.get("rss"):
+        peak = max(r["peak_rss_mb"] for r in summary["rss"])
+        out["peak RSS < 300 MB"] = verdict(peak < TARGETS["peak_rss_mb"], f"max {peak} MB")
+    return out
+
+
+# --- main -------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="scripts/bench.py", description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="Example (the README figures): python scripts/bench.py --observations 1000000 "
+               "--store both --out /tmp/bench. Quick run: --observations 50000 --skip-rss.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--observations", type=int, default=100_000, metavar="N",
+                    help="feed lines to generate and ingest (default 100,000; the targets are "
+                         "stated for 1,000,000)")
+    ap.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both",
+                    help="which store(s) to measure (default both); PostgreSQL at "
+                         "127.0.0.1:5432 (user postgres, db test) in a fresh schema "
+                         "bench_<random>, dropped afterwards")
+    ap.add_argument("--seed", type=int, default=1, help="feed generator seed (default 1)")
+    ap.add_argument("--explain-events", type=int, default=0, metavar="N",
+                    help="measure explain/history on a separate SQLite ledger of at least N events "
+                         "(default 0: on each store's intake ledger)")
+    ap.add_argument("--explain-samples", type=int, default=51, metavar="K",
+                    help="ids to explain, split over Exchange/Salesforce/iCalUId (default 51)")
+    ap.add_argument("--rss-sizes", default="", metavar="N,N,...",
+                    help="feed sizes for the peak-RSS check (default: N/4, N/2, N)")
+    ap.add_argument("--skip-explain", action="store_true", help="skip explain/history latency")
+    ap.add_argument("--skip-catch-up", action="store_true", help="skip the projection rebuild")
+    ap.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS subprocesses")
+    ap.add_argument("--json", action="store_true", help="print one JSON summary instead of text")
+    ap.add_argument("--out", type=Path, metavar="DIR",
+                    help="keep the feed and write bench.json here (default: a temporary "
+                         "directory, removed afterwards)")
+    ap.add_argument("--rss-child", nargs=2, metavar=("FEED", "DB"), help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]:
+    feed = workdir / f"feed_{args.observations}_{args.seed}.jsonl"
+    log(f"generating {args.observations:,} observations (seed {args.seed}) into {feed}")
+    stats = write_feed(feed, args.observations, args.seed)
+    log(f"feed: {stats.bytes / 1e6:,.0f} MB, {dict(stats.kinds)}")
+    summary: dict[str, Any] = {
+        "command": command, "observations": stats.observations, "seed": args.seed,
+        "feed_bytes": stats.bytes, "feed_kinds": dict(stats.kinds), "cpus": os.cpu_count(),
+        "mailboxes": stats.mailboxes, "product_users": stats.product_users, "stores": {},
+    }
+    kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
+    for kind in kinds:
+        bench = BenchStore(kind, workdir, "ledger")
+        res: dict[str, Any] = {}
+        try:
+            res["intake"] = measure_intake(bench, feed, workdir)
+            if not args.skip_catch_up:
+                res["catch_up"] = measure_catch_up(bench)
+            if not args.skip_explain and not args.explain_events:
+                res["explain"] = measure_explain(bench, args.explain_samples, args.seed)
+        finally:
+            bench.drop()
+        summary["stores"][kind] = res
+    if not args.skip_explain and args.explain_events:
+        summary["stores"].setdefault("sqlite", {})["explain"] = explain_ledger(args, workdir)
+    if not args.skip_rss:
+        sizes = [int(s) for s in args.rss_sizes.split(",") if s.strip()] or \
+            sorted({max(args.observations // 4, 1), max(args.observations // 2, 1),
+                    args.observations})
+        summary["rss"] = measure_rss(feed, sizes, workdir)
+    summary["targets"] = targets(summary)
+    return summary
+
+
+def explain_ledger(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """A SQLite ledger of at least ``--explain-events`` events, for explain alone."""
+    n = max(int(args.explain_events / 1.6), 1000)
+    while True:
+        feed = workdir / f"explain_{n}.jsonl"
+        write_feed(feed, n, args.seed + 1)
+        bench = BenchStore("sqlite", workdir, "explain")
+        log(f"explain ledger: intake of {n:,} observations")
+        ingest_files(bench.store, [feed], show_progress=False)
+        feed.unlink()
+        rows, _ = bench.events()
+        if rows >= args.explain_events:
+            try:
+                return measure_explain(bench, args.explain_samples, args.seed)
+            finally:
+                bench.drop()
+        bench.drop()
+        n = int(n * args.explain_events / max(rows, 1) * 1.05) + 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.rss_child:
+        rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]))
+        return 0
+    command = "python scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        summary = run(args, args.out, command)
+        (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="syncledger-bench-"))
+        try:
+            summary = run(args, workdir, command)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(summary, indent=2) if args.json else report(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
