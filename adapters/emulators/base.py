@@ -86,7 +86,8 @@ class Fault:
     With ``status`` the request is answered with that error and never reaches
     the emulated API (nothing changes); without it the real answer is sent,
     late (``delay``) or cut after ``drop_after`` body bytes (the change, if
-    any, has happened).
+    any, has happened). ``action`` runs first: it can change the emulator's
+    state at the exact moment of a request (a token expiring mid-sync).
     """
 
     status: int | None = None
@@ -98,6 +99,7 @@ class Fault:
     delay: float = 0.0
     drop_after: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    action: Callable[[], None] | None = None  # run when it fires, e.g. expire the tokens
     used: int = 0
 
     def matches(self, req: Request) -> bool:
@@ -115,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 30
+    wbufsize = 1 << 16  # headers and body leave in one write: no Nagle / delayed-ACK stall
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -217,6 +220,11 @@ class Emulator:
         headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
         return self.inject(Fault(status, code, message, method, path, times, headers=headers))
 
+    def at(self, action: Callable[[], None], *, path: str | None = None,
+           method: str | None = None, times: int = 1) -> Fault:
+        """Run ``action`` when a matching request arrives, then answer it normally."""
+        return self.inject(Fault(method=method, path=path, times=times, action=action))
+
     def slow(self, delay: float, *, path: str | None = None, method: str | None = None,
              times: int = 1) -> Fault:
         return self.inject(Fault(method=method, path=path, times=times, delay=delay))
@@ -253,6 +261,8 @@ class Emulator:
     def dispatch(self, req: Request) -> Response:
         with self.lock:
             fault = self._take_fault(req)
+            if fault is not None and fault.action is not None:
+                fault.action()
             if fault is not None and fault.status is not None:
                 resp = self.error(fault.status, fault.code or str(fault.status),
                                   fault.message or "injected fault")

@@ -253,8 +253,7 @@ class GraphEmulator(Emulator):
             if delta is not None:
                 session = self._round(mailbox, session["start"], session["end"],
                                       since=int(session["seq"]))
-            else:
-                self.skip_tokens.pop(str(skip))
+            # A skip token stays valid: a client may fetch the same page again.
         else:
             start, end = req.param("startDateTime"), req.param("endDateTime")
             if not start or not end:
