@@ -27,6 +27,9 @@ are. The TOML file (``--config`` or ``$SYNCLEDGER_CONFIG``) looks like::
     [markers]
     salesforce_field = "SyncLedger_ICalUId__c"
     exchange_property = "SyncLedgerSalesforceId"
+
+    [tls]
+    # ca_file = "/etc/ssl/corporate-proxy.pem"   (a private CA; default: the system's)
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ ENV = {
     "salesforce.client_id": "SYNCLEDGER_SF_CLIENT_ID",
     "salesforce.username": "SYNCLEDGER_SF_USERNAME",
     "org.domains": "SYNCLEDGER_ORG_DOMAINS",
+    "tls.ca_file": "SYNCLEDGER_CA_FILE",
 }
 SECRETS = {"graph": "SYNCLEDGER_GRAPH_CLIENT_SECRET",
            "salesforce": "SYNCLEDGER_SF_CLIENT_SECRET",
@@ -151,25 +155,35 @@ def load(path: str | None = None) -> SyncConfig:
     if not users:
         problems.append("org.product_users is missing: which mailboxes use the sync "
                         "(email = Salesforce User Id) in the config file")
-    for url_name in ("salesforce.instance_url", "graph.authority_host", "graph.base_url"):
+    ca_file = _get(data, "tls.ca_file")
+    if ca_file and not Path(str(ca_file)).is_file():
+        problems.append(f"tls.ca_file {ca_file} does not exist")
+    g, s = data.get("graph", {}), data.get("salesforce", {})
+    numbers: dict[str, int] = {}
+    for name, default in (("window_days_back", 14), ("window_days_ahead", 60),
+                          ("page_size", 50)):
+        try:
+            numbers[name] = int(g.get(name, default))
+        except (TypeError, ValueError):
+            problems.append(f"graph.{name} must be a whole number, not {g.get(name)!r}")
+    for url_name in ("salesforce.instance_url", "salesforce.login_url", "graph.authority_host",
+                     "graph.base_url"):
         value = _get(data, url_name)
         if value and not str(value).startswith("https://"):
             problems.append(f"{url_name} must be an https:// URL, not {value!r}")
     if problems:
         raise ConfigError(problems)
-    g = data.get("graph", {})
     graph = GraphConfig(
         tenant=tenant, client_id=client_id, client_secret=str(graph_secret),
         mailboxes=tuple(m.lower() for m in mailboxes),
         authority_host=_get(data, "graph.authority_host") or GraphConfig.authority_host,
         base_url=_get(data, "graph.base_url") or GraphConfig.base_url,
-        window_days_back=int(g.get("window_days_back", 14)),
-        window_days_ahead=int(g.get("window_days_ahead", 60)),
-        page_size=int(g.get("page_size", 50)))
+        ca_file=ca_file or None, **numbers)
     sf = SalesforceConfig(
         instance_url=instance_url, login_url=_get(data, "salesforce.login_url") or instance_url,
         client_id=sf_client, client_secret=str(sf_secret), username=username,
-        password=password)
+        password=password, api_version=str(s.get("api_version", "59.0")),
+        ca_file=ca_file or None)
     markers = data.get("markers", {})
     return SyncConfig(
         graph=graph, salesforce=sf,
@@ -189,8 +203,10 @@ def describe(config: SyncConfig) -> dict[str, Any]:
                        "login_url": config.salesforce.login_url,
                        "client_id": config.salesforce.client_id, "client_secret": "set",
                        "flow": "password" if config.salesforce.username
-                       else "client_credentials"},
+                       else "client_credentials",
+                       "api_version": config.salesforce.api_version},
         "org": {**config.org, "product_users": sorted(config.org["product_users"])},
         "markers": {"salesforce_field": config.salesforce_marker_field,
                     "exchange_property": config.exchange_marker_property},
+        "tls": {"ca_file": config.graph.ca_file or "(the system's trust store)"},
     }

@@ -80,7 +80,15 @@ class GraphClient:
     # --- auth ---------------------------------------------------------
 
     def token(self) -> str:
-        result = self.app.acquire_token_for_client(scopes=SCOPES)
+        """An access token from msal's cache or the token endpoint.
+
+        msal reports refusals as a dict but raises on a 5xx or a broken connection;
+        both of those come out as a 503 ``GraphAuthError`` that ``request`` retries.
+        """
+        try:
+            result = self.app.acquire_token_for_client(scopes=SCOPES)
+        except (msal.exceptions.MsalServiceError, requests.RequestException) as exc:
+            raise GraphAuthError(503, "tokenEndpointUnavailable", str(exc)) from exc
         if "access_token" not in result:
             raise GraphAuthError(401, str(result.get("error")),
                                  str(result.get("error_description", "")))
@@ -100,7 +108,15 @@ class GraphClient:
         refreshed = False
         delay = 0.5
         for attempt in range(1, self.max_attempts + 1):
-            headers = {"Authorization": f"Bearer {self.token()}", "Prefer": ", ".join(prefer),
+            try:
+                token = self.token()
+            except GraphAuthError as exc:
+                if exc.status != 503 or attempt == self.max_attempts:
+                    raise
+                self.sleep(min(delay, self.max_backoff))
+                delay *= 2
+                continue
+            headers = {"Authorization": f"Bearer {token}", "Prefer": ", ".join(prefer),
                        "Accept": "application/json"}
             try:
                 self.requests_made += 1
