@@ -168,7 +168,9 @@ def _plain(value: Any) -> Any:
     if names is not None:
         return {n: _plain(getattr(value, n)) for n in names}
     if cls is list or cls is tuple:
-        return cls(_plain(v) for v in value)
+        # Lists both: a record kept in memory must equal the same record read back
+        # from the store, or a replay would see changes a live run did not.
+        return [_plain(v) for v in value]
     if cls is dict:
         return {_plain(k): _plain(v) for k, v in value.items()}
     return deepcopy(value)  # not met: observations hold JSON-native values

@@ -215,11 +215,6 @@ def test_a_create_whose_answer_is_lost_is_not_made_twice(
     assert final(store, cloud) == clean_result(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ledger bug: observations.to_record keeps tuples (invitees=()), so a meeting decided "
-    "in memory sees () != [] from a meeting reloaded from the store, and a live run records "
-    "changed=['description','invitees'] where the replay records ['description']. Fix: "
-    "_plain must turn tuples into lists, as its docstring says."))
 def test_a_recorded_sync_reingests_to_the_same_events(
         store: Store, cloud: SandboxCloud, tmp_path: Path) -> None:
     record = tmp_path / "recorded.jsonl"
