@@ -12,6 +12,7 @@ line, so one bad line never costs the rest of the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,18 @@ def _settings(payload: Any, observed_at: str) -> SettingsChanged:
         raise WireError(exc.key, str(exc)) from None
 
 
-def parse_envelope(line: Any) -> Observation:
+@dataclass(frozen=True)
+class Markers:
+    """Names of the cross-reference markers (configurable; these are the defaults)."""
+
+    exchange_property: str = graph_wire.DEFAULT_MARKER
+    salesforce_field: str = salesforce_wire.DEFAULT_MARKER_FIELD
+
+
+DEFAULT_MARKERS = Markers()
+
+
+def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation:
     """A decoded feed line as a domain observation; raises FeedError naming the field."""
     if not isinstance(line, dict):
         raise FeedError(f"expected a JSON object, got {kind_of(line)}")
@@ -116,9 +128,11 @@ def parse_envelope(line: Any) -> Observation:
         raise FeedError(str(exc), field="observed_at", item_id=_payload_id(payload)) from None
     try:
         if kind == "graph.event":
-            return graph_wire.to_observation(payload, _mailbox(line), observed_at)
+            return graph_wire.to_observation(payload, _mailbox(line), observed_at,
+                                             marker=markers.exchange_property)
         if kind == "salesforce.event":
-            return salesforce_wire.to_observation(payload, line.get("relations"), observed_at)
+            return salesforce_wire.to_observation(payload, line.get("relations"), observed_at,
+                                                  marker_field=markers.salesforce_field)
         if kind == "salesforce.deleted":
             return salesforce_wire.deleted_to_observation(payload, observed_at)
         if kind == "sidebar.save":
@@ -131,7 +145,7 @@ def parse_envelope(line: Any) -> Observation:
                         field=field, item_id=exc.item_id or _payload_id(payload)) from None
 
 
-def parse_line(line: bytes, line_no: int) -> Observation:
+def parse_line(line: bytes, line_no: int, markers: Markers = DEFAULT_MARKERS) -> Observation:
     """One raw feed line; raises FeedError with the line number in its message."""
     try:
         decoded = orjson.loads(line)
@@ -140,7 +154,7 @@ def parse_line(line: bytes, line_no: int) -> Observation:
             .lower() or not line.rstrip().endswith(b"}") else ""
         raise FeedError(f"line {line_no}: not JSON{hint}: {exc}") from None
     try:
-        return parse_envelope(decoded)
+        return parse_envelope(decoded, markers)
     except FeedError as exc:
         raise FeedError(f"line {line_no}: {exc}", item_id=exc.item_id, field=exc.field) from None
 

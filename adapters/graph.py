@@ -175,10 +175,17 @@ class GraphClient:
         base = self.config.base_url.rstrip("/") + "/"
         return link[len(base):] if link and link.startswith(base) else link
 
-    def get_event(self, mailbox: str, event_id: str) -> dict[str, Any] | None:
+    def get_event(self, mailbox: str, event_id: str, *, property_id: str | None = None
+                  ) -> dict[str, Any] | None:
+        """One event; with ``property_id``, that extended property too (when set).
+
+        Graph returns an extended property only when ``$expand``-ed by id, and
+        delta cannot expand: this is how the sync sees its cross-reference marker.
+        """
         try:
             body: dict[str, Any] = self.request(
-                "GET", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}").json()
+                "GET", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}",
+                params=_expand(property_id)).json()
         except GraphError as exc:
             if exc.status == 404:
                 return None
@@ -191,7 +198,7 @@ class GraphClient:
         flt = (f"singleValueExtendedProperties/any(ep: ep/id eq '{property_id}' and "
                f"ep/value eq '{value.replace(chr(39), chr(39) * 2)}')")
         body = self.request("GET", f"users/{quote(mailbox)}/events",
-                            params={"$filter": flt}).json()
+                            params={"$filter": flt, **(_expand(property_id) or {})}).json()
         return list(body.get("value", []))
 
     # --- writes -------------------------------------------------------
@@ -206,6 +213,13 @@ class GraphClient:
             "PATCH", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}", json=body
         ).json()
         return out
+
+
+def _expand(property_id: str | None) -> dict[str, str] | None:
+    if property_id is None:
+        return None
+    escaped = property_id.replace("'", "''")
+    return {"$expand": f"singleValueExtendedProperties($filter=id eq '{escaped}')"}
 
 
 def _link(body: dict[str, Any], suffix: str) -> str | None:

@@ -17,11 +17,11 @@ from typing import Any, BinaryIO
 
 from adapters import graph_wire, salesforce_wire
 from adapters.config import SyncConfig
-from adapters.feed import FeedError, envelope, parse_line
+from adapters.feed import FeedError, Markers, envelope, parse_line
 from adapters.graph import DeltaExpired, GraphClient, GraphError
 from adapters.outbox import Outbox, outbox_key
 from adapters.salesforce import SalesforceClient
-from ledger.identity import is_salesforce_id
+from ledger.identity import is_salesforce_id, item_key, salesforce_id18
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.store import Store
 
@@ -44,7 +44,10 @@ class SyncReport:
     duplicates: int = 0
     quarantined: int = 0
     writes: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    #: write key -> why it failed; a write that succeeds in a later round drops out
+    failed: dict[str, str] = field(default_factory=dict)
+    #: failures that a later round of the same cycle carried out after all
+    recovered: list[str] = field(default_factory=list)
     resyncs: list[str] = field(default_factory=list)
     rounds: int = 0
 
@@ -56,8 +59,8 @@ class SyncReport:
     def as_dict(self) -> dict[str, Any]:
         return {"observed": self.observed, "events_appended": self.appended,
                 "duplicates_skipped": self.duplicates, "quarantined": self.quarantined,
-                "writes": self.writes, "failures": self.failures, "resyncs": self.resyncs,
-                "rounds": self.rounds}
+                "writes": self.writes, "failures": list(self.failed.values()),
+                "recovered": self.recovered, "resyncs": self.resyncs, "rounds": self.rounds}
 
 
 class SyncCycle:
@@ -76,6 +79,8 @@ class SyncCycle:
         self.ledger = Ledger(store)
         self.outbox = Outbox(store)
         self.report = SyncReport()
+        self.markers = Markers(config.exchange_marker_property, config.salesforce_marker_field)
+        self.marker_id = graph_wire.marker_property_id(config.exchange_marker_property)
         self.saves = list(saves or [])  # (mailbox, payload): explicit saves from the add-in
 
     # --- recording observations -----------------------------------------
@@ -86,7 +91,7 @@ class SyncCycle:
             if self.record is not None:
                 self.record.write(line + b"\n")
             try:
-                out.append(Intake(source, None, line, parse_line(line, 0)))
+                out.append(Intake(source, None, line, parse_line(line, 0, self.markers)))
             except FeedError as exc:
                 out.append(Intake(source, None, line, InputError(
                     str(exc), item_id=exc.item_id, field=exc.field)))
@@ -150,7 +155,7 @@ class SyncCycle:
         for page in self.graph.delta_pages(mailbox, start, end, link):
             at = iso(self.clock())
             lines = []
-            for event in page.events:
+            for event in self._with_markers(mailbox, page.events):
                 if event.get("type") == "seriesMaster":
                     masters[event["id"]] = event
                 event = self._filled(mailbox, event, masters)
@@ -160,6 +165,26 @@ class SyncCycle:
             # never loses a page, and a repeated page appends nothing.
             self._record_lines(lines, f"graph:{mailbox}",
                                {name: page.next_link or page.delta_link or ""})
+
+    def _with_markers(self, mailbox: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """New singles and masters read again with our marker property expanded.
+
+        Delta cannot ``$expand`` extended properties, so without this an item the
+        sync itself created would never show whose copy it is. Items the ledger
+        already knows keep their marker (it is never removed), so only new ones
+        cost a request.
+        """
+        heads = [e for e in events if "@removed" not in e
+                 and e.get("type", "singleInstance") in ("singleInstance", "seriesMaster")]
+        keys = {"ex:" + item_key(mailbox, e["id"]): e["id"] for e in heads}
+        known = set(self.store.lookup_keys(keys)) if keys else set()
+        fresh = {event_id for key, event_id in keys.items() if key not in known}
+        out = []
+        for event in events:
+            full = self.graph.get_event(mailbox, event["id"], property_id=self.marker_id) \
+                if event.get("id") in fresh else None
+            out.append(full or event)
+        return out
 
     def _filled(self, mailbox: str, event: dict[str, Any], masters: dict[str, dict[str, Any]]
                 ) -> dict[str, Any]:
@@ -220,10 +245,12 @@ class SyncCycle:
                 lines, result = self._perform(write, recovering=entry is not None)
             except Exception as exc:  # one bad write never stops the others
                 self.outbox.finish(key, "failed", iso(self.clock()), error=str(exc)[:500])
-                self.report.failures.append(f"{write['target']} {write['op']} "
-                                            f"{write.get('id') or write['key']}: {exc}")
+                self.report.failed[write["key"]] = (f"{write['target']} {write['op']} "
+                                                    f"{write.get('id') or write['key']}: {exc}")
                 continue
             self.outbox.finish(key, "done", iso(self.clock()), result=result)
+            if write["key"] in self.report.failed:
+                self.report.recovered.append(self.report.failed.pop(write["key"]))
             self.report.writes.append({"target": write["target"], "op": write["op"],
                                        "id": result.get("id") or write.get("id"),
                                        "reason": write["reason"], "key": write["key"]})
@@ -247,18 +274,22 @@ class SyncCycle:
             return [envelope("salesforce.deleted", iso(self.clock()), gone)], {"id": write["id"]}
         if op == "create":
             marker = fields.get("ical_marker")
+            invitees = [salesforce_id18(i) for i in fields.pop("invitees", [])
+                        if is_salesforce_id(i)]
             existing = self.sf.find_by_marker(marker) if recovering and marker else []
-            if existing:
+            invited: set[str] = set()
+            if existing:  # created before a crash or a lost answer: finish, don't redo
                 event_id = existing[0]["Id"]
+                invited = {salesforce_id18(r["RelationId"])
+                           for r in self.sf.relations([event_id]).get(event_id, [])}
             else:
-                invitees = fields.pop("invitees", [])
                 body = salesforce_wire.fields_to_salesforce(
                     fields, marker_field=self.config.salesforce_marker_field)
                 event_id = self.sf.create("Event", body)
-                for relation_id in invitees:
-                    if is_salesforce_id(relation_id):
-                        self.sf.create("EventRelation",
-                                       salesforce_wire.invitee_relation(event_id, relation_id))
+            for relation_id in invitees:
+                if relation_id not in invited:
+                    self.sf.create("EventRelation",
+                                   salesforce_wire.invitee_relation(event_id, relation_id))
         else:  # update
             event_id = write["id"]
             body = salesforce_wire.fields_to_salesforce(
@@ -277,14 +308,16 @@ class SyncCycle:
         mailbox, op, fields = write["mailbox"], write["op"], dict(write["fields"])
         if op == "create":
             marker = fields.get("salesforce_marker")
-            found = self.graph.find_by_property(mailbox, graph_wire.marker_property_id(
-                self.config.exchange_marker_property), marker) if recovering and marker else []
+            found = self.graph.find_by_property(mailbox, self.marker_id, marker) \
+                if recovering and marker else []
             event = found[0] if found else self.graph.create_event(
-                mailbox, graph_wire.observation_fields_to_graph(fields))
+                mailbox, self._graph_body(fields))
+            # The create's answer never shows extended properties: read it back with ours.
+            event = self.graph.get_event(mailbox, event["id"],
+                                         property_id=self.marker_id) or event
         else:  # update, set-categories
             try:
-                event = self.graph.patch_event(
-                    mailbox, write["id"], graph_wire.observation_fields_to_graph(fields))
+                event = self.graph.patch_event(mailbox, write["id"], self._graph_body(fields))
             except GraphError as exc:
                 if exc.status != 404:
                     raise
@@ -293,6 +326,11 @@ class SyncCycle:
                 return [envelope("graph.event", iso(self.clock()), gone, mailbox=mailbox)], {}
         line = envelope("graph.event", iso(self.clock()), event, mailbox=mailbox)
         return [line], {"id": event.get("id")}
+
+
+    def _graph_body(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return graph_wire.observation_fields_to_graph(
+            fields, marker_property=self.config.exchange_marker_property)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

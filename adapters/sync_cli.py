@@ -187,6 +187,8 @@ def _print(outcome: dict[str, Any], as_json: bool) -> int:
                   f"{render.cell(w['body'], 90)}")
         if not log:
             print("  (none)")
+    for retried in outcome["recovered"]:
+        print(f"retried:   {retried} (done in a later round)", file=sys.stderr)
     for failure in outcome["failures"]:
         print(f"failed: {failure}", file=sys.stderr)
     if outcome["error"]:

@@ -347,6 +347,11 @@ class Meeting(Aggregate):
             if f"ex|{key}|{obs.version}" in self.versions and key not in self.removed:
                 return False
             rec = to_record(obs)
+            prior = self.items.get(key)
+            if rec["salesforce_marker"] is None and prior is not None:
+                # Graph shows the marker only when asked (never in delta); it is
+                # stamped once and never removed, so unseen means unchanged.
+                rec["salesforce_marker"] = prior["salesforce_marker"]
             if obs.sensitivity in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
                 rec = redact(rec)
             changed = _changed(self.items.get(key), rec)

@@ -107,6 +107,13 @@ def test_categories_are_replaced_whole_and_a_create_is_found_by_marker(
     assert [e["id"] for e in client.find_by_property(BOB, prop, "00U5e0000000099AAA")] == [
         created["id"]]
     assert client.find_by_property(BOB, prop, "00U5e0000000098AAA") == []
+    # As in Graph, an extended property is only returned when $expand-ed by its id.
+    assert "singleValueExtendedProperties" not in created
+    assert "singleValueExtendedProperties" not in client.get_event(BOB, created["id"])  # type: ignore[operator]
+    assert client.get_event(BOB, created["id"], property_id=prop)[  # type: ignore[index]
+        "singleValueExtendedProperties"] == [{"id": prop, "value": "00U5e0000000099AAA"}]
+    assert all("singleValueExtendedProperties" not in e
+               for p in client.delta_pages(BOB, *WINDOW) for e in p.events)
     with pytest.raises(GraphError, match="RequestBodyRead"):
         client.create_event(BOB, {"subjekt": "typo"})
     assert [w["method"] for w in graph_em.writes] == ["PATCH", "PATCH", "POST"]

@@ -50,6 +50,10 @@ STUB_FIELDS = ("@odata.type", "@odata.etag", "id", "type", "seriesMasterId", "st
 FILTER = re.compile(r"singleValueExtendedProperties/any\(\s*(\w+):\s*\1/id eq '((?:[^']|'')*)'"
                     r"\s+and\s+\1/value eq '((?:[^']|'')*)'\s*\)", re.IGNORECASE)
 DEFAULT_PAGE = 10
+#: ``$expand=singleValueExtendedProperties($filter=id eq '...')``: the only way Graph
+#: returns an extended property; delta, create and update answers never carry them.
+EXPAND = re.compile(r"singleValueExtendedProperties\(\s*\$filter=id eq '((?:[^']|'')*)'\s*\)",
+                    re.IGNORECASE)
 
 
 def graph_time(when: datetime) -> str:
@@ -68,6 +72,12 @@ def _instant(value: dict[str, Any] | None) -> datetime | None:
                                              else zone))
     except (KeyError, ValueError):
         return when.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _expanded(req: Request) -> str | None:
+    """The extended property id a request asks to see, if any."""
+    match = EXPAND.fullmatch((req.param("$expand") or "").strip())
+    return match.group(1).replace("''", "'") if match else None
 
 
 def _window_time(value: str) -> datetime:
@@ -195,7 +205,8 @@ class GraphEmulator(Emulator):
                 return self.error(404, "ErrorItemNotFound",
                                   "The specified object was not found in the store.")
             if req.method == "GET":
-                return json_response(200, self._wire(mailbox, self.events[mailbox][event_id]))
+                return json_response(200, self._wire(mailbox, self.events[mailbox][event_id],
+                                                     expand=_expanded(req)))
             if req.method == "PATCH":
                 return self._patch(req, mailbox, event_id)
             if req.method == "DELETE":
@@ -311,10 +322,16 @@ class GraphEmulator(Emulator):
         start, end = _instant(event.get("start")), _instant(event.get("end"))
         return start is not None and end is not None and start < hi and end > lo
 
-    def _wire(self, mailbox: str, event: dict[str, Any], delta: bool = False) -> dict[str, Any]:
+    def _wire(self, mailbox: str, event: dict[str, Any], delta: bool = False,
+              expand: str | None = None) -> dict[str, Any]:
         if delta and self.occurrence_stubs and event.get("type") == "occurrence":
             return {k: deep(event[k]) for k in STUB_FIELDS if k in event}
-        return deep(event)
+        out = deep(event)
+        props = out.pop("singleValueExtendedProperties", None) or []
+        wanted = [p for p in props if expand is not None and p["id"].lower() == expand.lower()]
+        if wanted:
+            out["singleValueExtendedProperties"] = wanted
+        return out
 
     # --- finding, writing ----------------------------------------------------------
 
@@ -332,7 +349,7 @@ class GraphEmulator(Emulator):
                 for p in e.get("singleValueExtendedProperties") or [])]
         return json_response(200, {
             "@odata.context": f"{self.url}/v1.0/$metadata#users('{mailbox}')/events",
-            "value": [self._wire(mailbox, e) for e in events]})
+            "value": [self._wire(mailbox, e, expand=_expanded(req)) for e in events]})
 
     def _validate(self, body: Any) -> str | None:
         if not isinstance(body, dict):
