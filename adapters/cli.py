@@ -10,6 +10,7 @@ scripts. Exit status: 0 fine, 1 failed, 2 bad usage, 3 input was quarantined,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 
 from adapters import render
-from ledger.store import Store, StoreURLError
+from ledger.store import Store, StoreURL, StoreURLError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
@@ -39,8 +40,19 @@ def emit_json(value: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    return Store.open(args.db)
+class NoLedger(LookupError):
+    """A read command pointed at a SQLite file that does not exist."""
+
+
+def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The ledger named by ``--db``. Only commands that record (``create``) may start one:
+    a query against a mistyped path must say so, not answer from a new empty file."""
+    url = StoreURL.parse(args.db)
+    if not create and url.kind == "sqlite" and url.path != ":memory:" \
+            and not os.path.exists(url.path):
+        raise NoLedger(f"no ledger at {url.path} (give --db, or set SYNCLEDGER_DB; "
+                       "'syncledger ingest' or 'syncledger demo' create one)")
+    return Store(url)
 
 
 # --- ingest / quarantine / demo ------------------------------------------------
@@ -62,7 +74,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if missing:
         print(f"syncledger ingest: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
-    store = open_store(args)
+    store = open_store(args, create=True)
     try:
         result = ingest_files(store, args.files, batch_size=args.batch_size)
     finally:
@@ -160,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreURLError as exc:
         print(f"syncledger {args.command}: --db {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NoLedger as exc:
+        print(f"syncledger {args.command}: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
     except KeyboardInterrupt:
         print(f"syncledger {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -36,12 +36,13 @@ SHOWN = {
     "plan": ["target", "op", "mailbox", "id", "reason", "fields"],
     "analytics": ["organizer", "start", "recurrence", "sync_state", "open_issue_kinds"],
 }
+DAILY = ["day", "source", "kind", "mailbox", "count"]
 KINDS = {
     "mapping": "Exchange item type: single, master, occurrence, exception",
     "conflicts": "conflict kind (attendee-before-organizer)",
     "issues": "rule id, e.g. private-item, unsupported-time-zone",
     "plan": "operation: create, update, delete, set-categories",
-    "analytics": "(not used)",
+    "analytics": "with --daily: observation, issue or conflict kind",
 }
 
 
@@ -53,6 +54,11 @@ def _query_args(name: str) -> Callable[[argparse.ArgumentParser], None]:
             choices = ["synced", "pending", "not-synced", "conflict"] \
                 if name == "analytics" else ["open", "resolved"]
             p.add_argument("--state", choices=choices, help="only rows in this state")
+        if name == "analytics":
+            p.add_argument("--daily", action="store_true",
+                           help="daily counts of observations, issues and conflicts by kind "
+                                "and mailbox instead (columns day, source, kind, mailbox, "
+                                "count; --kind filters on kind)")
         p.add_argument("--json", action="store_true",
                        help="an array of objects with snake_case keys, for scripts")
     return add
@@ -65,7 +71,13 @@ def _run_query(args: argparse.Namespace, name: str) -> int:
                  "issues": queries.issues, "plan": queries.plan,
                  "analytics": queries.analytics_meetings}[name]
     filters: dict[str, Any] = {"mailbox": args.mailbox}
-    if name != "analytics":
+    shown = SHOWN[name]
+    if name == "analytics" and args.daily:
+        fn, shown = queries.analytics_daily, DAILY
+        if args.state is not None:
+            print("syncledger analytics: --state does not apply to --daily", file=sys.stderr)
+            return EXIT_USAGE
+    if name != "analytics" or args.daily:
         filters["kind"] = args.kind
     if getattr(args, "state", None) is not None:
         filters["state"] = args.state
@@ -80,7 +92,7 @@ def _run_query(args: argparse.Namespace, name: str) -> int:
     if args.json:
         emit_json(rows)
     elif rows:
-        print(render.table(rows, SHOWN[name]))
+        print(render.table(rows, shown))
         print(f"\n{len(rows)} row(s); --json for every column")
     else:
         print(f"no {name} rows")
@@ -95,7 +107,7 @@ _register("mapping", "Exchange item <-> Salesforce Event ids, both ways")
 _register("conflicts", "sync conflicts (an attendee saved before the organizer)")
 _register("issues", "sync issues and skips, by rule id")
 _register("plan", "pending writes to either calendar that follow from the ledger")
-_register("analytics", "one row per meeting, as the analytics table holds it")
+_register("analytics", "the BI tables: one row per meeting, or daily counts (--daily)")
 
 
 def _project_args(p: argparse.ArgumentParser) -> None:

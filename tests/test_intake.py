@@ -136,3 +136,10 @@ def test_a_concurrent_writer_is_retried_meeting_by_meeting(store_url: str) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_a_query_on_a_missing_ledger_says_so_instead_of_creating_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    typo = tmp_path / "ledgr.db"
+    assert main(["issues", "--db", str(typo)]) == 4
+    assert "no ledger at" in capsys.readouterr().err and not typo.exists()
