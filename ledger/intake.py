@@ -197,8 +197,8 @@ class Ledger:
         if keys:
             found = self.store.lookup_keys(keys)
             self._keys = {k: found.get(k) for k in keys}
-        ids = {meeting_id(k) for k in derived}
-        ids.difference_update(self._cache)
+        cache = self._cache
+        ids = {mid for mid in map(meeting_id, derived) if mid not in cache}
         if ids:
             present = self.store.existing(ids)
             self._exists = {mid: mid in present for mid in ids}
