@@ -12,6 +12,7 @@ needs earlier facts loads them in bulk once per batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -111,7 +112,10 @@ class Bulk:
         names = list(c.positiontup)
         if consts:
             return c.string, lambda r: tuple(r[n] if n in r else consts[n] for n in names)
-        return c.string, lambda r: tuple([r[n] for n in names])
+        if len(names) == 1:
+            name = names[0]
+            return c.string, lambda r: (r[name],)
+        return c.string, itemgetter(*names)  # a tuple of the row's values, in C
 
 
 def upsert_statement(dialect: Dialect, table: sa.Table,
