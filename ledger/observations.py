@@ -146,9 +146,9 @@ Observation = (
 def to_record(obs: Observation) -> dict[str, Any]:
     """JSON-native dict of an observation (tuples become lists).
 
-    Exactly what ``dataclasses.asdict`` returns (same keys, order and
-    container types), without its generic per-value deep copy: this runs once
-    per observation and ``asdict`` was the largest single cost of intake.
+    What ``dataclasses.asdict`` returns (same keys and order), with lists for
+    tuples, without its generic per-value deep copy: this runs once per
+    observation and ``asdict`` was the largest single cost of intake.
     """
     out: dict[str, Any] = _plain(obs)
     return out
@@ -166,7 +166,11 @@ def _plain(value: Any) -> Any:
     if names is None and is_dataclass(value):
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(value))
     if names is not None:
-        return {n: _plain(getattr(value, n)) for n in names}
+        out = {}
+        for n in names:
+            v = getattr(value, n)
+            out[n] = v if type(v) in _ATOMIC else _plain(v)
+        return out
     if cls is list or cls is tuple:
         # Lists both: a record kept in memory must equal the same record read back
         # from the store, or a replay would see changes a live run did not.

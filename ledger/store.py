@@ -36,8 +36,10 @@ DEFAULT_DB = "syncledger.db"
 SNAPSHOT_INTERVAL = 100
 
 SIDE_TABLES = (
+    # SQLite: WITHOUT ROWID, so an index row is one B-tree entry, not a table row
+    # plus its primary-key index (intake upserts hundreds per transaction).
     "CREATE TABLE IF NOT EXISTS {p}meeting_keys ("
-    " key TEXT PRIMARY KEY, meeting_id TEXT NOT NULL)",
+    " key TEXT PRIMARY KEY, meeting_id TEXT NOT NULL){without_rowid}",
     "CREATE TABLE IF NOT EXISTS {p}quarantine ("
     " id {serial}, source TEXT NOT NULL, line_no INTEGER, item_id TEXT, field TEXT,"
     " error TEXT NOT NULL, raw {blob} NOT NULL, observed_at TEXT)",
@@ -149,8 +151,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
-                *(s.format(p="", serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB")
-                  for s in SIDE_TABLES)]
+                *(s.format(p="", serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB",
+                           without_rowid=" WITHOUT ROWID") for s in SIDE_TABLES)]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -173,8 +175,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         super().__init__(*args, **kwargs)
         prefix = f'"{self.datastore.schema}".' if self.datastore.schema else ""
         self.side = _SideTables(prefix, "%s")
-        self._side_ddl = [s.format(p=prefix, serial="BIGSERIAL PRIMARY KEY", blob="BYTEA")
-                          for s in SIDE_TABLES]
+        self._side_ddl = [s.format(p=prefix, serial="BIGSERIAL PRIMARY KEY", blob="BYTEA",
+                                   without_rowid="") for s in SIDE_TABLES]
 
     def create_table(self) -> None:
         super().create_table()
