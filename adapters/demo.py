@@ -50,27 +50,18 @@ def run(db: str, *, fresh: bool, as_json: bool) -> int:
 
 
 def _read_models(store: Store) -> dict[str, Any]:
-    try:
-        from projections import queries
-    except ImportError:  # projections not installed in this build
-        return {}
+    from projections import queries
+
     return {"mapping": queries.mapping(store), "conflicts": queries.conflicts(store),
             "issues": queries.issues(store), "plan": queries.plan(store)}
 
 
 def _print_views(views: dict[str, Any]) -> None:
     from adapters import render
+    from adapters.query_cli import SHOWN
 
-    columns = {
-        "mapping": ["mailbox", "exchange_id", "occurrence_start", "salesforce_id"],
-        "conflicts": ["kind", "attendee", "organizer", "state", "detected_at"],
-        "issues": ["kind", "severity", "direction", "mailbox", "message", "state",
-                   "outlook_category"],
-        "plan": ["target", "op", "mailbox", "id", "reason", "fields"],
-    }
-    for name, cols in columns.items():
-        rows = views.get(name)
-        if rows is None:
-            continue
+    for name in ("mapping", "conflicts", "issues", "plan"):
+        cols = SHOWN[name]
+        rows = views[name]
         print(f"\n{name.upper()} ({len(rows)})")
         print(render.table(rows, cols, width=40) if rows else "  (none)")

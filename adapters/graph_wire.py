@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from adapters.wire import WireError, kind_of, parse_instant, utc_iso
+from adapters.wire import WireError, flag, kind_of, parse_instant, text, utc_iso
 from ledger.observations import Attendee, ExchangeItemGone, ExchangeItemSeen, ItemType
 from ledger.timezones import to_iana
 
@@ -70,24 +70,6 @@ def parse_date_time_zone(value: Any, field: str, item_id: str | None) -> str:
             raise WireError(f"{field}.timeZone", f"unknown time zone {zone_name!r}", item_id)
         parsed = parsed.replace(tzinfo=zone)
     return utc_iso(parsed)
-
-
-def _str(payload: dict[str, Any], name: str, item_id: str | None, default: str = "") -> str:
-    value = payload.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise WireError(name, f"expected a string, got {kind_of(value)}", item_id)
-    return value
-
-
-def _bool(payload: dict[str, Any], name: str, item_id: str | None, default: bool) -> bool:
-    value = payload.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise WireError(name, f"expected true or false, got {kind_of(value)}", item_id)
-    return value
 
 
 def _email(value: Any, field: str, item_id: str | None) -> tuple[str, str]:
@@ -228,20 +210,20 @@ def to_observation(
         observed_at=observed_at, mailbox=mailbox, item_id=item_id,
         ical_uid=ical_uid or None, item_type=item_type, series_master_id=master_id,
         occurrence_start=occurrence_start,
-        version=_str(payload, "changeKey", item_id) or content_version(payload),
+        version=text(payload, "changeKey", item_id) or content_version(payload),
         last_modified=(parse_instant(last_modified, "lastModifiedDateTime", item_id)
                        if last_modified is not None else None),
-        subject=_str(payload, "subject", item_id),
-        body=_str(body, "content", item_id) if isinstance(body, dict) else "",
-        location=_str(location, "displayName", item_id) if isinstance(location, dict) else "",
+        subject=text(payload, "subject", item_id),
+        body=text(body, "content", item_id) if isinstance(body, dict) else "",
+        location=text(location, "displayName", item_id) if isinstance(location, dict) else "",
         start=start, end=end,
-        is_all_day=_bool(payload, "isAllDay", item_id, False),
-        sensitivity=_str(payload, "sensitivity", item_id, "normal"),
+        is_all_day=flag(payload, "isAllDay", item_id, False),
+        sensitivity=text(payload, "sensitivity", item_id, "normal"),
         time_zone=zone if isinstance(zone, str) and zone else None,
         organizer=organizer, attendees=tuple(attendees), recurrence=recurrence,
         categories=tuple(categories),
-        is_cancelled=_bool(payload, "isCancelled", item_id, False),
-        is_organizer=_bool(payload, "isOrganizer", item_id, organizer == mailbox),
+        is_cancelled=flag(payload, "isCancelled", item_id, False),
+        is_organizer=flag(payload, "isOrganizer", item_id, organizer == mailbox),
         salesforce_marker=_marker(payload, marker, item_id),
     )
 

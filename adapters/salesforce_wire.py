@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.wire import WireError, parse_instant
+from adapters.wire import WireError, flag, parse_instant, text
 from ledger.identity import is_salesforce_id, salesforce_id18
 from ledger.observations import Invitee, SalesforceEventGone, SalesforceEventSeen
 
@@ -41,24 +41,6 @@ def _id(value: Any, field: str, item_id: str | None) -> str:
 def _opt_id(record: dict[str, Any], field: str, item_id: str | None) -> str | None:
     value = record.get(field)
     return None if value in (None, "") else _id(value, field, item_id)
-
-
-def _text(record: dict[str, Any], field: str, item_id: str | None) -> str:
-    value = record.get(field)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise WireError(field, f"expected a string, got {type(value).__name__}", item_id)
-    return value
-
-
-def _flag(record: dict[str, Any], field: str, item_id: str | None) -> bool:
-    value = record.get(field)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise WireError(field, f"expected true or false, got {value!r}", item_id)
-    return value
 
 
 def _time(record: dict[str, Any], field: str, item_id: str | None) -> str | None:
@@ -93,7 +75,7 @@ def to_observation(
     if version is None:
         raise WireError("SystemModstamp", "missing: needed to tell versions apart", item_id)
     series = _opt_id(record, "RecurrenceActivityId", item_id)
-    is_master = _flag(record, "IsRecurrence", item_id)
+    is_master = flag(record, "IsRecurrence", item_id)
     invitees: tuple[Invitee, ...] | None = None
     if relations is not None:
         if not isinstance(relations, list):
@@ -114,18 +96,18 @@ def to_observation(
         observed_at=observed_at, event_id=event_id,
         series_id=series if series and series != event_id and not is_master else None,
         is_series_master=is_master,
-        is_lightning_series=_flag(record, "IsRecurrence2", item_id),
+        is_lightning_series=flag(record, "IsRecurrence2", item_id),
         recurrence=_recurrence(record, item_id),
         version=parse_instant(version, "SystemModstamp", item_id),
-        subject=_text(record, "Subject", item_id),
-        description=_text(record, "Description", item_id),
-        location=_text(record, "Location", item_id),
+        subject=text(record, "Subject", item_id),
+        description=text(record, "Description", item_id),
+        location=text(record, "Location", item_id),
         what_id=_opt_id(record, "WhatId", item_id), who_id=_opt_id(record, "WhoId", item_id),
         owner_id=_opt_id(record, "OwnerId", item_id),
         start=_time(record, "StartDateTime", item_id), end=_time(record, "EndDateTime", item_id),
-        is_all_day=_flag(record, "IsAllDayEvent", item_id),
-        is_private=_flag(record, "IsPrivate", item_id),
-        time_zone=_text(record, "RecurrenceTimeZoneSidKey", item_id) or None,
+        is_all_day=flag(record, "IsAllDayEvent", item_id),
+        is_private=flag(record, "IsPrivate", item_id),
+        time_zone=text(record, "RecurrenceTimeZoneSidKey", item_id) or None,
         ical_marker=marker if isinstance(marker, str) and marker else None,
         invitees=invitees,
     )

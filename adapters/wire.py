@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 
 class WireError(ValueError):
@@ -36,7 +36,30 @@ def parse_instant(value: Any, field: str, item_id: str | None = None) -> str:
     return utc_iso(parsed)
 
 
-
 def kind_of(value: Any) -> str:
     """The JSON kind of a value, for error messages."""
     return "null" if value is None else type(value).__name__
+
+
+_EXPECTED = {str: "a string", bool: "true or false"}
+T = TypeVar("T", str, bool)
+
+
+def _typed(record: dict[str, Any], field: str, item_id: str | None, kind: type[T],
+           default: T) -> T:
+    value = record.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise WireError(field, f"expected {_EXPECTED[kind]}, got {kind_of(value)}", item_id)
+    return value
+
+
+def text(record: dict[str, Any], field: str, item_id: str | None, default: str = "") -> str:
+    """A string field; absent or null is ``default``, anything else not a string is an error."""
+    return _typed(record, field, item_id, str, default)
+
+
+def flag(record: dict[str, Any], field: str, item_id: str | None, default: bool = False) -> bool:
+    """A boolean field; absent or null is ``default``."""
+    return _typed(record, field, item_id, bool, default)
