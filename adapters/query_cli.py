@@ -117,21 +117,17 @@ def _project_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print events applied as JSON")
 
 
-def _bar(label: str, store: Store) -> tuple[Progress, Callable[[int, int], None]]:
-    bar = Progress(label, total=store.max_position() or None)
-    return bar, lambda done, head: bar.update(done)
-
-
-@command("project", "catch every projection up with the ledger", _project_args)
-def cmd_project(args: argparse.Namespace) -> int:
+def _applied(args: argparse.Namespace, label: str,
+             work: Callable[[Store, Callable[[int, int], None]], dict[str, int]]) -> int:
+    """Run a catch-up or rebuild with a progress bar, then say what each projection applied."""
     from projections import runner
 
     store = open_store(args)
     try:
-        bar, progress = _bar("project", store)
-        applied = runner.catch_up(store, progress=progress)
+        bar = Progress(label, total=store.max_position() or None)
+        applied = work(store, lambda done, head: bar.update(done))
         bar.close()
-        if args.follow:
+        if getattr(args, "follow", False):
             stop = threading.Event()
             print("following the ledger; Ctrl-C stops", file=sys.stderr)
             try:
@@ -139,6 +135,9 @@ def cmd_project(args: argparse.Namespace) -> int:
                     ", ".join(f"{k} +{v}" for k, v in done.items()), file=sys.stderr))
             except KeyboardInterrupt:
                 stop.set()
+    except runner.UnknownProjection as exc:
+        print(f"syncledger {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         store.close()
     if args.json:
@@ -146,6 +145,14 @@ def cmd_project(args: argparse.Namespace) -> int:
     else:
         print(", ".join(f"{k}: {v:,} events applied" for k, v in applied.items()))
     return EXIT_OK
+
+
+@command("project", "catch every projection up with the ledger", _project_args)
+def cmd_project(args: argparse.Namespace) -> int:
+    from projections import runner
+
+    return _applied(args, "project",
+                    lambda store, progress: runner.catch_up(store, progress=progress))
 
 
 def _rebuild_args(p: argparse.ArgumentParser) -> None:
@@ -158,18 +165,5 @@ def _rebuild_args(p: argparse.ArgumentParser) -> None:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from projections import runner
 
-    store = open_store(args)
-    try:
-        bar, progress = _bar(f"rebuild {args.name or 'all'}", store)
-        applied = runner.rebuild(store, args.name, progress=progress)
-        bar.close()
-    except runner.UnknownProjection as exc:
-        print(f"syncledger rebuild: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        store.close()
-    if args.json:
-        emit_json(applied)
-    else:
-        print(", ".join(f"{k}: {v:,} events applied" for k, v in applied.items()))
-    return EXIT_OK
+    return _applied(args, f"rebuild {args.name or 'all'}",
+                    lambda store, progress: runner.rebuild(store, args.name, progress=progress))

@@ -66,6 +66,9 @@ _move = Bulk(lambda _: tracking.update().where(tracking.c.name == sa.bindparam("
 class UnknownProjection(KeyError):
     """A name that is not one of :data:`NAMES`."""
 
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
 
 def selected(names: Iterable[str] | None) -> list[str]:
     """Projection names in their canonical order; all of them for None."""

@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -39,7 +37,6 @@ from ledger.store import Store
 from projections import queries, runner
 from projections.plan import PlanProjection
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 DOMAIN = "contoso.com"
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 ERIN = "erin@contoso.com"
@@ -52,44 +49,15 @@ T0 = "2026-11-20T09:00:00Z"
 # --- stores -----------------------------------------------------------------------
 
 
-def _postgres_problem() -> str | None:
-    import psycopg
-
-    try:
-        with psycopg.connect(**PG, connect_timeout=3):  # type: ignore[arg-type]
-            return None
-    except Exception as exc:  # any connection failure is the reason
-        return f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}"
-
-
-def _drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(**PG, autocommit=True) as conn:  # type: ignore[arg-type]
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'.encode())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty ledger: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "ledger.db")
-        return
-    problem = _postgres_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(problem + " (CI=true: PostgreSQL tests must run)")
-        pytest.skip(problem)
-    schema = f"t_{uuid.uuid4().hex}"
-    yield f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}"
-    _drop_schema(schema)
+@pytest.fixture
+def ledger_url(store_url: str) -> str:
+    """An empty ledger on each kind of store (conftest's ``store_url``)."""
+    return store_url
 
 
 @pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Store]:
-    store = Store.open(ledger_url)
-    yield store
-    store.close()
+def ledger(store: Store) -> Store:
+    return store
 
 
 def ingest(store: Store, observations: Sequence[Observation]) -> None:
