@@ -1,0 +1,64 @@
+"""The event store as a user relies on it: long series load from snapshots exactly as
+from their full history, past versions are the real past, and what our lean save
+writes is what the library itself would write (so the library can always read it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from adapters.sandbox import ALICE, _ical, graph_event
+from ledger.identity import ical_key, meeting_id
+from ledger.meeting import Meeting
+from ledger.store import SNAPSHOT_INTERVAL, Store
+from tests.scenarios import ingest, org_with_settings
+
+
+def replayed(store: Store, mid: UUID, upto: int | None = None) -> Meeting:
+    """The meeting folded from every one of its events, never from a snapshot."""
+    agg: Any = None
+    for event in store.app.events.get(mid, lte=upto):
+        agg = event.mutate(agg)  # type: ignore[attr-defined]
+    assert isinstance(agg, Meeting)
+    return agg
+
+
+def long_meeting(store: Store, tmp_path: Path, revisions: int) -> UUID:
+    org = org_with_settings()
+    for n in range(revisions):
+        org.graph(1 + n, ALICE, graph_event(
+            ALICE, "long", subject=f"Stand-up #{n}", organizer=ALICE, attendees=(ALICE,),
+            start="2026-11-24T17:00:00", end="2026-11-24T17:15:00", revision=n,
+            location=f"Room {n % 7}"))
+    result = ingest(store, org, tmp_path)
+    assert result.quarantined == 0
+    return meeting_id(ical_key(_ical("long")))
+
+
+def test_a_long_meeting_loads_from_its_snapshot_as_from_its_history(
+        store: Store, tmp_path: Path) -> None:
+    mid = long_meeting(store, tmp_path, revisions=130)
+    loaded = store.meeting(mid)
+    assert loaded.version > 2 * SNAPSHOT_INTERVAL
+    assert store.app.snapshots is not None
+    snapshots = list(store.app.snapshots.get(mid))
+    assert snapshots and snapshots[-1].originator_version % SNAPSHOT_INTERVAL == 0
+    assert vars(loaded) == vars(replayed(store, mid))
+    for version in (SNAPSHOT_INTERVAL - 1, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 7):
+        assert vars(store.meeting(mid, version=version)) == vars(replayed(store, mid, version))
+
+
+def test_stored_events_are_byte_for_byte_what_the_library_writes(
+        store: Store, tmp_path: Path) -> None:
+    long_meeting(store, tmp_path, revisions=5)
+    mapper = store.app.mapper
+    rows = store.read_log(0, 10_000)
+    assert rows
+    for _, oid, version, topic, state in rows:
+        stored = StoredEvent(originator_id=UUID(oid), originator_version=version, topic=topic,
+                             state=state)
+        again = mapper.to_stored_event(mapper.to_domain_event(stored))
+        assert (again.topic, again.state) == (topic, state)
