@@ -214,6 +214,11 @@ def _entry_keys(entry: dict[str, Any]) -> set[str]:
         item_id = item_id[1]
     if isinstance(mailbox, str) and isinstance(item_id, str):
         out.add(item_key(mailbox, item_id))
+    event_id = c.get("event_id") or c.get("salesforce_id")
+    if isinstance(event_id, list):
+        event_id = event_id[1]
+    if isinstance(event_id, str):
+        out.add(f"sf|{event_id}")  # Salesforce-side issues are keyed so
     return out
 
 

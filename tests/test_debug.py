@@ -59,6 +59,8 @@ def test_explain_gives_the_rule_and_evidence_for_every_non_synced_item(
         assert out["evidence"] and all(e["position"] > 0 for e in out["evidence"])
         assert any(e["rule"] == rule or e["type"] == "SidebarSaveObserved"
                    for e in out["evidence"])
+        # ...and the observation that led there: what the calendar showed.
+        assert any(e["source"] in ("graph", "salesforce") for e in out["evidence"]), out
 
 
 def test_explain_synced_items_and_every_kind_of_id(demo_db: str,
