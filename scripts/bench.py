@@ -108,6 +108,9 @@ class BenchStore:
             engine.dispose()
         if self.kind == "postgresql":
             pg_admin(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
 
 
 # --- raw baselines --------------------------------------------------------------
