@@ -62,8 +62,8 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                    help="JSON Lines feed files (DOMAIN.md §6), ingested in order")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--batch-size", type=int, default=500,
-                   help="observations per transaction (default 500)")
+    p.add_argument("--batch-size", type=int, default=2000,
+                   help="observations per transaction (default 2000; one fsync each)")
 
 
 @command("ingest", "record a feed of raw observations in the ledger", _ingest_args)

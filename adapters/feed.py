@@ -11,6 +11,7 @@ line, so one bad line never costs the rest of the file.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,13 +179,22 @@ def read_feed(path: Path) -> Iterator[tuple[int, bytes, Observation | FeedError]
 
 
 class StubFiller:
-    """Remembers series masters per mailbox and completes later occurrence stubs."""
+    """Remembers recent series masters per mailbox and completes later occurrence stubs.
 
-    def __init__(self) -> None:
-        self.masters: dict[tuple[str, str], dict[str, Any]] = {}
+    Bounded (``limit`` masters, least recently used dropped), so a feed of any
+    length is read in constant memory; a stub whose master was dropped stays a
+    stub, as it would without the master. The sync fills stubs before it
+    records them, so only hand-made or foreign feeds rely on this.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.masters: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     def __call__(self, raw: bytes) -> bytes:
-        if b'"seriesMaster' not in raw:
+        is_master = b'"seriesMaster"' in raw  # the type value; the key is "seriesMasterId"
+        maybe_stub = b'"seriesMasterId"' in raw and b'"subject"' not in raw
+        if not (is_master or maybe_stub):
             return raw  # the common case: no need to decode twice
         try:
             line = orjson.loads(raw)
@@ -196,7 +206,11 @@ class StubFiller:
         if not isinstance(payload, dict):
             return raw
         if payload.get("type") == "seriesMaster" and isinstance(payload.get("id"), str):
-            self.masters[(mailbox, payload["id"])] = payload
+            key = (mailbox, payload["id"])
+            self.masters[key] = payload
+            self.masters.move_to_end(key)
+            if len(self.masters) > self.limit:
+                self.masters.popitem(last=False)
             return raw
         master = self.masters.get((mailbox, str(payload.get("seriesMasterId"))))
         if master is None or not graph_wire.is_stub(payload):

@@ -30,7 +30,7 @@ def feed_items(path: Path, source: str | None = None) -> Iterator[Intake]:
 
 
 def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None = None,
-                 batch_size: int = 500) -> IntakeResult:
+                 batch_size: int = 2000) -> IntakeResult:
     """Ingest feed files in order; one result over all of them."""
     ledger = Ledger(store, batch_size=batch_size)
     total = IntakeResult()

@@ -129,7 +129,7 @@ def index_keys(obs: Observation) -> list[str]:
 class Ledger:
     """Writes observations into a store; keeps recently used meetings in memory."""
 
-    def __init__(self, store: Store, *, batch_size: int = 500, cache_size: int = 2000) -> None:
+    def __init__(self, store: Store, *, batch_size: int = 2000, cache_size: int = 4000) -> None:
         self.store = store
         self.batch_size = batch_size
         self.cache_size = cache_size

@@ -204,3 +204,21 @@ def test_feed_errors_name_the_field(line: bytes, field: str, says: str) -> None:
     with pytest.raises(FeedError) as err:
         parse_line(line, 3)
     assert err.value.field == field and says in str(err.value) and "line 3" in str(err.value)
+
+
+def test_the_stub_filler_keeps_a_bounded_number_of_masters() -> None:
+    """A feed of any length is read in constant memory: old masters are dropped first."""
+    from adapters.feed import StubFiller
+
+    master = fixture("graph/group_list_events_seriesmaster.json")["value"][0]
+    fill = StubFiller(limit=2)
+    for n in range(5):
+        fill(envelope("graph.event", AT, {**master, "id": f"M{n}"}, mailbox="a@b.c"))
+    assert [key[1] for key in fill.masters] == ["M3", "M4"]
+    stub = {"id": "OCC", "type": "occurrence", "seriesMasterId": "M4",
+            "start": {"dateTime": "2017-08-16T21:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2017-08-16T22:00:00", "timeZone": "UTC"}}
+    filled = orjson.loads(fill(envelope("graph.event", AT, stub, mailbox="a@b.c")))
+    assert filled["payload"]["subject"] == "New Training Plans"
+    dropped = envelope("graph.event", AT, {**stub, "seriesMasterId": "M0"}, mailbox="a@b.c")
+    assert fill(dropped) == dropped
