@@ -27,6 +27,8 @@ from ledger.settings import SettingsError, validate_changes
 
 KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
          "org.settings")
+#: Domain field -> where a feed line holds it, for the ledger's quarantine rows.
+WIRE_FIELDS = {"series_master_id": "payload.seriesMasterId", "item_id": "payload.itemId"}
 _ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adapters.feed import FeedError, read_feed
+from adapters.feed import WIRE_FIELDS, FeedError, read_feed
 from adapters.progress import Progress
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.store import Store
@@ -32,7 +32,7 @@ def feed_items(path: Path, source: str | None = None) -> Iterator[Intake]:
 def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None = None,
                  batch_size: int = 2000) -> IntakeResult:
     """Ingest feed files in order; one result over all of them."""
-    ledger = Ledger(store, batch_size=batch_size)
+    ledger = Ledger(store, batch_size=batch_size, field_names=WIRE_FIELDS)
     total = IntakeResult()
     for path in paths:
         size = os.path.getsize(path)

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from adapters import graph_wire, salesforce_wire
 from adapters.config import SyncConfig
-from adapters.feed import FeedError, Markers, envelope, parse_line
+from adapters.feed import WIRE_FIELDS, FeedError, Markers, envelope, parse_line
 from adapters.graph import DeltaExpired, GraphClient, GraphError
 from adapters.outbox import Outbox, outbox_key
 from adapters.salesforce import SalesforceClient
@@ -76,7 +76,7 @@ class SyncCycle:
         self.clock = clock
         self.record = record
         self.on_step = on_step
-        self.ledger = Ledger(store)
+        self.ledger = Ledger(store, field_names=WIRE_FIELDS)
         self.outbox = Outbox(store)
         self.report = SyncReport()
         self.markers = Markers(config.exchange_marker_property, config.salesforce_marker_field)

@@ -11,7 +11,7 @@ Bad input never stops a batch: it is quarantined with the reason.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -129,8 +129,11 @@ def index_keys(obs: Observation) -> list[str]:
 class Ledger:
     """Writes observations into a store; keeps recently used meetings in memory."""
 
-    def __init__(self, store: Store, *, batch_size: int = 2000, cache_size: int = 4000) -> None:
+    def __init__(self, store: Store, *, batch_size: int = 2000, cache_size: int = 4000,
+                 field_names: Mapping[str, str] | None = None) -> None:
         self.store = store
+        #: how the input names a domain field, for quarantine rows (the adapters know)
+        self.field_names = dict(field_names or {})
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, Meeting] = OrderedDict()
@@ -264,7 +267,8 @@ class Ledger:
                 deferred.append(item)
             else:
                 self._quarantine(item, InputError(str(exc), line_no=item.line_no,
-                                                  item_id=_item_id(obs), field="seriesMasterId"),
+                                                  item_id=_item_id(obs),
+                                              field=self._field("series_master_id")),
                                  batch, result)
             return
         except InputError as exc:
@@ -310,7 +314,8 @@ class Ledger:
                             f"was not observed in mailbox {obs.mailbox}")
         if isinstance(obs, SidebarSave):
             raise InputError(f"saved item {obs.item_id} was never observed in mailbox "
-                             f"{obs.mailbox}", item_id=obs.item_id, field="itemId")
+                             f"{obs.mailbox}", item_id=obs.item_id,
+                             field=self._field("item_id"))
         return None  # a removal of something never seen
 
     def _load(self, mid: UUID, batch: _Batch, obs: Observation) -> Meeting:
@@ -349,6 +354,9 @@ class Ledger:
         for obs in earlier:
             fresh.observe(obs, self.settings())
         batch.meetings[meeting.id] = fresh
+
+    def _field(self, name: str) -> str:
+        return self.field_names.get(name, name)
 
     def _quarantine(self, item: Intake, err: InputError, batch: _Batch,
                     result: IntakeResult) -> None:

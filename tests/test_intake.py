@@ -81,7 +81,7 @@ def test_save_of_an_item_never_seen_is_quarantined(store: Store, tmp_path: Path)
     result = ingest(store, org, tmp_path)
     assert result.quarantined == 1
     (row,) = store.quarantined()
-    assert row["field"] == "itemId" and "never observed" in row["error"]
+    assert row["field"] == "payload.itemId" and "never observed" in row["error"]
 
 
 def test_unknown_db_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
