@@ -189,7 +189,7 @@ class StubFiller:
     records them, so only hand-made or foreign feeds rely on this.
     """
 
-    def __init__(self, limit: int = 10_000) -> None:
+    def __init__(self, limit: int = 2_000) -> None:
         self.limit = limit
         self.masters: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 

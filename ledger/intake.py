@@ -129,7 +129,7 @@ def index_keys(obs: Observation) -> list[str]:
 class Ledger:
     """Writes observations into a store; keeps recently used meetings in memory."""
 
-    def __init__(self, store: Store, *, batch_size: int = 2000, cache_size: int = 4000,
+    def __init__(self, store: Store, *, batch_size: int = 2000, cache_size: int = 2000,
                  field_names: Mapping[str, str] | None = None) -> None:
         self.store = store
         #: how the input names a domain field, for quarantine rows (the adapters know)
