@@ -105,6 +105,16 @@ class SyncCycle:
     # --- the cycle ----------------------------------------------------------
 
     def run(self) -> SyncReport:
+        self.observe()
+        for _ in range(MAX_ROUNDS):
+            self.report.rounds += 1
+            self.on_step(f"plan round {self.report.rounds}")
+            if not self.execute_plan():
+                break
+        return self.report
+
+    def observe(self) -> None:
+        """Everything before writing: settings, both calendars, the add-in's saves."""
         self.on_step("settings")
         self.apply_settings()
         for mailbox in self.config.graph.mailboxes:
@@ -118,12 +128,7 @@ class SyncCycle:
             at = iso(self.clock())
             self._record_lines([envelope("sidebar.save", at, payload, mailbox=mailbox)
                                 for mailbox, payload in self.saves], "sidebar")
-        for _ in range(MAX_ROUNDS):
-            self.report.rounds += 1
-            self.on_step(f"plan round {self.report.rounds}")
-            if not self.execute_plan():
-                break
-        return self.report
+            self.saves = []
 
     def apply_settings(self) -> None:
         """Record the configured org settings when they differ from the ledger's."""

@@ -236,6 +236,36 @@ def test_a_lost_create_is_finished_with_its_invitees_not_made_again(
     assert [w for w in cloud.salesforce.writes if w["method"] == "POST"] == posts
 
 
+@pytest.mark.parametrize("target", ["salesforce", "exchange"])
+def test_a_process_that_died_after_writing_does_not_write_again(
+        target: str, store: Store, cloud: SandboxCloud) -> None:
+    """The create went out, then the process died before recording it (its outbox row
+    still says ``sending``). The next run sees the new object in the calendar, its marker
+    links it, and the create leaves the plan: nothing is written twice."""
+    from adapters.graph import GraphClient
+    from adapters.outbox import outbox_key
+    from adapters.salesforce import SalesforceClient
+    from adapters.sync import SyncCycle, iso
+
+    config = cloud.config()
+    cycle = SyncCycle(store, config, GraphClient(config.graph, sleep=lambda s: None),
+                      SalesforceClient(config.salesforce, config.salesforce_marker_field,
+                                       sleep=lambda s: None),
+                      clock=clock, saves=cloud.take_saves())
+    cycle.observe()
+    (write,) = [w for w in queries.pending_writes(store)
+                if w["target"] == target and w["op"] == "create"]
+    cycle.outbox.sending(outbox_key(write), write, write["meeting_id"], iso(clock()))
+    cycle._perform(write, recovering=False)  # the write happens; then the process dies
+    emulator = cloud.salesforce if target == "salesforce" else cloud.graph
+    posts = [w for w in emulator.writes if w["method"] == "POST"]
+    assert len(posts) == 1
+
+    sync(store, cloud)  # a new process, same ledger and outbox
+    assert [w for w in emulator.writes if w["method"] == "POST"] == posts
+    assert not [w for w in queries.plan(store) if w["op"] == "create"]
+
+
 def test_a_recorded_sync_reingests_to_the_same_events(
         store: Store, cloud: SandboxCloud, tmp_path: Path) -> None:
     record = tmp_path / "recorded.jsonl"
