@@ -44,6 +44,10 @@ class NoLedger(LookupError):
     """A read command pointed at a SQLite file that does not exist."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The store exists on paper but cannot be opened (server down, no permission)."""
+
+
 def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
     """The ledger named by ``--db``. Only commands that record (``create``) may start one:
     a query against a mistyped path must say so, not answer from a new empty file."""
@@ -52,7 +56,11 @@ def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
             and not os.path.exists(url.path):
         raise NoLedger(f"no ledger at {url.path} (give --db, or set SYNCLEDGER_DB; "
                        "'syncledger ingest' or 'syncledger demo' create one)")
-    return Store(url)
+    try:
+        return Store(url)
+    except Exception as exc:  # the driver's own error types: psycopg, sqlite3, the library
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailable(f"cannot open the ledger at {url}: {reason}") from exc
 
 
 # --- ingest / quarantine / demo ------------------------------------------------
@@ -175,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoLedger as exc:
         print(f"syncledger {args.command}: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    except StoreUnavailable as exc:
+        print(f"syncledger {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"syncledger {args.command}: interrupted", file=sys.stderr)
         return 130

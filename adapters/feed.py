@@ -148,18 +148,15 @@ def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation
                         field=field, item_id=exc.item_id or _payload_id(payload)) from None
 
 
-def parse_line(line: bytes, line_no: int, markers: Markers = DEFAULT_MARKERS) -> Observation:
-    """One raw feed line; raises FeedError with the line number in its message."""
+def parse_line(line: bytes, markers: Markers = DEFAULT_MARKERS) -> Observation:
+    """One raw feed line; raises FeedError (the caller knows where the line was)."""
     try:
         decoded = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         hint = " (the line is cut short: truncated file?)" if "unexpected end" in str(exc) \
             .lower() or not line.rstrip().endswith(b"}") else ""
-        raise FeedError(f"line {line_no}: not JSON{hint}: {exc}") from None
-    try:
-        return parse_envelope(decoded, markers)
-    except FeedError as exc:
-        raise FeedError(f"line {line_no}: {exc}", item_id=exc.item_id, field=exc.field) from None
+        raise FeedError(f"not JSON{hint}: {exc}") from None
+    return parse_envelope(decoded, markers)
 
 
 def read_feed(path: Path) -> Iterator[tuple[int, bytes, Observation | FeedError]]:
@@ -172,10 +169,12 @@ def read_feed(path: Path) -> Iterator[tuple[int, bytes, Observation | FeedError]
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             raw = raw.rstrip(b"\r\n")
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark, as some editors write
             if not raw.strip():
                 continue
             try:
-                yield line_no, raw, parse_line(fill(raw), line_no)
+                yield line_no, raw, parse_line(fill(raw))
             except FeedError as exc:
                 yield line_no, raw, exc
 

@@ -91,7 +91,7 @@ class SyncCycle:
             if self.record is not None:
                 self.record.write(line + b"\n")
             try:
-                out.append(Intake(source, None, line, parse_line(line, 0, self.markers)))
+                out.append(Intake(source, None, line, parse_line(line, self.markers)))
             except FeedError as exc:
                 out.append(Intake(source, None, line, InputError(
                     str(exc), item_id=exc.item_id, field=exc.field)))

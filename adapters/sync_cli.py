@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import requests
 
 from adapters import render
-from adapters.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json
+from adapters.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
 from adapters.config import ConfigError, SyncConfig, describe, load
 from ledger.store import Store, StoreURL
 
@@ -64,7 +64,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_USAGE
-    store = Store.open(args.db)
+    store = open_store(args, create=True)
     try:
         with _recording(args.record) as record:
             outcome = run_cycle(store, config, record=record)

@@ -119,7 +119,7 @@ def test_a_concurrent_writer_is_retried_meeting_by_meeting(store_url: str) -> No
     org.graph(3, ALICE, graph_event(ALICE, "c", **{**base, "location": "Room 2"},  # type: ignore[arg-type]
                                     revision=2))
     org.graph(3, ALICE, graph_event(ALICE, "other", **base))  # type: ignore[arg-type]
-    items = [Intake("t", n, line, parse_line(line, n))
+    items = [Intake("t", n, line, parse_line(line))
              for n, line in enumerate(org.jsonl().splitlines(), start=1)]
     first, second = Store.open(store_url), Store.open(store_url)
     try:
@@ -143,3 +143,18 @@ def test_a_query_on_a_missing_ledger_says_so_instead_of_creating_one(
     typo = tmp_path / "ledgr.db"
     assert main(["issues", "--db", str(typo)]) == 4
     assert "no ledger at" in capsys.readouterr().err and not typo.exists()
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    feed = tmp_path / "bom.jsonl"
+    feed.write_bytes(b"\xef\xbb\xbf" + demo_feed().replace(b"\n", b"\r\n"))
+    assert main(["ingest", str(feed), "--db", str(tmp_path / "l.db"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["quarantined"] == 0
+
+
+def test_an_unreachable_store_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["issues", "--db", "postgresql://postgres@127.0.0.1:9/test?schema=x"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open the ledger at postgresql://postgres@127.0.0.1:9/test" in err
+    assert "Traceback" not in err

@@ -73,9 +73,8 @@ def test_a_delta_item_without_its_icaluid_is_refused_naming_the_field() -> None:
     item = fixture("graph/delta_calendarview_page1_nextlink.json")["value"][0]
     line = envelope("graph.event", AT, item, mailbox="samanthab@contoso.onmicrosoft.com")
     with pytest.raises(FeedError) as err:
-        parse_line(line, 7)
+        parse_line(line)
     assert err.value.field == "payload.iCalUId" and err.value.item_id == item["id"]
-    assert "line 7" in str(err.value)
 
 
 def test_times_in_other_zones_become_utc_and_graph_zone_aliases_are_understood() -> None:
@@ -202,8 +201,8 @@ def test_what_the_sync_writes_reads_back_as_what_it_meant() -> None:
 ])
 def test_feed_errors_name_the_field(line: bytes, field: str, says: str) -> None:
     with pytest.raises(FeedError) as err:
-        parse_line(line, 3)
-    assert err.value.field == field and says in str(err.value) and "line 3" in str(err.value)
+        parse_line(line)
+    assert err.value.field == field and says in str(err.value)
 
 
 def test_the_stub_filler_keeps_a_bounded_number_of_masters() -> None:
