@@ -6,7 +6,9 @@ is recognised. Before a write goes out its row says ``sending``; after, ``done``
 with the result. A row still ``sending`` at the next run is the crash window:
 for creates the executor first looks for the object by its cross-reference
 marker before creating again; updates, category writes and deletes are
-idempotent and are simply sent again.
+idempotent and are simply sent again. A row still ``sending`` or ``failed``
+whose write has left the plan (the calendars show its effect: the process died
+after writing) is closed as ``settled`` at the end of the cycle.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ DDL = ("CREATE TABLE IF NOT EXISTS {p}outbox (key TEXT PRIMARY KEY, write_key TE
 @dataclass(frozen=True)
 class Entry:
     key: str
-    state: str  # sending | done | failed
+    state: str  # sending | done | failed | settled
     result: dict[str, Any] | None
     attempts: int
 
@@ -67,6 +69,20 @@ class Outbox:
                           "updated_at = ? WHERE key = ?",
                        (state, orjson.dumps(result).decode() if result is not None else None,
                         error, now, key))
+
+    def settle_absent(self, pending: set[str], now: str) -> int:
+        """Entries left ``sending`` or ``failed`` whose write the plan no longer holds.
+
+        The calendars already show their effect (a process died after writing,
+        or someone else did it), so they are closed as ``settled``, not retried.
+        """
+        open_rows = self.store.query("SELECT key, write_key FROM {p}outbox "
+                                     "WHERE state IN ('sending', 'failed')")
+        gone = [str(k) for k, write_key in open_rows if write_key not in pending]
+        for key in gone:
+            self.store.execute("UPDATE {p}outbox SET state = 'settled', updated_at = ? "
+                               "WHERE key = ?", (now, key))
+        return len(gone)
 
     def rows(self) -> list[dict[str, Any]]:
         names = ("key", "target", "op", "state", "attempts", "error", "updated_at")

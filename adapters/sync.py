@@ -105,12 +105,16 @@ class SyncCycle:
     # --- the cycle ----------------------------------------------------------
 
     def run(self) -> SyncReport:
+        from projections import queries
+
         self.observe()
         for _ in range(MAX_ROUNDS):
             self.report.rounds += 1
             self.on_step(f"plan round {self.report.rounds}")
             if not self.execute_plan():
                 break
+        pending = {w["key"] for w in queries.pending_writes(self.store)}
+        self.outbox.settle_absent(pending, iso(self.clock()))
         return self.report
 
     def observe(self) -> None:

@@ -264,6 +264,8 @@ def test_a_process_that_died_after_writing_does_not_write_again(
     sync(store, cloud)  # a new process, same ledger and outbox
     assert [w for w in emulator.writes if w["method"] == "POST"] == posts
     assert not [w for w in queries.plan(store) if w["op"] == "create"]
+    row = next(r for r in cycle.outbox.rows() if r["key"] == outbox_key(write))
+    assert row["state"] == "settled"  # closed, not left hanging at "sending"
 
 
 def test_a_recorded_sync_reingests_to_the_same_events(
