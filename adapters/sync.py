@@ -21,7 +21,7 @@ from adapters.feed import WIRE_FIELDS, FeedError, Markers, envelope, parse_line
 from adapters.graph import DeltaExpired, GraphClient, GraphError
 from adapters.outbox import Outbox, outbox_key
 from adapters.salesforce import SalesforceClient
-from ledger.identity import is_salesforce_id, item_key, salesforce_id18
+from ledger.identity import exchange_index_key, is_salesforce_id, salesforce_id18
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.store import Store
 
@@ -185,7 +185,7 @@ class SyncCycle:
         """
         heads = [e for e in events if "@removed" not in e
                  and e.get("type", "singleInstance") in ("singleInstance", "seriesMaster")]
-        keys = {"ex:" + item_key(mailbox, e["id"]): e["id"] for e in heads}
+        keys = {exchange_index_key(mailbox, e["id"]): e["id"] for e in heads}
         known = set(self.store.lookup_keys(keys)) if keys else set()
         fresh = {event_id for key, event_id in keys.items() if key not in known}
         out = []

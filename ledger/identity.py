@@ -35,6 +35,11 @@ def item_key(mailbox: str, item_id: str) -> str:
     return f"{mailbox.lower()}|{item_id}"
 
 
+def exchange_index_key(mailbox: str, item_id: str) -> str:
+    """The external-id index key of one mailbox's copy of an Exchange item."""
+    return "ex:" + item_key(mailbox, item_id)
+
+
 def is_salesforce_id(value: str) -> bool:
     return bool(_SF_ID.match(value))
 

@@ -21,8 +21,8 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.identity import (
     ORG_SETTINGS_ID,
+    exchange_index_key,
     ical_key,
-    item_key,
     meeting_id,
     salesforce_id18,
     salesforce_key,
@@ -88,18 +88,18 @@ def route_keys(obs: Observation) -> tuple[list[str], str | None]:
     """Index keys that may already name this observation's meeting, most specific
     first, and the key a new meeting would be derived from (None: must be known)."""
     if isinstance(obs, ExchangeItemSeen):
-        keys = ["ex:" + item_key(obs.mailbox, obs.item_id)]
+        keys = [exchange_index_key(obs.mailbox, obs.item_id)]
         if obs.salesforce_marker:
             keys.append(salesforce_key(obs.salesforce_marker))
         if obs.series_master_id:
-            keys.append("ex:" + item_key(obs.mailbox, obs.series_master_id))
+            keys.append(exchange_index_key(obs.mailbox, obs.series_master_id))
             return keys, None
         if obs.ical_uid:
             keys.append(ical_key(obs.ical_uid))
             return keys, ical_key(obs.ical_uid)
         return keys, None
     if isinstance(obs, (ExchangeItemGone, SidebarSave)):
-        return ["ex:" + item_key(obs.mailbox, obs.item_id)], None
+        return [exchange_index_key(obs.mailbox, obs.item_id)], None
     if isinstance(obs, SalesforceEventSeen):
         keys = [salesforce_key(obs.event_id)]
         if obs.ical_marker:
@@ -117,7 +117,7 @@ def route_keys(obs: Observation) -> tuple[list[str], str | None]:
 def index_keys(obs: Observation) -> list[str]:
     """Keys under which later observations must find this meeting."""
     if isinstance(obs, ExchangeItemSeen):
-        keys = ["ex:" + item_key(obs.mailbox, obs.item_id), "exid:" + obs.item_id]
+        keys = [exchange_index_key(obs.mailbox, obs.item_id), "exid:" + obs.item_id]
         if obs.ical_uid:
             keys.append(ical_key(obs.ical_uid))
         return keys
@@ -268,7 +268,7 @@ class Ledger:
             else:
                 self._quarantine(item, InputError(str(exc), line_no=item.line_no,
                                                   item_id=_item_id(obs),
-                                              field=self._field("series_master_id")),
+                                                  field=self._field("series_master_id")),
                                  batch, result)
             return
         except InputError as exc:

@@ -354,7 +354,7 @@ class Meeting(Aggregate):
                 rec["salesforce_marker"] = prior["salesforce_marker"]
             if obs.sensitivity in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
                 rec = redact(rec)
-            changed = _changed(self.items.get(key), rec)
+            changed = _changed(prior, rec)
             self.trigger_event(Meeting.ExchangeItemObserved, timestamp=ts,
                                observation=rec, changed=changed)
         elif isinstance(obs, ExchangeItemGone):
