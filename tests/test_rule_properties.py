@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from adapters import graph_wire
@@ -45,9 +45,13 @@ items = st.fixed_dictionaries({
 })
 
 
-def observe(case: dict[str, object]) -> tuple[Meeting, OrgSettings]:
+def start_of(case: dict[str, object]) -> datetime:
     start = NOW + timedelta(days=int(str(case["day"])))
-    start = start.replace(hour=0) if case["all_day"] else start
+    return start.replace(hour=0) if case["all_day"] else start
+
+
+def observe(case: dict[str, object]) -> tuple[Meeting, OrgSettings]:
+    start = start_of(case)
     end = start + (timedelta(days=1) if case["all_day"] else timedelta(hours=1))
     fmt = "%Y-%m-%dT%H:%M:%S"
     payload = graph_event(
@@ -76,13 +80,16 @@ def expected_rules(case: dict[str, object], s: OrgSettings) -> set[str]:
 
 
 def in_auto_save_scope(case: dict[str, object]) -> bool:
-    day = int(str(case["day"]))
-    window = day <= 60 if case["series"] else -14 <= day <= 60
+    start, ahead = start_of(case), NOW + timedelta(days=60)
+    window = start <= ahead if case["series"] else NOW - timedelta(days=14) <= start <= ahead
     return case["organizer"] == ALICE and bool(case["alice_uses_sync"]) and window
 
 
 @settings(max_examples=300, deadline=None)
 @given(case=items)
+@example(case={"sensitivity": "normal", "zone": "Samoa Standard Time", "all_day": True,
+               "series": False, "day": -14, "organizer": ALICE, "sync_private": False,
+               "alice_uses_sync": True})  # midnight, 14 days back: just outside the window
 def test_every_blocking_rule_applies_exactly_when_its_condition_holds(
         case: dict[str, object]) -> None:
     m, s = observe(case)
