@@ -12,32 +12,47 @@ from pathlib import Path
 from typing import Any
 
 from adapters.feed import WIRE_FIELDS, FeedError, read_feed
+from adapters.feed_process import PARALLEL_MIN_BYTES, read_feed_in_child
 from adapters.progress import Progress
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
+from ledger.observations import Observation
 from ledger.store import Store
 
 
-def feed_items(path: Path, source: str | None = None) -> Iterator[Intake]:
-    """A feed file as intake units; bad lines carry their error instead."""
+def feed_items(path: Path, source: str | None = None, *,
+               in_child: bool | None = None) -> Iterator[Intake]:
+    """A feed file as intake units; bad lines carry their error instead.
+
+    ``in_child``: read it in a second process (``adapters.feed_process``); by
+    default, when the file is large and the machine has a second core.
+    """
     name = source or path.name
-    for line_no, raw, parsed in read_feed(path):
+    if in_child is None:
+        in_child = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
+    parsed_lines: Iterator[tuple[int, bytes, Observation | FeedError, dict[str, Any] | None]]
+    if in_child:
+        parsed_lines = read_feed_in_child(path)
+    else:
+        parsed_lines = ((n, raw, parsed, None) for n, raw, parsed in read_feed(path))
+    for line_no, raw, parsed, record in parsed_lines:
         if isinstance(parsed, FeedError):
             err = InputError(str(parsed), line_no=line_no, item_id=parsed.item_id,
                              field=parsed.field)
             yield Intake(name, line_no, raw, err)
         else:
-            yield Intake(name, line_no, raw, parsed)
+            yield Intake(name, line_no, raw, parsed, record)
 
 
 def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None = None,
-                 batch_size: int = 2000) -> IntakeResult:
-    """Ingest feed files in order; one result over all of them."""
+                 batch_size: int = 2000, in_child: bool | None = None) -> IntakeResult:
+    """Ingest feed files in order; one result over all of them (``in_child``: see
+    ``feed_items``)."""
     ledger = Ledger(store, batch_size=batch_size, field_names=WIRE_FIELDS)
     total = IntakeResult()
     for path in paths:
         size = os.path.getsize(path)
         bar = Progress(f"ingest {path.name} ({size:,} bytes)", enabled=show_progress)
-        result = ledger.ingest(feed_items(path), progress=bar.update_from)
+        result = ledger.ingest(feed_items(path, in_child=in_child), progress=bar.update_from)
         bar.close()
         total.read += result.read
         total.appended += result.appended

@@ -329,10 +329,15 @@ class Meeting(Aggregate):
         return cls._create(cls.Opened, id=meeting_id(key), key=key,
                            timestamp=_ts(observed_at))
 
-    def observe(self, obs: Observation, settings: OrgSettings) -> bool:
-        """Record one observation and everything that follows; False if already known."""
+    def observe(self, obs: Observation, settings: OrgSettings,
+                record: dict[str, Any] | None = None) -> bool:
+        """Record one observation and everything that follows; False if already known.
+
+        ``record``: ``to_record(obs)`` when the caller has it already; it becomes
+        part of the new event, so the caller must not use it afterwards.
+        """
         ts = _ts(obs.observed_at)
-        if not self._record_observation(obs, settings, ts):
+        if not self._record_observation(obs, settings, ts, record):
             return False
         for decision in decide(self, obs, settings):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
@@ -341,12 +346,13 @@ class Meeting(Aggregate):
         self._plan_writes(settings, ts)
         return True
 
-    def _record_observation(self, obs: Observation, settings: OrgSettings, ts: datetime) -> bool:
+    def _record_observation(self, obs: Observation, settings: OrgSettings, ts: datetime,
+                            record: dict[str, Any] | None) -> bool:
         if isinstance(obs, ExchangeItemSeen):
             key = item_key(obs.mailbox, obs.item_id)
             if f"ex|{key}|{obs.version}" in self.versions and key not in self.removed:
                 return False
-            rec = to_record(obs)
+            rec = record or to_record(obs)
             prior = self.items.get(key)
             if rec["salesforce_marker"] is None and prior is not None:
                 # Graph shows the marker only when asked (never in delta); it is
@@ -362,11 +368,11 @@ class Meeting(Aggregate):
             if self.removed.get(key) == obs.reason:
                 return False
             self.trigger_event(Meeting.ExchangeItemRemoved, timestamp=ts,
-                               observation=to_record(obs))
+                               observation=record or to_record(obs))
         elif isinstance(obs, SalesforceEventSeen):
             if f"sf|{obs.event_id}|{obs.version}" in self.versions:
                 return False
-            rec = to_record(obs)
+            rec = record or to_record(obs)
             changed = _changed(self.sf.get(obs.event_id), rec)
             self.trigger_event(Meeting.SalesforceEventObserved, timestamp=ts,
                                observation=rec, changed=changed)
@@ -374,10 +380,10 @@ class Meeting(Aggregate):
             if obs.event_id in self.sf_deleted:
                 return False
             self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
-                               observation=to_record(obs))
+                               observation=record or to_record(obs))
         elif isinstance(obs, SidebarSave):
             key = item_key(obs.mailbox, obs.item_id)
-            rec = to_record(obs)
+            rec = record or to_record(obs)
             prior = self.explicit_saves.get(key)
             same = prior is not None and {**prior, "observed_at": ""} == {**rec, "observed_at": ""}
             if same and key not in self.withdrawn:
