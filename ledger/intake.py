@@ -10,10 +10,8 @@ Bad input never stops a batch: it is quarantined with the reason.
 
 from __future__ import annotations
 
-import gc
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -21,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from ledger.gc_passes import fewer_gc_passes
 from ledger.identity import (
     ORG_SETTINGS_ID,
     exchange_index_key,
@@ -219,7 +218,7 @@ class Ledger:
         progress: Callable[[IntakeResult], None] | None = None,
         checkpoints: dict[str, str] | None = None,
     ) -> IntakeResult:
-        with _fewer_gc_passes():
+        with fewer_gc_passes():
             return self._ingest(items, progress, checkpoints)
 
     def _ingest(
@@ -461,24 +460,6 @@ def _windows(source: Iterable[Intake], size: int,
             return
         read_ahead(window)
         yield from window
-
-
-@contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
-    """Run the cycle collector less often while ingesting.
-
-    Intake allocates a dozen containers per observation and keeps thousands of
-    meetings cached, so at the default thresholds (700 allocations) the
-    collector ran constantly and its full passes walked the whole cache: 15 % of
-    intake time. Intake makes no reference cycles of its own; the collector
-    still runs, every 100,000 allocations, and the old thresholds come back after.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def _item_id(obs: Observation) -> str | None:

@@ -9,9 +9,9 @@ observation can be stored inside an event as it is, and re-decided later
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, is_dataclass
-from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 _T = TypeVar("_T")

@@ -32,6 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from ledger.gc_passes import fewer_gc_passes
 from ledger.store import Store, StoreURL
 from projections.analytics import AnalyticsProjection
 from projections.base import Bulk, Handler, Projection, metadata, tracking
@@ -126,6 +127,12 @@ def _make_engine(url: StoreURL) -> Engine:
         # the next catch-up simply redoes them.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA cache_size=-65536")  # 64 MB: batches upsert all over the tables
+        # Checkpoint the WAL every 256 MB instead of every 4 MB: a batch dirties
+        # pages all over the read models, and at the default each commit copied
+        # them into the database again (28 % of a catch-up of 900k events went to
+        # commit). The WAL file is cut back to 64 MB after each checkpoint.
+        conn.execute("PRAGMA wal_autocheckpoint=65536")
+        conn.execute("PRAGMA journal_size_limit=67108864")
         return conn
 
     engine = sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=NullPool)
@@ -345,7 +352,7 @@ def catch_up(store: Store, names: Iterable[str] | None = None,
     ``max_events`` stops early (after that many log events), as a crash would.
     """
     chosen = selected(names)
-    with engine_for(store).connect() as conn:
+    with fewer_gc_passes(), engine_for(store).connect() as conn:
         return _Runner(store, chosen).run(conn, progress, batch_size, max_events, on_batch)
 
 
