@@ -9,7 +9,7 @@ as their JSON-native records (one ``orjson`` document) and the raw lines;
 the parent rebuilds the observation objects from the records
 (``ledger.observations.from_record``), which costs a tenth of parsing them.
 
-The pipe holds at most a chunk or two in flight, so memory stays flat
+At most ``QUEUED_CHUNKS`` chunks wait for intake, so memory stays flat
 whatever the file's size. If the child dies, the parent says so instead of stopping
 silently short of the end of the file.
 """
@@ -17,9 +17,11 @@ silently short of the end of the file.
 from __future__ import annotations
 
 import os
+import queue
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +36,8 @@ from ledger.observations import Observation, from_record, to_record
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 #: Lines per message from the child.
 CHUNK_LINES = 500
+#: Chunks parsed ahead of intake at most (~1 MB each).
+QUEUED_CHUNKS = 8
 
 Parsed = tuple[int, bytes, Observation | FeedError, dict[str, Any] | None]
 _LENGTH = struct.Struct("<I")
@@ -59,16 +63,34 @@ def read_feed_in_child(path: Path, chunk_lines: int = CHUNK_LINES
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
     assert child.stdout is not None
     pipe = child.stdout
+    # A thread moves frames from the pipe into a queue as soon as they come, so
+    # the child keeps parsing while intake works through a whole window of lines
+    # (the pipe itself holds 64 KB: without this the child waited for intake to
+    # ask for the next chunk, and intake then waited for the child).
+    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=2 * QUEUED_CHUNKS)
+    stop = threading.Event()
+    drain = threading.Thread(target=_drain, args=(pipe, frames, stop), daemon=True,
+                             name=f"syncledger feed pipe {path.name}")
+    drain.start()
+
+    def receive() -> bytes:
+        frame = frames.get()
+        if frame is None:
+            code = child.wait()
+            raise FeedReaderDied(f"the process reading {path} stopped before the end of the "
+                                 f"file (exit code {code})")
+        return frame
+
     finished = False
     try:
         while True:
-            message = orjson.loads(_receive(pipe, child, path))
+            message = orjson.loads(receive())
             if message is None:
                 finished = True
                 return
             if isinstance(message, dict):  # the child could not read the file
                 raise OSError(message["error"])
-            raws = _receive(pipe, child, path).split(b"\n")
+            raws = receive().split(b"\n")
             for entry, raw in zip(message, raws, strict=True):
                 if len(entry) == 2:
                     line_no, record = entry
@@ -77,20 +99,33 @@ def read_feed_in_child(path: Path, chunk_lines: int = CHUNK_LINES
                     line_no, text, item_id, field = entry
                     yield line_no, raw, FeedError(text, item_id=item_id, field=field), None
     finally:
-        pipe.close()
         if not finished:  # the consumer stopped early (or failed): do not leave the child
             child.kill()
+        stop.set()
+        drain.join()
+        pipe.close()
         child.wait()
 
 
-def _receive(pipe: IO[bytes], child: subprocess.Popen[bytes], path: Path) -> bytes:
-    head = pipe.read(_LENGTH.size)
-    body = pipe.read(_LENGTH.unpack(head)[0]) if len(head) == _LENGTH.size else b""
-    if len(head) < _LENGTH.size or len(body) < _LENGTH.unpack(head)[0]:
-        code = child.wait()
-        raise FeedReaderDied(f"the process reading {path} stopped before the end of the "
-                             f"file (exit code {code})")
-    return body
+def _drain(pipe: IO[bytes], frames: queue.Queue[bytes | None], stop: threading.Event) -> None:
+    """(Thread) frames from the pipe into the queue; ``None`` once the pipe ends."""
+    while True:
+        head = pipe.read(_LENGTH.size)
+        frame: bytes | None = None
+        if len(head) == _LENGTH.size:
+            size = _LENGTH.unpack(head)[0]
+            frame = pipe.read(size)
+            if len(frame) < size:
+                frame = None
+        while True:
+            try:
+                frames.put(frame, timeout=0.1)
+                break
+            except queue.Full:
+                if stop.is_set():
+                    return
+        if frame is None:
+            return
 
 
 def _send(out: IO[bytes], data: bytes) -> None:
