@@ -9,6 +9,7 @@ observation always lands on the same aggregate.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("5b0f7a4e-3c1d-4f6e-9a51-7d2c0e8b9f10")
@@ -26,8 +27,16 @@ def salesforce_key(event_id: str) -> str:
     return f"sf:{salesforce_id18(event_id)}"
 
 
+@lru_cache(maxsize=65_536)
 def meeting_id(key: str) -> UUID:
+    """(Cached: intake asks for the same keys again and again, and uuid5 is slow.)"""
     return uuid5(NAMESPACE, key)
+
+
+@lru_cache(maxsize=65_536)
+def uuid_of(hex_id: str) -> UUID:
+    """The UUID of an id as the external-id index holds it (cached, as above)."""
+    return UUID(hex_id)
 
 
 def item_key(mailbox: str, item_id: str) -> str:

@@ -27,6 +27,7 @@ from ledger.identity import (
     meeting_id,
     salesforce_id18,
     salesforce_key,
+    uuid_of,
 )
 from ledger.meeting import Meeting
 from ledger.observations import (
@@ -319,7 +320,7 @@ class Ledger:
         for key in keys:
             hit = batch.keys.get(key) or found.get(key)
             if hit:
-                return UUID(hit)
+                return uuid_of(hit)
         if derived is not None:
             return meeting_id(derived)
         if isinstance(obs, ExchangeItemSeen):

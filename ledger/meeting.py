@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -34,8 +35,11 @@ _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=8_192)
 def plain_text(text: str) -> str:
-    """Body text without markup or runs of white space, for comparing both sides."""
+    """Body text without markup or runs of white space, for comparing both sides.
+
+    (Cached: the same bodies are compared on every observation of a linked item.)"""
     return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
 
 
