@@ -192,11 +192,37 @@ def raw_copy(schema: str, events_table: str, count: int, avg_size: float, topic:
 # --- measurements ----------------------------------------------------------------------
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of the local PostgreSQL server's processes (all of them, as root sees them)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure_intake(bench: BenchStore, feed: Path, workdir: Path) -> dict[str, Any]:
     log(f"{bench.kind}: intake of {feed.name}")
+    cpu = (cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN),
+           postgres_cpu_seconds() if bench.kind == "postgresql" else 0.0)
     t = time.perf_counter()
     result = ingest_files(bench.store, [feed], show_progress=False)
     elapsed = time.perf_counter() - t
+    cpu_used = {"main_process_cpu_s": round(cpu_seconds(resource.RUSAGE_SELF) - cpu[0], 2),
+                "feed_reader_cpu_s": round(cpu_seconds(resource.RUSAGE_CHILDREN) - cpu[1], 2)}
+    if bench.kind == "postgresql":
+        cpu_used["postgres_server_cpu_s"] = round(postgres_cpu_seconds() - cpu[2], 2)
     rows, avg = bench.events()
     topic = "ledger.meeting:Meeting.ExchangeItemObserved"
     log(f"{bench.kind}: {result.read:,} observations, {rows:,} events in {elapsed:.1f}s; "
@@ -218,7 +244,7 @@ def measure_intake(bench: BenchStore, feed: Path, workdir: Path) -> dict[str, An
         "quarantined": result.quarantined, "seconds": round(elapsed, 2),
         "observations_per_s": round(result.read / elapsed), "events_per_s": round(rows / elapsed),
         "raw_seconds": round(raw, 2), "raw_rows_per_s": round(rows / raw),
-        "ratio": round(raw / elapsed, 3), **baseline,
+        "ratio": round(raw / elapsed, 3), **baseline, **cpu_used,
     }
 
 
@@ -394,6 +420,18 @@ def report(summary: dict[str, Any]) -> str:
                       f"[{kind}] baseline {it['baseline']}: {it['raw_rows_per_s']:,} rows/s "
                       f"({it['raw_seconds']:.1f}s)",
                       f"[{kind}] ratio    intake / baseline = {it['ratio']:.1%}"]
+            target = TARGETS["intake_vs_executemany" if kind == "sqlite" else "intake_vs_copy"]
+            used = it["main_process_cpu_s"] + it["feed_reader_cpu_s"] + \
+                it.get("postgres_server_cpu_s", 0.0)
+            server = (f" + PostgreSQL server {it['postgres_server_cpu_s']:.1f} s"
+                      if "postgres_server_cpu_s" in it else "")
+            lines.append(
+                f"[{kind}] CPU      intake used {used:.1f} s "
+                f"(main {it['main_process_cpu_s']:.1f} s + feed reader "
+                f"{it['feed_reader_cpu_s']:.1f} s{server}); at the {target:.0%} "
+                f"target the run would last {it['raw_seconds'] / target:.1f} s, "
+                f"{summary['cpus'] * it['raw_seconds'] / target:.1f} s of CPU on "
+                f"{summary['cpus']} cores")
         cu = res.get("catch_up")
         if cu:
             lines.append(f"[{kind}] catch-up {cu['events']:,} events in {cu['seconds']:.1f}s: "
