@@ -72,6 +72,11 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--batch-size", type=int, default=2000,
                    help="observations per transaction (default 2000; one fsync each)")
+    p.add_argument("--reader", choices=("auto", "process", "inline"), default="auto",
+                   help="where feed lines are decoded: 'process' = a second process, so "
+                        "decoding and deciding run on two cores; 'inline' = in this one; "
+                        "'auto' (default) = a second process for files of 8 MB or more on a "
+                        "machine with two cores or more")
 
 
 @command("ingest", "record a feed of raw observations in the ledger", _ingest_args)
@@ -84,7 +89,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     store = open_store(args, create=True)
     try:
-        result = ingest_files(store, args.files, batch_size=args.batch_size)
+        result = ingest_files(store, args.files, batch_size=args.batch_size,
+                              in_child={"auto": None, "process": True,
+                                        "inline": False}[args.reader])
     finally:
         store.close()
     if args.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -54,6 +55,9 @@ def read_feed_in_child(path: Path, chunk_lines: int = CHUNK_LINES
     The child is a fresh interpreter (``python -m adapters.feed_process``), not a
     ``multiprocessing`` spawn: that would re-import the caller's main script,
     which breaks any script that calls intake outside ``if __name__ == "__main__"``.
+    It starts here (an ``OSError`` if it cannot), and stops when the returned
+    generator ends or is closed; a generator never iterated leaves the child to
+    stop at its first write to the abandoned pipe.
     """
     root = str(Path(__file__).resolve().parent.parent)  # where ``adapters`` is
     env = dict(os.environ)
@@ -61,6 +65,10 @@ def read_feed_in_child(path: Path, chunk_lines: int = CHUNK_LINES
     child = subprocess.Popen(
         [sys.executable, "-m", "adapters.feed_process", str(path), str(chunk_lines)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+    return _stream(child, path)
+
+
+def _stream(child: subprocess.Popen[bytes], path: Path) -> Generator[Parsed, None, None]:
     assert child.stdout is not None
     pipe = child.stdout
     # A thread moves frames from the pipe into a queue as soon as they come, so
@@ -160,4 +168,7 @@ def child_main(path: str, chunk_lines: int, out: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the parent stops and kills this
+    # process; a traceback from here would only add noise to the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     child_main(sys.argv[1], int(sys.argv[2]), sys.stdout.buffer)

@@ -7,6 +7,7 @@ Kept apart from argument parsing so tests and scripts call the same code the
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,19 @@ def feed_items(path: Path, source: str | None = None, *,
     """A feed file as intake units; bad lines carry their error instead.
 
     ``in_child``: read it in a second process (``adapters.feed_process``); by
-    default, when the file is large and the machine has a second core.
+    default, when the file is large and the machine has a second core. If the
+    process cannot be started, the file is read here instead.
     """
     name = source or path.name
     if in_child is None:
         in_child = (os.cpu_count() or 1) > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
     parsed_lines: Iterator[tuple[int, bytes, Observation | FeedError, dict[str, Any] | None]]
+    parsed_lines = ((n, raw, parsed, None) for n, raw, parsed in read_feed(path))
     if in_child:
-        parsed_lines = read_feed_in_child(path)
-    else:
-        parsed_lines = ((n, raw, parsed, None) for n, raw, parsed in read_feed(path))
+        try:
+            parsed_lines = read_feed_in_child(path)
+        except OSError as exc:  # no interpreter to start (embedded, frozen): read it here
+            print(f"syncledger: reading {path.name} in this process ({exc})", file=sys.stderr)
     for line_no, raw, parsed, record in parsed_lines:
         if isinstance(parsed, FeedError):
             err = InputError(str(parsed), line_no=line_no, item_id=parsed.item_id,

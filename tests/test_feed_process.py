@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from adapters.cli import main
 from adapters.feed import envelope
 from adapters.feed_process import FeedReaderDied, read_feed_in_child
 from adapters.jobs import feed_items, ingest_files
@@ -124,6 +125,29 @@ def test_a_child_that_dies_is_an_error_not_a_short_read(tmp_path: Path) -> None:
     with pytest.raises(FeedReaderDied, match=r"big\.jsonl stopped before the end .*-9"):
         for _ in lines:
             pass
+
+
+def test_no_interpreter_to_start_means_reading_in_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    feed = awkward_feed(tmp_path / "feed.jsonl")
+    expected = [(i.line_no, i.raw) for i in feed_items(feed, in_child=False)]
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-such-python"))
+    got = [(i.line_no, i.raw) for i in feed_items(feed, in_child=True)]
+    assert got == expected
+    assert "reading feed.jsonl in this process" in capsys.readouterr().err
+
+
+def test_the_cli_reads_through_a_second_process_on_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = awkward_feed(tmp_path / "feed.jsonl")
+    summaries = []
+    for reader in ("process", "inline"):
+        db = tmp_path / f"{reader}.db"
+        assert main(["ingest", str(feed), "--db", str(db), "--reader", reader, "--json"]) == 3
+        summaries.append(orjson.loads(capsys.readouterr().out))
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["quarantined"] == 4 and summaries[0]["events_appended"] > 80
 
 
 def test_a_file_the_child_cannot_read_names_it(tmp_path: Path) -> None:
