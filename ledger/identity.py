@@ -27,13 +27,13 @@ def salesforce_key(event_id: str) -> str:
     return f"sf:{salesforce_id18(event_id)}"
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def meeting_id(key: str) -> UUID:
     """(Cached: intake asks for the same keys again and again, and uuid5 is slow.)"""
     return uuid5(NAMESPACE, key)
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def uuid_of(hex_id: str) -> UUID:
     """The UUID of an id as the external-id index holds it (cached, as above)."""
     return UUID(hex_id)

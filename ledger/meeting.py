@@ -35,7 +35,7 @@ _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
 
-@lru_cache(maxsize=8_192)
+@lru_cache(maxsize=1_024)
 def plain_text(text: str) -> str:
     """Body text without markup or runs of white space, for comparing both sides.
 

@@ -345,12 +345,7 @@ def measure_rss(feed: Path, sizes: list[int], workdir: Path) -> list[dict[str, A
     """Peak RSS of intake at each size (a prefix of the feed), each in its own process."""
     out = []
     for size in [0, *sizes]:
-        part = workdir / f"rss_{size}.jsonl"
-        with feed.open("rb") as src, part.open("wb") as dst:
-            for i, line in enumerate(src):
-                if i >= size:
-                    break
-                dst.write(line)
+        part = prefix_of(feed, size, workdir / f"rss_{size}.jsonl")
         db = workdir / f"rss_{size}.db"
         log(f"peak RSS: intake of {size:,} observations in a subprocess")
         proc = subprocess.run([sys.executable, __file__, "--rss-child", str(part), str(db)],
@@ -367,6 +362,7 @@ def measure_rss(feed: Path, sizes: list[int], workdir: Path) -> list[dict[str, A
 
 
 def prefix_of(feed: Path, lines: int, out: Path) -> Path:
+    """The feed's first ``lines`` lines, in a file of their own."""
     with feed.open("rb") as src, out.open("wb") as dst:
         for i, line in enumerate(src):
             if i >= lines:
