@@ -150,6 +150,10 @@ class Ledger:
         # current, so they answer as the store would.
         self._keys: dict[str, str | None] = {}
         self._exists: dict[UUID, bool] = {}
+        #: route_keys / index_keys of the window's observations, by ``id`` (each is
+        #: asked twice: by the read-ahead and when the observation is taken)
+        self._routes: dict[int, tuple[list[str], str | None]] = {}
+        self._indexes: dict[int, list[str]] = {}
 
     # --- settings -----------------------------------------------------
 
@@ -188,6 +192,8 @@ class Ledger:
         """One look-up of every index key and new meeting id the window may need."""
         self._keys = {}
         self._exists = {}
+        self._routes = routes = {}
+        self._indexes = indexes = {}
         keys: set[str] = set()
         derived: set[str] = set()
         for item in window:
@@ -195,13 +201,14 @@ class Ledger:
             if isinstance(obs, (InputError, SettingsChanged)):
                 continue
             try:
-                route, new = route_keys(obs)
+                route = routes[id(obs)] = route_keys(obs)
+                index = indexes[id(obs)] = index_keys(obs)
             except Exception:  # let _take meet (and quarantine) it as before
                 continue
-            keys.update(route)
-            keys.update(index_keys(obs))
-            if new is not None:
-                derived.add(new)
+            keys.update(route[0])
+            keys.update(index)
+            if route[1] is not None:
+                derived.add(route[1])
         if keys:
             found = self.store.lookup_keys(keys)
             self._keys = {k: found.get(k) for k in keys}
@@ -250,6 +257,8 @@ class Ledger:
                     progress(result)
         self._keys = {}
         self._exists = {}
+        self._routes = {}
+        self._indexes = {}
         for item in deferred:  # masters seen later in the same input
             self._take(item, batch, result, None)
         batch.checkpoints.update(checkpoints or {})
@@ -307,14 +316,16 @@ class Ledger:
         batch.observations.setdefault(meeting.id, []).append(obs)
         batch.count += 1
         result.appended += len(meeting.pending_events) - before
-        result.meetings.add(meeting.id.hex)
-        for key in index_keys(obs):
+        hex_id = meeting.id.hex
+        result.meetings.add(hex_id)
+        index = self._indexes.get(id(obs))
+        for key in index if index is not None else index_keys(obs):
             known = batch.keys.get(key) or self._lookup([key]).get(key)
-            if known is None or (not key.startswith("ical:") and known != meeting.id.hex):
-                batch.keys[key] = meeting.id.hex
+            if known is None or (not key.startswith("ical:") and known != hex_id):
+                batch.keys[key] = hex_id
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
-        keys, derived = route_keys(obs)
+        keys, derived = self._routes.get(id(obs)) or route_keys(obs)
         pending = [k for k in keys if k not in batch.keys]
         found = self._lookup(pending) if pending else {}
         for key in keys:
@@ -408,6 +419,8 @@ class Ledger:
         self._cache.clear()
         self._keys = {}  # the read-ahead is stale too
         self._exists = {}
+        self._routes = {}
+        self._indexes = {}
         self._org = None
         if batch.org is not None:
             org = self.org() or Org.start(batch.org.created_on.isoformat())

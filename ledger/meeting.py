@@ -10,12 +10,14 @@ never the wall clock, so a replay gives the same events byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from ledger.identity import item_key, meeting_id, salesforce_id18
 from ledger.observations import (
@@ -326,6 +328,41 @@ class Meeting(Aggregate):
             for key in self.keys:
                 m.pending.pop(key, None)
 
+    # --- triggering events ---------------------------------------------
+
+    def trigger_event(self, event_class: type[CanMutateAggregate[UUID]], **kwargs: Any) -> None:
+        """The library's ``trigger_event``, minus its generic work; the same event results.
+
+        The library copies the arguments, checks for an explicit topic, runs the
+        frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) and
+        checks the version it has just computed: 7 µs an event, and intake makes
+        ~1.8 events per observation. Here the event's ``__dict__`` is filled in
+        field order (so it encodes to the same bytes), then applied as ``mutate``
+        would. Anything unusual (a missing or unknown field, no timestamp) goes
+        the library's way, with its errors.
+        """
+        names = _EVENT_FIELDS.get(event_class)
+        if names is None:
+            names = _EVENT_FIELDS[event_class] = tuple(
+                f.name for f in dataclasses.fields(event_class))  # type: ignore[arg-type]
+        if len(kwargs) + 2 != len(names) or kwargs.get("timestamp") is None:
+            super().trigger_event(event_class, **kwargs)
+            return
+        event = object.__new__(event_class)
+        state = event.__dict__
+        state["originator_id"] = self.id
+        state["originator_version"] = version = self.version + 1
+        try:
+            for name in names[2:]:
+                state[name] = kwargs[name]
+        except KeyError:
+            super().trigger_event(event_class, **kwargs)
+            return
+        event.apply(self)
+        self.version = version
+        self.modified_on = kwargs["timestamp"]
+        self._pending_events.append(event)
+
     # --- the command --------------------------------------------------
 
     @classmethod
@@ -507,6 +544,9 @@ class Meeting(Aggregate):
         if new:
             self.trigger_event(Meeting.WritesPlanned, timestamp=ts, writes=new)
 
+
+#: Field names of each event class, in dataclass order (``Meeting.trigger_event``).
+_EVENT_FIELDS: dict[type, tuple[str, ...]] = {}
 
 _BOOKKEEPING = frozenset({"observed_at", "version", "last_modified", "kind"})
 

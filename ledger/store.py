@@ -160,6 +160,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self.side.write(c, kwargs.get("side"))
         if not stored_events:
             return []
+        # Per-connection settings (a pooled connection may be new): checkpoint the
+        # WAL into the database every 64 MB instead of every 4 MB. An intake batch
+        # writes ~3 MB, so at the default nearly every commit also copied its pages
+        # into the database file and synced it (about half the commit's time).
+        # Durability is unchanged: commits still sync the WAL (synchronous=FULL).
+        c.execute("PRAGMA wal_autocheckpoint=16384")
+        c.execute("PRAGMA journal_size_limit=67108864")
         c.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.events_table_name}")
         first = int(c.fetchone()[0]) + 1
         c.executemany(self.insert_events_statement, [

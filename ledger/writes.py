@@ -29,6 +29,12 @@ def _write(
 
 
 def desired_writes(m: Meeting, settings: OrgSettings) -> dict[str, dict[str, Any]]:
+    # Each kind of write below starts from one of these collections; a meeting
+    # with all of them empty (nothing saved, linked or flagged: most attendee
+    # copies) wants no write, and this is asked after every observation.
+    if not (m.saves or m.down_syncs or m.flagged or m.sf_targets or m.ex_targets
+            or m.deletions or m.links):
+        return {}
     out: dict[str, dict[str, Any]] = {}
     for w in (*_creates(m), *_category_writes(m), *_series_updates(m), *_overwrites(m),
               *_deletions(m), *_two_way_updates(m)):
