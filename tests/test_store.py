@@ -62,3 +62,31 @@ def test_stored_events_are_byte_for_byte_what_the_library_writes(
                              state=state)
         again = mapper.to_stored_event(mapper.to_domain_event(stored))
         assert (again.topic, again.state) == (topic, state)
+
+
+def test_a_meeting_triggers_exactly_the_event_the_library_would() -> None:
+    """``Meeting.trigger_event`` skips the library's generic work; nothing else may differ:
+    the same fields in the same order (so the same bytes), the same meeting state after,
+    and the library's own error for a field that is missing."""
+    import copy
+    from datetime import UTC, datetime
+
+    import pytest
+    from eventsourcing.domain import Aggregate
+
+    ours = Meeting.open("ical:lean", "2026-11-20T09:00:00Z")
+    theirs = copy.deepcopy(ours)
+    when = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+    writes = [{"key": "sf-create|a", "target": "salesforce"}]
+    ours.trigger_event(Meeting.WritesPlanned, timestamp=when, writes=writes)
+    Aggregate.trigger_event(theirs, Meeting.WritesPlanned, timestamp=when, writes=writes)
+    ours.trigger_event(Meeting.WritesSettled, keys=["sf-create|a"], reason="done",
+                       timestamp=when)
+    Aggregate.trigger_event(theirs, Meeting.WritesSettled, keys=["sf-create|a"],
+                            reason="done", timestamp=when)
+    for mine, library in zip(ours.pending_events, theirs.pending_events, strict=True):
+        assert type(mine) is type(library)
+        assert list(vars(mine).items()) == list(vars(library).items())
+    assert vars(ours) | {"_pending_events": None} == vars(theirs) | {"_pending_events": None}
+    with pytest.raises(TypeError, match="reason"):
+        ours.trigger_event(Meeting.WritesSettled, keys=[], timestamp=when)
