@@ -20,8 +20,7 @@ per batch for the meetings the batch touches.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -87,9 +86,6 @@ OBSERVATIONS = {
     "Meeting.SalesforceEventDeleted": "salesforce.deleted",
     "Meeting.SidebarSaveObserved": "sidebar.save",
 }
-#: Decisions that change a meeting's facts.
-DECISIONS = ("SyncIssueRaised", "SyncIssueResolved", "ConflictDetected", "ConflictResolved",
-             "Linked", "Unlinked", "WritesPlanned", "WritesSettled", "SaveAccepted")
 SERIES_TYPES = frozenset({"master", "occurrence", "exception"})
 
 
@@ -100,7 +96,14 @@ def new_facts() -> dict[str, Any]:
 
 
 class AnalyticsProjection(Projection):
-    """Per-meeting facts folded per batch; daily counters added up in SQL."""
+    """Per-meeting facts folded as events arrive; daily counters added up in SQL.
+
+    The batch's meetings' stored facts are loaded before its events are
+    dispatched, so each handler folds its event into plain dicts at once and
+    the decoded event is dropped right away (keeping every event of a batch
+    until ``flush`` cost memory and collector time). Each touched meeting's
+    row is written once per batch.
+    """
 
     name = "analytics"
     tables = (meetings_table, daily_table, settings_table)
@@ -108,81 +111,146 @@ class AnalyticsProjection(Projection):
     def __init__(self) -> None:
         self.settings = OrgSettings()
         self.settings_changed = False
-        self.events: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-        self.counts: Counter[tuple[str, str, str, str]] = Counter()
+        self.stored: dict[str, dict[str, Any]] = {}  # facts of the batch's meetings, as loaded
+        self.touched: dict[str, dict[str, Any]] = {}  # facts this batch folded into
+        self.counts: dict[tuple[str, str, str, str], int] = {}
 
     def handlers(self) -> Mapping[str, Handler]:
         out: dict[str, Handler] = {name: self.on_observation for name in OBSERVATIONS}
-        for name in DECISIONS:
-            out["Meeting." + name] = self._collect(name)
-        out["Meeting.SyncIssueRaised"] = self.on_issue
-        out["Meeting.ConflictDetected"] = self.on_conflict
-        out["Org.SettingsChanged"] = self.on_settings
+        out.update({
+            "Meeting.SyncIssueRaised": self.on_issue,
+            "Meeting.SyncIssueResolved": self.on_issue_resolved,
+            "Meeting.ConflictDetected": self.on_conflict,
+            "Meeting.ConflictResolved": self.on_conflict_resolved,
+            "Meeting.Linked": self.on_linked,
+            "Meeting.Unlinked": self.on_unlinked,
+            "Meeting.WritesPlanned": self.on_planned,
+            "Meeting.WritesSettled": self.on_settled,
+            "Meeting.SaveAccepted": self.on_save,
+            "Org.SettingsChanged": self.on_settings,
+        })
         return out
 
-    # --- handlers: count now, fold the meeting's facts at flush -----------
+    def facts(self, meeting_id: str) -> dict[str, Any]:
+        """The meeting's facts to fold into (its stored ones, or new), now touched."""
+        f = self.touched.get(meeting_id)
+        if f is None:
+            stored: dict[str, Any] | None = self.stored.pop(meeting_id, None)
+            f = self.touched[meeting_id] = new_facts() if stored is None else stored
+        return f
+
+    def count(self, day: str, source: str, kind: str, mailbox: str | None) -> None:
+        key = (day, source, kind, mailbox or "")
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    # --- handlers: count and fold at once -----------------------------------
 
     def on_observation(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         obs = state["observation"]
         kind = obs["kind"]
-        self.counts[(state["timestamp"][:10], "observation", kind, obs.get("mailbox") or "")] += 1
-        if kind == "exchange.item" or kind == "salesforce.event":
-            self.events[meeting_id].append((kind, obs))
+        self.count(state["timestamp"][:10], "observation", kind, obs.get("mailbox"))
+        if kind == "exchange.item":
+            f = self.touched.get(meeting_id) or self.facts(meeting_id)
+            item_type = obs["item_type"]
+            main = item_type == "single" or item_type == "master"
+            if main or not f["main"]:
+                f["organizer"] = obs["organizer"]
+                f["attendees"] = sorted({a["email"] for a in obs["attendees"]})
+                f["start"] = obs["start"]
+                f["recurrence"] = "series" if item_type in SERIES_TYPES else "single"
+                f["main"] = main
+            f["exchange"] = True
+        elif kind == "salesforce.event":
+            f = self.touched.get(meeting_id) or self.facts(meeting_id)
+            if obs["series_id"] is None:  # the meeting's own record, not a Classic occurrence
+                f["owner_id"] = obs["owner_id"]
+                if obs["what_id"] is not None:
+                    f["what_id"] = obs["what_id"]
+                if not f["exchange"]:
+                    f["start"] = obs["start"]
+                    f["recurrence"] = ("series" if obs["is_series_master"]
+                                       or obs["is_lightning_series"] else "single")
 
-    def _collect(self, name: str) -> Handler:
-        """A handler that keeps a decision for folding into its meeting at flush."""
-        def collect(meeting_id: str, state: dict[str, Any], position: int) -> None:
-            self.events[meeting_id].append((name, state))
-        return collect
+    def on_save(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        if state["what_id"] is not None:
+            f["what_id"] = state["what_id"]
 
     def on_issue(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        self.counts[(state["timestamp"][:10], "issue", state["rule"], state["mailbox"] or "")] += 1
-        self.events[meeting_id].append(("SyncIssueRaised", state))
+        self.count(state["timestamp"][:10], "issue", state["rule"], state["mailbox"])
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f["issues"][state["issue_key"]] = state["rule"]
+
+    def on_issue_resolved(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f["issues"].pop(state["issue_key"], None)
 
     def on_conflict(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        self.counts[(state["timestamp"][:10], "conflict", state["rule"],
-                     state["mailbox"] or "")] += 1
-        self.events[meeting_id].append(("ConflictDetected", state))
+        self.count(state["timestamp"][:10], "conflict", state["rule"], state["mailbox"])
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f["conflicts"] = sorted({*f["conflicts"], state["conflict_key"]})
+
+    def on_conflict_resolved(self, meeting_id: str, state: dict[str, Any], position: int
+                             ) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        key = state["conflict_key"]
+        f["conflicts"] = [k for k in f["conflicts"] if k != key]
+
+    def on_linked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f["links"] = sorted({*f["links"], state["mailbox"] + "|" + state["exchange_id"]})
+
+    def on_unlinked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        key = state["mailbox"] + "|" + state["exchange_id"]
+        f["links"] = [k for k in f["links"] if k != key]
+
+    def on_planned(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f["pending"] = sorted({*f["pending"], *(w["key"] for w in state["writes"])})
+
+    def on_settled(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        gone = set(state["keys"])
+        f["pending"] = [k for k in f["pending"] if k not in gone]
 
     def on_settings(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        self.counts[(state["timestamp"][:10], "observation", "org.settings", "")] += 1
+        self.count(state["timestamp"][:10], "observation", "org.settings", "")
         self.settings = self.settings.applied(state["changes"])
         self.settings_changed = True
 
     # --- batch ------------------------------------------------------------
 
-    def start_batch(self, conn: Connection) -> None:
+    def start_batch(self, conn: Connection, meetings: Collection[str]) -> None:
         value = conn.execute(sa.select(settings_table.c.value)
                              .where(settings_table.c.name == "org")).scalar()
         self.settings = _settings_from(orjson.loads(value)) if value else OrgSettings()
         self.settings_changed = False
+        self.stored = self._load(conn, sorted(meetings))
 
     def flush(self, conn: Connection) -> None:
-        facts = self._load(conn, sorted(self.events))
         rows = []
-        for mid, events in self.events.items():
-            f = facts.get(mid) or new_facts()
-            for name, payload in events:
-                _fold(f, name, payload)
-            rows.append({"meeting_id": mid, **derive(f, self.settings),
-                         "facts": orjson.dumps(f).decode()})
-        _write_meetings(conn, sorted(rows, key=lambda r: str(r["meeting_id"])))
+        settings, dumps = self.settings, orjson.dumps
+        for mid in sorted(self.touched):
+            f = self.touched[mid]
+            rows.append({"meeting_id": mid, **derive(f, settings), "facts": dumps(f).decode()})
+        _write_meetings(conn, rows)
         _add_counts(conn, [{"day": k[0], "source": k[1], "kind": k[2], "mailbox": k[3],
                             "count": n} for k, n in sorted(self.counts.items())])
         if self.settings_changed:
             _write_settings(conn, [{"name": "org", "value": orjson.dumps(
                 self.settings.as_record()).decode()}])
             self._rederive_all(conn)
-        self.events = defaultdict(list)
-        self.counts = Counter()
+        self.stored, self.touched, self.counts = {}, {}, {}
         self.settings_changed = False
 
     def _load(self, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         t = meetings_table
+        query = sa.select(t.c.meeting_id, t.c.facts).where(
+            t.c.meeting_id.in_(sa.bindparam("ids", expanding=True)))
         out: dict[str, dict[str, Any]] = {}
         for part in chunks(ids):
-            for mid, raw in conn.execute(sa.select(t.c.meeting_id, t.c.facts)
-                                         .where(t.c.meeting_id.in_(part))):
+            for mid, raw in conn.execute(query, {"ids": list(part)}):
                 out[mid] = orjson.loads(raw)
         return out
 
@@ -196,48 +264,6 @@ class AnalyticsProjection(Projection):
             if tuple(new[n] for n in _REDERIVED) != (old[0], bool(old[1]), old[2]):
                 changed.append({"mid": mid, **{"new_" + n: new[n] for n in _REDERIVED}})
         _rederive(conn, changed)
-
-
-def _fold(f: dict[str, Any], name: str, p: dict[str, Any]) -> None:
-    """Apply one event to a meeting's facts."""
-    if name == "exchange.item":
-        main = p["item_type"] in ("single", "master")
-        if main or not f["main"]:
-            f["organizer"] = p["organizer"]
-            f["attendees"] = sorted({a["email"] for a in p["attendees"]})
-            f["start"] = p["start"]
-            f["recurrence"] = "series" if p["item_type"] in SERIES_TYPES else "single"
-            f["main"] = main
-        f["exchange"] = True
-    elif name == "salesforce.event":
-        if p["series_id"] is None:  # the meeting's own record, not a Classic occurrence
-            f["owner_id"] = p["owner_id"]
-            if p["what_id"] is not None:
-                f["what_id"] = p["what_id"]
-            if not f["exchange"]:
-                f["start"] = p["start"]
-                f["recurrence"] = ("series" if p["is_series_master"] or p["is_lightning_series"]
-                                   else "single")
-    elif name == "SaveAccepted":
-        if p["what_id"] is not None:
-            f["what_id"] = p["what_id"]
-    elif name == "SyncIssueRaised":
-        f["issues"][p["issue_key"]] = p["rule"]
-    elif name == "SyncIssueResolved":
-        f["issues"].pop(p["issue_key"], None)
-    elif name == "ConflictDetected":
-        f["conflicts"] = sorted({*f["conflicts"], p["conflict_key"]})
-    elif name == "ConflictResolved":
-        f["conflicts"] = [k for k in f["conflicts"] if k != p["conflict_key"]]
-    elif name == "Linked":
-        f["links"] = sorted({*f["links"], p["mailbox"] + "|" + p["exchange_id"]})
-    elif name == "Unlinked":
-        f["links"] = [k for k in f["links"] if k != p["mailbox"] + "|" + p["exchange_id"]]
-    elif name == "WritesPlanned":
-        f["pending"] = sorted({*f["pending"], *(w["key"] for w in p["writes"])})
-    elif name == "WritesSettled":
-        gone = set(p["keys"])
-        f["pending"] = [k for k in f["pending"] if k not in gone]
 
 
 def derive(f: dict[str, Any], settings: OrgSettings) -> Row:

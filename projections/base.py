@@ -11,7 +11,7 @@ needs earlier facts loads them in bulk once per batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar
 
@@ -53,8 +53,12 @@ class Projection:
         """Event name (``Class.Event``) -> handler, for the events this model reads."""
         raise NotImplementedError
 
-    def start_batch(self, conn: Connection) -> None:
-        """Load the small persistent state a batch needs (inside its transaction)."""
+    def start_batch(self, conn: Connection, meetings: Collection[str]) -> None:
+        """Load the persistent state a batch needs (inside its transaction).
+
+        ``meetings`` holds the ids of the meetings whose events the batch will
+        hand over, so their stored state can be loaded in bulk up front.
+        """
 
     def flush(self, conn: Connection) -> None:
         """Write what the batch collected, then forget it."""

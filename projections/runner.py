@@ -211,6 +211,10 @@ def ensure(conn: Connection, names: Sequence[str]) -> None:
 # --- running ------------------------------------------------------------------
 
 
+#: The projections (by index) that want a topic, and their handlers.
+_Route = tuple[tuple[int, ...], tuple[Handler, ...]]
+
+
 class _Runner:
     """One catch-up run over one connection: projection instances and routing."""
 
@@ -224,15 +228,17 @@ class _Runner:
         for i, p in enumerate(self.projections):
             for name, handler in p.handlers().items():
                 self.by_event.setdefault(name, []).append((i, handler))
-        self.routes: dict[str, list[tuple[int, Handler]]] = {}
+        self.routes: dict[str, _Route] = {}
         self.ids: dict[Any, str] = {}
         self.ensured = False
 
-    def route(self, topic: str) -> list[tuple[int, Handler]]:
+    def route(self, topic: str) -> _Route:
         """Handlers of a topic (``ledger.meeting:Meeting.Linked`` -> ``Meeting.Linked``)."""
         found = self.routes.get(topic)
         if found is None:
-            found = self.routes[topic] = self.by_event.get(topic.partition(":")[2], [])
+            wanting = self.by_event.get(topic.partition(":")[2], [])
+            found = self.routes[topic] = (tuple(i for i, _ in wanting),
+                                          tuple(fn for _, fn in wanting))
         return found
 
     def meeting_id(self, raw: Any) -> str:
@@ -276,27 +282,27 @@ class _Runner:
             cursor.close()
         if not rows:
             return None
-        for p in self.projections:
-            p.start_batch(conn)
-        loads, routes, ids = orjson.loads, self.routes, self.ids
+        # Route first, so the projections can load what the batch's meetings need
+        # in bulk; then decode each wanted event once and hand it over.
+        work: list[tuple[int, str, Any, tuple[Handler, ...]]] = []
+        routes, ids = self.routes, self.ids
         for position, oid, topic, state in rows:
-            handlers = routes.get(topic)
-            if handlers is None:
-                handlers = self.route(topic)
-            if not handlers:
+            owners, fns = routes.get(topic) or self.route(topic)
+            if not fns:
                 continue
-            if position > caught_up:  # every projection is behind this event
-                d = loads(state)
-                mid = ids.get(oid) or self.meeting_id(oid)
-                for _, fn in handlers:
-                    fn(mid, d, position)
-                continue
-            wanting = [fn for i, fn in handlers if position > pos[i]]
-            if wanting:
-                d = loads(state)
-                mid = ids.get(oid) or self.meeting_id(oid)
-                for fn in wanting:
-                    fn(mid, d, position)
+            if position <= caught_up:  # some projection already holds this event
+                fns = tuple(fn for i, fn in zip(owners, fns, strict=True) if position > pos[i])
+                if not fns:
+                    continue
+            work.append((position, ids.get(oid) or self.meeting_id(oid), state, fns))
+        meetings = {w[1] for w in work}
+        for p in self.projections:
+            p.start_batch(conn, meetings)
+        loads = orjson.loads
+        for position, mid, state, fns in work:
+            d = loads(state)
+            for fn in fns:
+                fn(mid, d, position)
         last = int(rows[-1][0])
         for p in self.projections:
             p.flush(conn)
