@@ -366,9 +366,8 @@ class Store:
 
         What ``Application.save`` does, minus its generic per-event work
         (runtime-protocol checks, recordings, notification objects): events are
-        turned into rows here, byte for byte as the application's mapper
-        would, handed to the recorder in one call, then snapshots are taken at
-        the same versions the application would take them.
+        turned into rows by ``to_stored`` and handed to the recorder in one call,
+        then snapshots are taken at the same versions the application would take them.
         """
         mapper = self.app.mapper
         if mapper.compressor is not None or mapper.cipher is not None:
@@ -377,6 +376,17 @@ class Store:
         events: list[CanMutateAggregate[UUID]] = []
         for agg in aggregates:
             events.extend(agg.collect_events())
+        self.recorder.insert_events(self.to_stored(events), side=side)
+        intervals = self.app.snapshotting_intervals
+        kinds = {agg.id: type(agg) for agg in aggregates}
+        for event in events:
+            interval = intervals.get(kinds[event.originator_id])
+            if interval and event.originator_version % interval == 0:
+                self.app.take_snapshot(event.originator_id, version=event.originator_version)
+
+    def to_stored(self, events: Iterable[CanMutateAggregate[UUID]]) -> list[StoredEvent]:
+        """Events as rows, byte for byte as the application's mapper makes them
+        (no compression or cipher: ``save`` leaves those to the library)."""
         topics = self._topics
         stored = []
         for event in events:
@@ -392,13 +402,7 @@ class Store:
                 state["class_version"] = class_version
             stored.append(StoredEvent(originator_id=oid, originator_version=version,
                                       topic=topic, state=encode_state(state)))
-        self.recorder.insert_events(stored, side=side)
-        intervals = self.app.snapshotting_intervals
-        kinds = {agg.id: type(agg) for agg in aggregates}
-        for event in events:
-            interval = intervals.get(kinds[event.originator_id])
-            if interval and event.originator_version % interval == 0:
-                self.app.take_snapshot(event.originator_id, version=event.originator_version)
+        return stored
 
     def write_side(self, side: SideRows) -> None:
         """Side rows alone (a quarantined line, a checkpoint with no new event)."""

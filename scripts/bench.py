@@ -53,6 +53,8 @@ for p in (str(ROOT), str(HERE)):
 
 import benchprofile  # noqa: E402
 from benchfeed import write_feed  # noqa: E402
+from eventsourcing.domain import CanMutateAggregate  # noqa: E402
+from eventsourcing.persistence import StoredEvent  # noqa: E402
 
 from adapters.jobs import ingest_files  # noqa: E402
 from ledger.store import Store, StoreURL  # noqa: E402
@@ -248,6 +250,66 @@ def measure_intake(bench: BenchStore, feed: Path, workdir: Path) -> dict[str, An
     }
 
 
+def _decoded_batches(source: Store, batch_events: int
+                     ) -> Iterator[list[CanMutateAggregate[uuid.UUID]]]:
+    """The source ledger's events, oldest first, as domain event objects, in batches."""
+    mapper = source.app.mapper
+    after = 0
+    while True:
+        rows = source.read_log(after, batch_events)
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield [mapper.to_domain_event(StoredEvent(  # type: ignore[misc]
+            originator_id=uuid.UUID(oid), originator_version=version, topic=topic,
+            state=state)) for _, oid, version, topic, state in rows]
+
+
+def measure_store_path(bench: BenchStore, workdir: Path, observations: int,
+                       raw_seconds: float) -> dict[str, Any]:
+    """The write half of intake alone: the events intake produced, saved again into an
+    empty ledger (encode + insert + commit, batches as intake makes them), with no
+    parsing and no deciding; and the same through stock ``eventsourcing`` (its mapper,
+    its JSON transcoder, its recorder). Decoding them back into event objects is
+    not timed. Same baseline as intake, so the three ratios compare directly."""
+    from eventsourcing.application import Application
+
+    rows, _ = bench.events()
+    batch = max(round(rows / max(observations, 1) * 2000), 1)
+    out: dict[str, Any] = {"events": rows, "batch_events": batch}
+    target = BenchStore(bench.kind, workdir, "store_path")
+    try:
+        log(f"{bench.kind}: store path, ours: {rows:,} events in batches of {batch:,}")
+        spent = 0.0
+        for events in _decoded_batches(bench.store, batch):
+            t = time.perf_counter()
+            target.store.recorder.insert_events(target.store.to_stored(events))
+            spent += time.perf_counter() - t
+        out["ours_seconds"] = round(spent, 2)
+        out["ours_ratio"] = round(raw_seconds / spent, 3)
+    finally:
+        target.drop()
+    stock = BenchStore(bench.kind, workdir, "stock")
+    env = {k: v for k, v in StoreURL.parse(stock.url).env().items()
+           if k != "APPLICATION_RECORDER_TOPIC"}
+    stock.store.close()
+    app: Application[uuid.UUID] = Application(env=env)
+    try:
+        log(f"{bench.kind}: store path, stock eventsourcing")
+        spent = 0.0
+        for events in _decoded_batches(bench.store, batch):
+            t = time.perf_counter()
+            app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events])
+            spent += time.perf_counter() - t
+        out["stock_seconds"] = round(spent, 2)
+        out["stock_ratio"] = round(raw_seconds / spent, 3)
+    finally:
+        app.close()
+        stock.store = Store.open(stock.url)
+        stock.drop()
+    return out
+
+
 def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
     from projections.runner import rebuild
 
@@ -371,6 +433,47 @@ def prefix_of(feed: Path, lines: int, out: Path) -> Path:
     return out
 
 
+def measure_reader(part: Path) -> dict[str, Any]:
+    """The feed reader's work per line, unprofiled, in this process: the floor (read
+    the lines and ``orjson.loads`` each), then what the reader process really does:
+    parse + translate (``read_feed``), then the hand-over encoding (``to_record`` +
+    ``orjson.dumps``). Best of two runs each."""
+    import orjson
+
+    from adapters.feed import FeedError, read_feed
+    from ledger.observations import to_record
+
+    def json_only() -> int:
+        n = 0
+        with part.open("rb") as f:
+            for line in f:
+                orjson.loads(line)
+                n += 1
+        return n
+
+    def parse() -> int:
+        return sum(1 for _ in read_feed(part))
+
+    def hand_over() -> int:
+        n = 0
+        for _, _, parsed in read_feed(part):
+            if not isinstance(parsed, FeedError):
+                orjson.dumps(to_record(parsed))
+            n += 1
+        return n
+
+    out: dict[str, Any] = {}
+    for name, fn in (("json_decode", json_only), ("parse_translate", parse),
+                     ("parse_translate_hand_over", hand_over)):
+        best = float("inf")
+        for _ in range(2):
+            t = time.perf_counter()
+            lines = fn()
+            best = min(best, time.perf_counter() - t)
+        out[f"{name}_us_per_line"] = round(best / max(lines, 1) * 1e6, 1)
+    return out
+
+
 def measure_profile(feed: Path, workdir: Path, observations: int) -> dict[str, Any]:
     """Intake and catch-up of the feed's first ``observations`` lines under cProfile (SQLite)."""
     from projections.runner import rebuild
@@ -378,6 +481,8 @@ def measure_profile(feed: Path, workdir: Path, observations: int) -> dict[str, A
     part = prefix_of(feed, observations, workdir / f"profile_{observations}.jsonl")
     bench = BenchStore("sqlite", workdir, "profile")
     try:
+        log(f"profile: the feed reader's work on {observations:,} lines, unprofiled")
+        reader = measure_reader(part)
         log(f"profile: intake of {observations:,} observations under cProfile")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result, stats = benchprofile.profile(
@@ -387,7 +492,7 @@ def measure_profile(feed: Path, workdir: Path, observations: int) -> dict[str, A
         log(f"profile: catch-up of {rows:,} events under cProfile")
         _, cstats = benchprofile.profile(lambda: rebuild(bench.store))
         return {
-            "observations": result.read, "events": rows,
+            "observations": result.read, "events": rows, "reader": reader,
             "reader_process_cpu_s": round(after.ru_utime + after.ru_stime
                                           - before.ru_utime - before.ru_stime, 2),
             "intake_areas": {k: round(v, 3) for k, v in
@@ -428,6 +533,13 @@ def report(summary: dict[str, Any]) -> str:
                 f"target the run would last {it['raw_seconds'] / target:.1f} s, "
                 f"{summary['cpus'] * it['raw_seconds'] / target:.1f} s of CPU on "
                 f"{summary['cpus']} cores")
+        sp = res.get("store_path")
+        if sp:
+            lines.append(f"[{kind}] store    the same events saved again, no parsing or "
+                         f"deciding (batches of {sp['batch_events']:,}): ours "
+                         f"{sp['ours_seconds']:.1f}s = {sp['ours_ratio']:.1%} of baseline; "
+                         f"stock eventsourcing {sp['stock_seconds']:.1f}s = "
+                         f"{sp['stock_ratio']:.1%}")
         cu = res.get("catch_up")
         if cu:
             lines.append(f"[{kind}] catch-up {cu['events']:,} events in {cu['seconds']:.1f}s: "
@@ -458,6 +570,20 @@ def report(summary: dict[str, Any]) -> str:
                                      prof["observations"], "observation", base)
         lines.append(f"  (+ the feed reader process: {prof['reader_process_cpu_s']:.1f} s CPU, "
                      "on the other core)")
+        rd = prof["reader"]
+        lines.append(f"feed reader, per line, unprofiled: orjson.loads alone "
+                     f"{rd['json_decode_us_per_line']} µs; parse + translate "
+                     f"{rd['parse_translate_us_per_line']} µs; + hand-over encoding "
+                     f"{rd['parse_translate_hand_over_us_per_line']} µs")
+        if intake:
+            target = TARGETS["intake_vs_executemany"]
+            wall = intake["raw_seconds"] / target / intake["observations"] * 1e6
+            main_cpu = intake["main_process_cpu_s"] / intake["observations"] * 1e6
+            lines.append(f"budget at the {target:.0%} target: {wall:.0f} µs of wall time per "
+                         f"observation ({summary['cpus'] * wall:.0f} µs of CPU on "
+                         f"{summary['cpus']} cores); measured: reader "
+                         f"{rd['parse_translate_hand_over_us_per_line']} µs + main process "
+                         f"{main_cpu:.0f} µs of CPU per observation")
         lines += benchprofile.report("catch-up", prof["catch_up_areas"], prof["events"], "event")
     lines += ["", "targets:"] + [f"  {k}: {v}" for k, v in summary["targets"].items()]
     return "\n".join(lines)
@@ -518,6 +644,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rss-sizes", default="", metavar="N,N,...",
                     help="feed sizes for the peak-RSS check (default: N/4, N/2, N)")
     ap.add_argument("--skip-explain", action="store_true", help="skip explain/history latency")
+    ap.add_argument("--skip-store-path", action="store_true",
+                    help="skip re-saving intake's events without parsing or deciding (ours "
+                         "and stock eventsourcing)")
     ap.add_argument("--skip-catch-up", action="store_true", help="skip the projection rebuild")
     ap.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS subprocesses")
     ap.add_argument("--profile", action="store_true",
@@ -549,6 +678,9 @@ def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]
         res: dict[str, Any] = {}
         try:
             res["intake"] = measure_intake(bench, feed, workdir)
+            if not args.skip_store_path:
+                res["store_path"] = measure_store_path(
+                    bench, workdir, res["intake"]["observations"], res["intake"]["raw_seconds"])
             if not args.skip_catch_up:
                 res["catch_up"] = measure_catch_up(bench)
             if not args.skip_explain and not args.explain_events:
