@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
@@ -46,6 +46,18 @@ SIDE_TABLES = (
     "CREATE TABLE IF NOT EXISTS {p}checkpoints ("
     " name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+
+
+#: An event as stored: (originator id, version, topic, encoded state).
+Row = tuple[UUID | str, int, str, bytes]
+
+
+class _RowRecorder(Protocol):
+    """What both our recorders add to the library's: insert rows already encoded."""
+
+    side: _SideTables
+
+    def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None: ...
 
 
 class StoreURLError(ValueError):
@@ -154,11 +166,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 *(s.format(p="", serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB",
                            without_rowid=" WITHOUT ROWID") for s in SIDE_TABLES)]
 
+    def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None:
+        """Events already encoded (``Store.to_rows``) plus side rows, in one transaction."""
+        with self.datastore.transaction(commit=True) as c:
+            self._insert_rows(c, rows, side)
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        self.side.write(c, kwargs.get("side"))
-        if not stored_events:
+        return self._insert_rows(c, [(s.originator_id, s.originator_version, s.topic, s.state)
+                                     for s in stored_events], kwargs.get("side"))
+
+    def _insert_rows(self, c: SQLiteCursor, rows: Sequence[Row], side: SideRows | None
+                     ) -> list[int]:
+        self.side.write(c, side)
+        if not rows:
             return []
         # Per-connection settings (a pooled connection may be new): checkpoint the
         # WAL into the database every 64 MB instead of every 4 MB. An intake batch
@@ -170,9 +192,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         c.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.events_table_name}")
         first = int(c.fetchone()[0]) + 1
         c.executemany(self.insert_events_statement, [
-            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-             s.originator_version, s.topic, s.state) for s in stored_events])
-        return list(range(first, first + len(stored_events)))
+            (oid.hex if isinstance(oid, UUID) else oid, version, topic, state)
+            for oid, version, topic, state in rows])
+        return list(range(first, first + len(rows)))
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -191,13 +213,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for statement in self._side_ddl:
                 curs.execute(statement.encode())
 
-    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-                       ) -> None:
-        self.side.write(curs, kwargs.get("side"))
-        super()._insert_events(curs, stored_events, **kwargs)
-
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
+        self.insert_rows([(s.originator_id, s.originator_version, s.topic, s.state)
+                          for s in stored_events], kwargs.get("side"))
+        return None
+
+    def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None:
         """Side rows, then the events with ``COPY`` instead of ``INSERT ... unnest``.
 
         Same transaction and same guarantees as the library's insert: the table
@@ -207,15 +229,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         not read back (intake does not use them).
         """
         with self.datastore.transaction(commit=True) as curs:
-            self._insert_events(curs, stored_events, **kwargs)
-            if stored_events:
+            self.side.write(curs, side)
+            if rows:
                 self._lock_table(curs)
                 self._notify_channel(curs)
                 with curs.copy(self._copy_statement) as copy:
-                    for s in stored_events:
-                        copy.write_row((s.originator_id, s.originator_version, s.topic,
-                                        s.state))
-        return None
+                    for row in rows:
+                        copy.write_row(row)
 
     @property
     def _copy_statement(self) -> sql.Composed:
@@ -253,6 +273,7 @@ class Store:
         ensure_postgres_schema(url)
         self.app = LedgerApp(env=url.env())
         self.recorder = self.app.recorder
+        self.rows = cast(_RowRecorder, self.recorder)
         self._q = "?" if url.kind == "sqlite" else "%s"
         self._prefix = f'"{url.schema}".' if url.kind == "postgresql" and url.schema else ""
         table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
@@ -366,7 +387,7 @@ class Store:
 
         What ``Application.save`` does, minus its generic per-event work
         (runtime-protocol checks, recordings, notification objects): events are
-        turned into rows by ``to_stored`` and handed to the recorder in one call,
+        turned into rows by ``to_rows`` and handed to the recorder in one call,
         then snapshots are taken at the same versions the application would take them.
         """
         mapper = self.app.mapper
@@ -376,7 +397,7 @@ class Store:
         events: list[CanMutateAggregate[UUID]] = []
         for agg in aggregates:
             events.extend(agg.collect_events())
-        self.recorder.insert_events(self.to_stored(events), side=side)
+        self.rows.insert_rows(self.to_rows(events), side=side)
         intervals = self.app.snapshotting_intervals
         kinds = {agg.id: type(agg) for agg in aggregates}
         for event in events:
@@ -384,11 +405,11 @@ class Store:
             if interval and event.originator_version % interval == 0:
                 self.app.take_snapshot(event.originator_id, version=event.originator_version)
 
-    def to_stored(self, events: Iterable[CanMutateAggregate[UUID]]) -> list[StoredEvent]:
-        """Events as rows, byte for byte as the application's mapper makes them
+    def to_rows(self, events: Iterable[CanMutateAggregate[UUID]]) -> list[Row]:
+        """Events as rows, byte for byte what the application's mapper would store
         (no compression or cipher: ``save`` leaves those to the library)."""
         topics = self._topics
-        stored = []
+        rows: list[Row] = []
         for event in events:
             cls = type(event)
             topic = topics.get(cls)
@@ -400,14 +421,13 @@ class Store:
             class_version = getattr(cls, "class_version", 1)
             if class_version > 1:
                 state["class_version"] = class_version
-            stored.append(StoredEvent(originator_id=oid, originator_version=version,
-                                      topic=topic, state=encode_state(state)))
-        return stored
+            rows.append((oid, version, topic, encode_state(state)))
+        return rows
 
     def write_side(self, side: SideRows) -> None:
         """Side rows alone (a quarantined line, a checkpoint with no new event)."""
         with self.cursor(commit=True) as c:
-            self.recorder.side.write(c, side)  # type: ignore[attr-defined]
+            self.rows.side.write(c, side)
 
     def meeting(self, meeting_id: UUID, version: int | None = None) -> Meeting:
         agg: Meeting = self.app.repository.get(meeting_id, version=version)
