@@ -235,8 +235,7 @@ class AnalyticsProjection(Projection):
             f = self.touched[mid]
             rows.append({"meeting_id": mid, **derive(f, settings), "facts": dumps(f).decode()})
         _write_meetings(conn, rows)
-        _add_counts(conn, [{"day": k[0], "source": k[1], "kind": k[2], "mailbox": k[3],
-                            "count": n} for k, n in sorted(self.counts.items())])
+        _add_counts.tuples(conn, [(*k, n) for k, n in sorted(self.counts.items())])
         if self.settings_changed:
             _write_settings(conn, [{"name": "org", "value": orjson.dumps(
                 self.settings.as_record()).decode()}])

@@ -84,42 +84,79 @@ class Bulk:
     """A Core DML statement compiled once per database, then run for many rows.
 
     ``Connection.execute(stmt, rows)`` re-processes every row's parameters in
-    Python; at 100,000 events a second that is most of a batch. Compiling
-    once and handing plain tuples (SQLite) or dicts (psycopg) to
-    ``exec_driver_sql`` keeps the statement in SQLAlchemy Core and the
-    per-row cost in the driver. Values must already be what the driver
-    takes (str, int, bool, None): no type processing happens per row.
+    Python; at 100,000 events a second that is most of a batch. The statement
+    is compiled once per database with positional parameters (SQLite ``?``,
+    psycopg ``%s``) and run with the driver's own ``executemany``, so the
+    per-row cost stays in the driver. Rows come as dicts (turned into tuples
+    by ``itemgetter``, in C) or, cheapest, already as tuples in
+    :meth:`columns` order. Values must already be what the driver takes
+    (str, int, bool, None): no type processing happens per row.
     """
 
     def __init__(self, build: Callable[[Dialect], UpdateBase]) -> None:
         self.build = build
-        self._compiled: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
     def __call__(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-        rows = list(rows)
-        if not rows:
-            return
-        compiled = self._compiled.get(conn.dialect.name)
-        if compiled is None:
-            compiled = self._compiled[conn.dialect.name] = self._compile(conn.dialect)
-        sql, convert = compiled
-        conn.exec_driver_sql(sql, [convert(r) for r in rows])
+        """Run the statement once per row; a row is a dict keyed by parameter name."""
+        compiled = self._statement(conn.dialect)
+        _executemany(conn, compiled.sql, [compiled.convert(r) for r in rows])
 
-    def _compile(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
-        c = self.build(dialect).compile(dialect=dialect)
-        consts = {name: b.value for name, b in c.binds.items()
-                  if not b.required and b.value is not None}
-        if c.positiontup is None:  # named parameters (psycopg): dicts
-            if consts:
-                return c.string, lambda r: {**consts, **r}
-            return c.string, dict
-        names = list(c.positiontup)
+    def tuples(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Run the statement once per row; a row holds its values in :meth:`columns` order."""
+        compiled = self._statement(conn.dialect)
+        if compiled.consts:
+            raise TypeError("a statement with constant parameters takes dict rows")
+        _executemany(conn, compiled.sql, rows if isinstance(rows, list) else list(rows))
+
+    def columns(self, dialect: Dialect) -> tuple[str, ...]:
+        """The statement's parameter names, in the order :meth:`tuples` expects."""
+        return self._statement(dialect).names
+
+    def _statement(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _compile(self.build, dialect)
+        return compiled
+
+
+class _Compiled:
+    """A statement's SQL with positional parameters, and how a dict row maps onto them."""
+
+    def __init__(self, sql: str, names: Sequence[str], consts: Mapping[str, Any]) -> None:
+        self.sql = sql
+        self.names = tuple(names)
+        self.consts = dict(consts)
+        self.convert: Callable[[Mapping[str, Any]], Sequence[Any]]
         if consts:
-            return c.string, lambda r: tuple(r[n] if n in r else consts[n] for n in names)
-        if len(names) == 1:
+            self.convert = lambda r: tuple(r[n] if n in r else consts[n] for n in names)
+        elif len(names) == 1:
             name = names[0]
-            return c.string, lambda r: (r[name],)
-        return c.string, itemgetter(*names)  # a tuple of the row's values, in C
+            self.convert = lambda r: (r[name],)
+        else:
+            self.convert = itemgetter(*names)  # a tuple of the row's values, in C
+
+
+def _compile(build: Callable[[Dialect], UpdateBase], dialect: Dialect) -> _Compiled:
+    if not dialect.positional:  # psycopg's default is named: ask for its ``%s`` style
+        positional: Any = type(dialect)
+        dialect = positional(paramstyle="format")
+    c = build(dialect).compile(dialect=dialect)
+    assert c.positiontup is not None
+    consts = {name: b.value for name, b in c.binds.items()
+              if not b.required and b.value is not None and name in c.positiontup}
+    return _Compiled(c.string, c.positiontup, consts)
+
+
+def _executemany(conn: Connection, sql: str, params: Sequence[Any]) -> None:
+    """The driver's ``executemany`` inside the connection's transaction (no SQLAlchemy layers)."""
+    if not params:
+        return
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
 
 
 def upsert_statement(dialect: Dialect, table: sa.Table,
@@ -138,5 +175,5 @@ def upsert_statement(dialect: Dialect, table: sa.Table,
 
 
 def upserter(table: sa.Table, set_: Callable[[Any], Mapping[str, Any]] | None = None) -> Bulk:
-    """A :class:`Bulk` upsert of whole rows of ``table``."""
+    """A :class:`Bulk` upsert of whole rows of ``table`` (tuples: the table's column order)."""
     return Bulk(lambda dialect: upsert_statement(dialect, table, set_))

@@ -73,7 +73,9 @@ class MappingProjection(Projection):
     tables = (items_table, mapping_table)
 
     def __init__(self) -> None:
-        self.items: dict[tuple[str, str], Row] = {}
+        #: (exchange_id, mailbox, meeting_id, ical_uid, item_type, series_master_id): a row
+        #: of ``proj_mapping_items`` in column order, by (mailbox, item id).
+        self.items: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.links: dict[tuple[str, str], Row] = {}
         self.unlinks: set[tuple[str, str]] = set()
 
@@ -84,10 +86,9 @@ class MappingProjection(Projection):
 
     def on_item(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         obs = state["observation"]
-        key = (obs["mailbox"], obs["item_id"])
-        self.items[key] = {"exchange_id": key[1], "mailbox": key[0], "meeting_id": meeting_id,
-                           "ical_uid": obs["ical_uid"], "item_type": obs["item_type"],
-                           "series_master_id": obs["series_master_id"]}
+        mailbox, xid = obs["mailbox"], obs["item_id"]
+        self.items[(mailbox, xid)] = (xid, mailbox, meeting_id, obs["ical_uid"],
+                                      obs["item_type"], obs["series_master_id"])
 
     def on_linked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         key = (state["mailbox"], state["exchange_id"])
@@ -98,7 +99,7 @@ class MappingProjection(Projection):
         # The item as it was when linked: later observations in the batch must not leak in.
         item = self.items.get(key)
         if item is not None:
-            row["_facts"] = (item["ical_uid"], item["item_type"], item["series_master_id"])
+            row["_facts"] = item[3:]
         self.links[key] = row
         self.unlinks.discard(key)
 
@@ -112,7 +113,7 @@ class MappingProjection(Projection):
         self._fill_facts(conn, links)
         # Item facts are written after the links took theirs from the database,
         # so a link sees the item as the batch found it, not as the batch left it.
-        _write_items(conn, self.items.values())
+        _write_items.tuples(conn, list(self.items.values()))
         _unlink(conn, [{"mb": m, "xid": x} for m, x in sorted(self.unlinks)])
         _write_links(conn, links)
         self.items, self.links, self.unlinks = {}, {}, set()
@@ -129,8 +130,8 @@ class MappingProjection(Projection):
             row["_f"] = facts
             if facts and facts[1] in ("occurrence", "exception") and facts[2]:
                 masters.add((row["mailbox"], facts[2]))
-        master_facts = {k: (v["ical_uid"], v["item_type"], v["series_master_id"])
-                        for k, v in self.items.items() if k in masters}
+        master_facts: dict[tuple[str, str], Facts] = {
+            k: self.items[k][3:] for k in masters if k in self.items}
         master_facts.update(_lookup(conn, masters - set(master_facts)))
         for row in links:
             facts = row.pop("_f")

@@ -16,7 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Row, Str, as_dict, metadata, upserter
+from projections.base import Bulk, Handler, Projection, Str, as_dict, metadata, upserter
 
 plan_table = sa.Table(
     "proj_plan", metadata,
@@ -44,7 +44,8 @@ class PlanProjection(Projection):
     tables = (plan_table,)
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], Row] = {}
+        #: Rows of ``proj_plan`` in column order, by (meeting id, write key).
+        self.rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.settled: set[tuple[str, str]] = set()
 
     def handlers(self) -> Mapping[str, Handler]:
@@ -53,14 +54,13 @@ class PlanProjection(Projection):
 
     def on_planned(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         at = state["timestamp"]
+        rows, settled, dumps = self.rows, self.settled, orjson.dumps
         for w in state["writes"]:
             key = (meeting_id, w["key"])
-            self.settled.discard(key)
-            self.rows[key] = {
-                "meeting_id": meeting_id, "key": w["key"], "target": w["target"],
-                "op": w["op"], "mailbox": w["mailbox"], "id": w["id"],
-                "fields": orjson.dumps(w["fields"]).decode(), "reason": w["reason"],
-                "notify_attendees": bool(w["notify_attendees"]), "planned_at": at}
+            settled.discard(key)
+            rows[key] = (meeting_id, key[1], w["target"], w["op"], w["mailbox"], w["id"],
+                         dumps(w["fields"]).decode(), w["reason"],
+                         bool(w["notify_attendees"]), at)
 
     def on_settled(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         for k in state["keys"]:
@@ -70,7 +70,7 @@ class PlanProjection(Projection):
 
     def flush(self, conn: Connection) -> None:
         _settle(conn, [{"mid": m, "k": k} for m, k in sorted(self.settled)])
-        _write(conn, self.rows.values())
+        _write.tuples(conn, list(self.rows.values()))
         self.rows, self.settled = {}, set()
 
 
