@@ -8,15 +8,18 @@ reads back as what it meant.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters import graph_wire, salesforce_wire
 from adapters.feed import FeedError, envelope, parse_line, read_feed
-from adapters.wire import WireError
+from adapters.wire import WireError, utc_iso
 from ledger.observations import ExchangeItemGone, ExchangeItemSeen, SalesforceEventGone
 from tests.conftest import FIXTURES
 
@@ -221,3 +224,19 @@ def test_the_stub_filler_keeps_a_bounded_number_of_masters() -> None:
     assert filled["payload"]["subject"] == "New Training Plans"
     dropped = envelope("graph.event", AT, {**stub, "seriesMasterId": "M0"}, mailbox="a@b.c")
     assert fill(dropped) == dropped
+
+
+
+@given(when=st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                         timezones=st.sampled_from([UTC, timezone(timedelta(hours=-11)),
+                                                    timezone(timedelta(hours=5, minutes=45))])))
+def test_every_time_is_written_in_the_one_ledger_format(when: datetime) -> None:
+    """``utc_iso`` takes a fast path; its text is the documented format for any time:
+    UTC, seconds, a six-digit fraction only when there is one, ``Z``; and it is the
+    same instant."""
+    utc = when.astimezone(UTC)
+    fraction = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    text = utc_iso(when)
+    assert text == (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:"
+                    f"{utc.minute:02d}:{utc.second:02d}{fraction}Z")
+    assert datetime.fromisoformat(text) == when
