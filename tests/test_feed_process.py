@@ -155,3 +155,31 @@ def test_a_file_the_child_cannot_read_names_it(tmp_path: Path) -> None:
     directory.mkdir()
     with pytest.raises(OSError, match=r"cannot read .*not-a-file"):
         list(read_feed_in_child(directory))
+
+
+def test_an_observations_record_is_its_fields_as_json(tmp_path: Path) -> None:
+    """``to_record`` has a fast path for the common kinds; for every kind in the demo
+    org (series, invitees, redaction candidates, removals, saves, settings) it must
+    give what the observation's fields are as JSON, keys in field order, and share
+    no list or dict with the observation (a record becomes part of an event)."""
+    import dataclasses
+
+    feed = awkward_feed(tmp_path / "feed.jsonl")
+    kinds = set()
+    for item in feed_items(feed, in_child=False):
+        obs = item.observation
+        if isinstance(obs, InputError):
+            continue
+        kinds.add(type(obs).__name__)
+        for nested in ("recurrence", "invitees"):
+            if getattr(obs, nested, None):
+                kinds.add(nested)
+        record = to_record(obs)
+        as_json = orjson.loads(orjson.dumps(dataclasses.asdict(obs)))
+        assert record == as_json
+        assert list(record) == list(as_json)
+        for name, value in record.items():
+            if isinstance(value, (list, dict)):
+                assert value is not getattr(obs, name)
+    assert {"ExchangeItemSeen", "SalesforceEventSeen", "SidebarSave", "recurrence",
+            "invitees"} <= kinds
