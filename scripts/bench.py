@@ -631,10 +631,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--observations", type=int, default=100_000, metavar="N",
                     help="feed lines to generate and ingest (default 100,000; the targets are "
                          "stated for 1,000,000)")
-    ap.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both",
+    ap.add_argument("--store", choices=("sqlite", "postgresql", "both", "none"), default="both",
                     help="which store(s) to measure (default both); PostgreSQL at "
                          "127.0.0.1:5432 (user postgres, db test) in a fresh schema "
-                         "bench_<random>, dropped afterwards")
+                         "bench_<random>, dropped afterwards; none: only the peak-RSS "
+                         "(and --profile) measurements")
     ap.add_argument("--seed", type=int, default=1, help="feed generator seed (default 1)")
     ap.add_argument("--explain-events", type=int, default=0, metavar="N",
                     help="measure explain/history on a separate SQLite ledger of at least N events "
@@ -672,7 +673,7 @@ def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]
         "feed_bytes": stats.bytes, "feed_kinds": dict(stats.kinds), "cpus": os.cpu_count(),
         "mailboxes": stats.mailboxes, "product_users": stats.product_users, "stores": {},
     }
-    kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
+    kinds = {"both": ["sqlite", "postgresql"], "none": []}.get(args.store, [args.store])
     for kind in kinds:
         bench = BenchStore(kind, workdir, "ledger")
         res: dict[str, Any] = {}
