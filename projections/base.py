@@ -86,11 +86,12 @@ class Bulk:
     ``Connection.execute(stmt, rows)`` re-processes every row's parameters in
     Python; at 100,000 events a second that is most of a batch. The statement
     is compiled once per database with positional parameters (SQLite ``?``,
-    psycopg ``%s``) and run with the driver's own ``executemany``, so the
+    psycopg ``%s``) and run with the driver's own ``executemany`` (or, where
+    the statement takes arrays, as one statement for all rows), so the
     per-row cost stays in the driver. Rows come as dicts (turned into tuples
-    by ``itemgetter``, in C) or, cheapest, already as tuples in
-    :meth:`columns` order. Values must already be what the driver takes
-    (str, int, bool, None): no type processing happens per row.
+    by ``itemgetter``, in C) or, cheapest, already as tuples in parameter
+    order. Values must already be what the driver takes (str, int, bool,
+    None): no type processing happens per row.
     """
 
     def __init__(self, build: Callable[[Dialect], UpdateBase], *,
@@ -107,7 +108,8 @@ class Bulk:
         self._run(conn, compiled, [compiled.convert(r) for r in rows])
 
     def tuples(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-        """Run the statement once per row; a row holds its values in :meth:`columns` order."""
+        """Run the statement once per row; a row holds its parameters' values in order
+        (for an :func:`upserter`, the table's columns in order)."""
         compiled = self._statement(conn.dialect)
         if compiled.consts:
             raise TypeError("a statement with constant parameters takes dict rows")
@@ -125,10 +127,6 @@ class Bulk:
                 cursor.executemany(compiled.sql, rows)
         finally:
             cursor.close()
-
-    def columns(self, dialect: Dialect) -> tuple[str, ...]:
-        """The statement's parameter names, in the order :meth:`tuples` expects."""
-        return self._statement(dialect).names
 
     def _statement(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
