@@ -181,9 +181,7 @@ def upsert_statement(dialect: Dialect, table: sa.Table,
     columns = list(table.columns)
     stmt: Any
     if dialect.name == "postgresql":
-        rows = sa.func.unnest(*(sa.bindparam(c.name, type_=postgresql.ARRAY(type(c.type)()))
-                                for c in columns)
-                              ).table_valued(*(c.name for c in columns)).render_derived()
+        rows = _unnested(columns)
         stmt = postgresql.insert(table).from_select([c.name for c in columns],
                                                     sa.select(*rows.c))
     else:
@@ -193,6 +191,32 @@ def upsert_statement(dialect: Dialect, table: sa.Table,
         c.name: stmt.excluded[c.name] for c in columns if c.name not in keys}
     upsert: UpdateBase = stmt.on_conflict_do_update(index_elements=keys, set_=values)
     return upsert
+
+
+def delete_statement(dialect: Dialect, table: sa.Table, keys: Sequence[str]) -> UpdateBase:
+    """Delete the rows whose ``keys`` columns hold a row's values (parameters: ``keys``).
+
+    On PostgreSQL, as :func:`upsert_statement`: one array per key column, unnested
+    (``DELETE ... USING``), one statement per batch.
+    """
+    columns = [table.c[k] for k in keys]
+    if dialect.name == "postgresql":
+        rows = _unnested(columns)
+        return table.delete().where(*(c == rows.c[c.name] for c in columns))
+    return table.delete().where(*(c == sa.bindparam(c.name) for c in columns))
+
+
+def _unnested(columns: Sequence[sa.Column[Any]]) -> Any:
+    """``unnest(%s::type[], ...) AS anon(column, ...)``: one array parameter per column."""
+    return sa.func.unnest(*(sa.bindparam(c.name, type_=postgresql.ARRAY(type(c.type)()))
+                            for c in columns)
+                          ).table_valued(*(c.name for c in columns)).render_derived()
+
+
+def deleter(table: sa.Table, *keys: str) -> Bulk:
+    """A :class:`Bulk` delete by key (tuples: the ``keys`` columns' values, in order)."""
+    return Bulk(lambda dialect: delete_statement(dialect, table, keys),
+                arrays_on=frozenset({"postgresql"}))
 
 
 def upserter(table: sa.Table, set_: Callable[[Any], Mapping[str, Any]] | None = None) -> Bulk:

@@ -20,13 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections.base import (
-    Bulk,
     Handler,
     Projection,
     Row,
     Str,
     as_dict,
     chunks,
+    deleter,
     metadata,
     upserter,
 )
@@ -58,9 +58,7 @@ items_table = sa.Table(
 
 _write_items = upserter(items_table)
 _write_links = upserter(mapping_table)
-_unlink = Bulk(lambda _: mapping_table.delete().where(
-    mapping_table.c.mailbox == sa.bindparam("mb"),
-    mapping_table.c.exchange_id == sa.bindparam("xid")))
+_unlink = deleter(mapping_table, "mailbox", "exchange_id")
 
 #: Item facts: (ical_uid, item_type, series_master_id), keyed by (mailbox, item id).
 Facts = tuple[str | None, str | None, str | None]
@@ -114,7 +112,7 @@ class MappingProjection(Projection):
         # Item facts are written after the links took theirs from the database,
         # so a link sees the item as the batch found it, not as the batch left it.
         _write_items.tuples(conn, list(self.items.values()))
-        _unlink(conn, [{"mb": m, "xid": x} for m, x in sorted(self.unlinks)])
+        _unlink.tuples(conn, sorted(self.unlinks))
         _write_links(conn, links)
         self.items, self.links, self.unlinks = {}, {}, set()
 

@@ -16,7 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Str, as_dict, metadata, upserter
+from projections.base import Handler, Projection, Str, as_dict, deleter, metadata, upserter
 
 plan_table = sa.Table(
     "proj_plan", metadata,
@@ -33,8 +33,7 @@ plan_table = sa.Table(
 )
 
 _write = upserter(plan_table)
-_settle = Bulk(lambda _: plan_table.delete().where(
-    plan_table.c.meeting_id == sa.bindparam("mid"), plan_table.c.key == sa.bindparam("k")))
+_settle = deleter(plan_table, "meeting_id", "key")
 
 
 class PlanProjection(Projection):
@@ -69,7 +68,7 @@ class PlanProjection(Projection):
             self.settled.add(key)
 
     def flush(self, conn: Connection) -> None:
-        _settle(conn, [{"mid": m, "k": k} for m, k in sorted(self.settled)])
+        _settle.tuples(conn, sorted(self.settled))
         _write.tuples(conn, list(self.rows.values()))
         self.rows, self.settled = {}, set()
 
