@@ -90,3 +90,14 @@ def test_a_meeting_triggers_exactly_the_event_the_library_would() -> None:
     assert vars(ours) | {"_pending_events": None} == vars(theirs) | {"_pending_events": None}
     with pytest.raises(TypeError, match="reason"):
         ours.trigger_event(Meeting.WritesSettled, keys=[], timestamp=when)
+
+
+def test_existing_names_exactly_the_meetings_that_have_events(
+        store: Store, tmp_path: Path) -> None:
+    """Intake's read-ahead asks which of a window's meetings already have events
+    (answered from their first version): a meeting with a long history is there,
+    an id no observation ever produced is not."""
+    mid = long_meeting(store, tmp_path, revisions=3)
+    unknown = meeting_id(ical_key("never-observed"))
+    assert store.existing([mid, unknown, mid]) == {mid}
+    assert store.existing([]) == set()
