@@ -155,6 +155,13 @@ class Ledger:
         self._routes: dict[int, tuple[list[str], str | None]] = {}
         self._indexes: dict[int, list[str]] = {}
 
+    def _forget_read_ahead(self) -> None:
+        """Drop what the last window read ahead (a new window, or it went stale)."""
+        self._keys = {}
+        self._exists = {}
+        self._routes = {}
+        self._indexes = {}
+
     # --- settings -----------------------------------------------------
 
     def org(self) -> Org | None:
@@ -190,10 +197,8 @@ class Ledger:
 
     def _read_ahead(self, window: list[Intake]) -> None:
         """One look-up of every index key and new meeting id the window may need."""
-        self._keys = {}
-        self._exists = {}
-        self._routes = routes = {}
-        self._indexes = indexes = {}
+        self._forget_read_ahead()
+        routes, indexes = self._routes, self._indexes
         keys: set[str] = set()
         derived: set[str] = set()
         for item in window:
@@ -255,10 +260,7 @@ class Ledger:
                 batch = _Batch()
                 if progress:
                     progress(result)
-        self._keys = {}
-        self._exists = {}
-        self._routes = {}
-        self._indexes = {}
+        self._forget_read_ahead()
         for item in deferred:  # masters seen later in the same input
             self._take(item, batch, result, None)
         batch.checkpoints.update(checkpoints or {})
@@ -417,10 +419,7 @@ class Ledger:
     def _retry_one_by_one(self, batch: _Batch, side: SideRows) -> None:
         """Someone else wrote to one of these meetings: re-decide each on fresh state."""
         self._cache.clear()
-        self._keys = {}  # the read-ahead is stale too
-        self._exists = {}
-        self._routes = {}
-        self._indexes = {}
+        self._forget_read_ahead()  # stale too
         self._org = None
         if batch.org is not None:
             org = self.org() or Org.start(batch.org.created_on.isoformat())
