@@ -52,6 +52,11 @@ SIDE_TABLES = (
 Row = tuple[UUID | str, int, str, bytes]
 
 
+def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
+    """The library's stored events as our rows (its own insert path, e.g. replay)."""
+    return [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events]
+
+
 class _RowRecorder(Protocol):
     """What both our recorders add to the library's: insert rows already encoded."""
 
@@ -174,8 +179,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        return self._insert_rows(c, [(s.originator_id, s.originator_version, s.topic, s.state)
-                                     for s in stored_events], kwargs.get("side"))
+        return self._insert_rows(c, rows_of(stored_events), kwargs.get("side"))
 
     def _insert_rows(self, c: SQLiteCursor, rows: Sequence[Row], side: SideRows | None
                      ) -> list[int]:
@@ -215,8 +219,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
-        self.insert_rows([(s.originator_id, s.originator_version, s.topic, s.state)
-                          for s in stored_events], kwargs.get("side"))
+        self.insert_rows(rows_of(stored_events), kwargs.get("side"))
         return None
 
     def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None:
