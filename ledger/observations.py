@@ -163,7 +163,10 @@ def to_record(obs: Observation) -> dict[str, Any]:
 def _seen_record(obs: ExchangeItemSeen | SalesforceEventSeen) -> dict[str, Any]:
     """``_plain`` for the two kinds that make up nearly every feed line, without its
     per-field type dispatch: the fields read at once (``attrgetter``), then the
-    few that are not atomic made plain; same keys, same order, same values."""
+    few that are not atomic made plain; same keys, same order, same values.
+    Attendees and invitees are written out as dict literals: a generic per-item
+    conversion took back most of the gain (23 against 26 µs, literals 17 µs);
+    ``tests/test_feed_process.py`` checks them against the dataclass fields."""
     cls = type(obs)
     getter = _GETTERS.get(cls)
     if getter is None:
