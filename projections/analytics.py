@@ -152,6 +152,7 @@ class AnalyticsProjection(Projection):
         counts = self.counts  # ``count`` inlined: this runs for most events of the log
         counts[key] = counts.get(key, 0) + 1
         if kind == "exchange.item":
+            # ``facts`` inlined for the meetings already touched, as ``count`` above
             f = self.touched.get(meeting_id) or self.facts(meeting_id)
             item_type = obs["item_type"]
             main = item_type == "single" or item_type == "master"
@@ -174,45 +175,45 @@ class AnalyticsProjection(Projection):
                                        or obs["is_lightning_series"] else "single")
 
     def on_save(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         if state["what_id"] is not None:
             f["what_id"] = state["what_id"]
 
     def on_issue(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         self.count(state["timestamp"][:10], "issue", state["rule"], state["mailbox"])
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         f["issues"][state["issue_key"]] = state["rule"]
 
     def on_issue_resolved(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         f["issues"].pop(state["issue_key"], None)
 
     def on_conflict(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         self.count(state["timestamp"][:10], "conflict", state["rule"], state["mailbox"])
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         f["conflicts"] = sorted({*f["conflicts"], state["conflict_key"]})
 
     def on_conflict_resolved(self, meeting_id: str, state: dict[str, Any], position: int
                              ) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         key = state["conflict_key"]
         f["conflicts"] = [k for k in f["conflicts"] if k != key]
 
     def on_linked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         f["links"] = sorted({*f["links"], state["mailbox"] + "|" + state["exchange_id"]})
 
     def on_unlinked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         key = state["mailbox"] + "|" + state["exchange_id"]
         f["links"] = [k for k in f["links"] if k != key]
 
     def on_planned(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         f["pending"] = sorted({*f["pending"], *(w["key"] for w in state["writes"])})
 
     def on_settled(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
-        f = self.touched.get(meeting_id) or self.facts(meeting_id)
+        f = self.facts(meeting_id)
         gone = set(state["keys"])
         f["pending"] = [k for k in f["pending"] if k not in gone]
 
