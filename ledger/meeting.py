@@ -11,15 +11,16 @@ never the wall clock, so a replay gives the same events byte for byte.
 from __future__ import annotations
 
 import dataclasses
-import re
-from datetime import datetime
-from functools import lru_cache
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 
+from ledger.decision import Decision
+from ledger.fields import exchange_fields, redact, salesforce_fields
 from ledger.identity import item_key, meeting_id, salesforce_id18
+from ledger.meeting_state import MeetingState
 from ledger.observations import (
     ExchangeItemGone,
     ExchangeItemSeen,
@@ -29,105 +30,16 @@ from ledger.observations import (
     SidebarSave,
     to_record,
 )
-from ledger.rules import PRIVATE_SENSITIVITIES, Decision, decide
+from ledger.rules import PRIVATE_SENSITIVITIES, decide
 from ledger.settings import OrgSettings
-
-REDACTED_FIELDS = ("subject", "body", "location", "attendees")
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
+from ledger.writes import desired_writes
 
 
-@lru_cache(maxsize=1_024)
-def plain_text(text: str) -> str:
-    """Body text without markup or runs of white space, for comparing both sides.
-
-    (Cached: the same bodies are compared on every observation of a linked item.)"""
-    return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
-
-
-def redact(record: dict[str, Any]) -> dict[str, Any]:
-    """A private item's record without subject, body, location or attendees."""
-    out = dict(record)
-    for name in REDACTED_FIELDS:
-        out[name] = [] if name == "attendees" else ""
-    out["redacted"] = True
-    return out
-
-
-def exchange_fields(item: dict[str, Any]) -> dict[str, Any]:
-    """The fields both calendars share, from an Exchange item record."""
-    return {"subject": item["subject"], "description": plain_text(item["body"]),
-            "location": item["location"], "start": item["start"], "end": item["end"]}
-
-
-def salesforce_fields(event: dict[str, Any]) -> dict[str, Any]:
-    return {"subject": event["subject"], "description": plain_text(event["description"]),
-            "location": event["location"], "start": event["start"], "end": event["end"]}
-
-
-class Meeting(Aggregate):
+class Meeting(Aggregate, MeetingState):
     """One meeting's history and what the ledger knows of it. ``observe`` is the only way in."""
 
     def __init__(self, key: str) -> None:
-        self.key = key
-        self.items: dict[str, dict[str, Any]] = {}  # item key -> latest Exchange record
-        self.previous_items: dict[str, dict[str, Any]] = {}
-        self.removed: dict[str, str] = {}  # item key -> reason
-        self.sf: dict[str, dict[str, Any]] = {}  # Salesforce id -> latest record
-        self.previous_sf: dict[str, dict[str, Any]] = {}
-        self.sf_deleted: dict[str, str] = {}  # Salesforce id -> deleted at
-        #: every version ever recorded: "ex|<item key>|<version>" / "sf|<id>|<version>" -> when.
-        #: A re-delivered old version is a duplicate too, not only a repeat of the latest.
-        self.versions: dict[str, str] = {}
-        self.saves: dict[str, dict[str, Any]] = {}  # saver mailbox -> accepted save
-        self.explicit_saves: dict[str, dict[str, Any]] = {}  # item key -> sidebar save
-        self.links: dict[str, str] = {}  # item key -> Salesforce id
-        self.issues: dict[str, dict[str, Any]] = {}  # open issue key -> issue
-        self.flagged: dict[str, bool] = {}  # item keys we put "Error" on
-        self.conflicts: dict[str, dict[str, Any]] = {}  # attendee -> open conflict
-        self.shape: str | None = None  # "single" | "series" once synced
-        self.down_syncs: dict[str, str] = {}  # Salesforce id -> mailbox to create in
-        self.deletions: dict[str, str] = {}  # Salesforce id -> reason
-        self.sf_targets: dict[str, dict[str, Any]] = {}  # Salesforce id -> wanted values
-        self.ex_targets: dict[str, dict[str, Any]] = {}  # item key -> wanted values
-        self.bases: dict[str, dict[str, Any]] = {}  # Salesforce id -> last agreed fields
-        self.pending: dict[str, dict[str, Any]] = {}  # write key -> planned write
-        self.withdrawn: dict[str, str] = {}  # item key -> why its sync was withdrawn
-
-    # --- questions the rules ask --------------------------------------
-
-    @property
-    def ical_uid(self) -> str | None:
-        return self.key[5:] if self.key.startswith("ical:") else None
-
-    def is_linked(self, item: dict[str, Any]) -> bool:
-        return item_key(item["mailbox"], item["item_id"]) in self.links
-
-    def sf_linked(self, event_id: str) -> bool:
-        return event_id in self.links.values()
-
-    def item_in_scope(self, key: str) -> bool:
-        """Saved (explicitly or by auto-save), linked, or an occurrence of such a series."""
-        if key in self.links or key in self.explicit_saves:
-            return True
-        if any(s["item_key"] == key for s in self.saves.values()):
-            return True
-        item = self.items.get(key)
-        master = item and item.get("series_master_id")
-        return bool(master) and self.item_in_scope(item_key(item["mailbox"], str(master)))  # type: ignore[index]
-
-    def blocked(self, key: str, decided: list[Decision]) -> bool:
-        """Whether an open issue (or one just decided) stops this item syncing."""
-        resolved = {d.fields["issue_key"] for d in decided if d.event == "SyncIssueResolved"}
-        if any(i["item_key"] == key and k not in resolved for k, i in self.issues.items()):
-            return True
-        return any(d.event == "SyncIssueRaised" and d.fields["item_key"] == key for d in decided)
-
-    def master_key(self, key: str) -> str:
-        item = self.items[key]
-        master = item.get("series_master_id")
-        return item_key(item["mailbox"], master) if master else key
-
+        MeetingState.__init__(self, key)
 
     # --- events: observations ------------------------------------------
 
@@ -533,8 +445,6 @@ class Meeting(Aggregate):
                 wanted["_version"] = item["version"]
 
     def _plan_writes(self, settings: OrgSettings, ts: datetime) -> None:
-        from ledger.writes import desired_writes
-
         desired = desired_writes(self, settings)
         settled = sorted(k for k in self.pending if k not in desired)
         if settled:
@@ -574,10 +484,5 @@ def _shift(previous: dict[str, Any], changes: dict[str, Any]) -> dict[str, int]:
 def _add_seconds(when: str | None, seconds: int | None) -> str | None:
     if when is None or seconds is None:
         return when
-    from datetime import timedelta
-
     return (_ts(when) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-#: What the rule book reads: the meeting as the ledger knows it.
-MeetingState = Meeting

@@ -218,7 +218,7 @@ def _plain(value: Any) -> Any:
 
 def from_record(record: dict[str, Any]) -> Observation:
     """Inverse of :func:`to_record`, used when re-deciding stored history and when
-    a feed read in another process hands its records over (``adapters.feed_process``).
+    a feed read in another process hands its records over (``adapters.feed.reader_process``).
 
     Builds the frozen objects without their ``__init__`` (which sets each field
     through ``object.__setattr__`` and was 20 µs an item): the values are the

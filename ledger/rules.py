@@ -21,10 +21,12 @@ The table below is the whole policy; ``decide`` applies it in order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ledger.decision import Decision
+from ledger.identity import item_key
+from ledger.meeting_state import MeetingState
 from ledger.observations import (
     ExchangeItemSeen,
     Observation,
@@ -34,9 +36,6 @@ from ledger.observations import (
 from ledger.settings import OrgSettings
 from ledger.timezones import salesforce_zone
 
-if TYPE_CHECKING:
-    from ledger.meeting import MeetingState
-
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
 AUTO_SAVE_PAST = timedelta(days=14)
 AUTO_SAVE_AHEAD = timedelta(days=60)
@@ -45,13 +44,6 @@ MASTER_FIELDS = ("subject", "body", "location", "start", "end")
 #: Fields a Salesforce master overwrites on every occurrence.
 OVERWRITE_FIELDS = ("description", "location", "what_id")
 
-
-@dataclass(frozen=True)
-class Decision:
-    """One event to record: its name on ``Meeting`` and its JSON-native fields."""
-
-    event: str
-    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_time(value: str) -> datetime:
@@ -227,9 +219,7 @@ def _issue_decisions(
 def _decide_exchange_item(
     state: MeetingState, obs: ExchangeItemSeen, settings: OrgSettings
 ) -> list[Decision]:
-    from ledger.identity import item_key as make_key
-
-    key = make_key(obs.mailbox, obs.item_id)
+    key = item_key(obs.mailbox, obs.item_id)
     item = state.items[key]
     previous = state.previous_items.get(key)
     in_scope = state.item_in_scope(key) or (
@@ -270,9 +260,7 @@ def _decide_save(
     pending: list[Decision] | None = None,
 ) -> list[Decision]:
     """A product user saves an Outlook item: accept, refuse, or raise a conflict."""
-    from ledger.identity import item_key as make_key
-
-    key = make_key(mailbox, item_id)
+    key = item_key(mailbox, item_id)
     item = state.items[key]
     out: list[Decision] = []
     if how == "explicit":

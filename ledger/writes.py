@@ -9,13 +9,12 @@ outbox's idempotency keys.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ledger.fields import exchange_fields, salesforce_fields
+from ledger.meeting_state import MeetingState
 from ledger.settings import OrgSettings
 from ledger.timezones import to_iana
-
-if TYPE_CHECKING:
-    from ledger.meeting import Meeting
 
 ERROR_CATEGORY = "Error"
 
@@ -28,7 +27,7 @@ def _write(
             "fields": fields, "reason": reason, "notify_attendees": notify_attendees}
 
 
-def desired_writes(m: Meeting, settings: OrgSettings) -> dict[str, dict[str, Any]]:
+def desired_writes(m: MeetingState, settings: OrgSettings) -> dict[str, dict[str, Any]]:
     # Each kind of write below starts from one of these collections; a meeting
     # with all of them empty (nothing saved, linked or flagged: most attendee
     # copies) wants no write, and this is asked after every observation.
@@ -42,11 +41,11 @@ def desired_writes(m: Meeting, settings: OrgSettings) -> dict[str, dict[str, Any
     return out
 
 
-def _blocked(m: Meeting, key: str) -> bool:
+def _blocked(m: MeetingState, key: str) -> bool:
     return any(i["item_key"] == key for i in m.issues.values())
 
 
-def _creates(m: Meeting) -> list[dict[str, Any]]:
+def _creates(m: MeetingState) -> list[dict[str, Any]]:
     out = []
     for saver, save in m.saves.items():
         key = save["item_key"]
@@ -76,7 +75,7 @@ def _creates(m: Meeting) -> list[dict[str, Any]]:
     return out
 
 
-def _category_writes(m: Meeting) -> list[dict[str, Any]]:
+def _category_writes(m: MeetingState) -> list[dict[str, Any]]:
     """Put "Error" on Outlook items with an open issue; take it off once resolved."""
     out = []
     for key in m.flagged:
@@ -98,7 +97,7 @@ def _category_writes(m: Meeting) -> list[dict[str, Any]]:
     return out
 
 
-def _series_updates(m: Meeting) -> list[dict[str, Any]]:
+def _series_updates(m: MeetingState) -> list[dict[str, Any]]:
     """series-master-update: one update per future Salesforce occurrence, no notices."""
     out = []
     for sf_id, wanted in sorted(m.sf_targets.items()):
@@ -112,7 +111,7 @@ def _series_updates(m: Meeting) -> list[dict[str, Any]]:
     return out
 
 
-def _overwrites(m: Meeting) -> list[dict[str, Any]]:
+def _overwrites(m: MeetingState) -> list[dict[str, Any]]:
     """series-master-overwrite: Salesforce master values on every Exchange occurrence."""
     out = []
     for key, wanted in sorted(m.ex_targets.items()):
@@ -135,15 +134,13 @@ def _overwrites(m: Meeting) -> list[dict[str, Any]]:
     return out
 
 
-def _deletions(m: Meeting) -> list[dict[str, Any]]:
+def _deletions(m: MeetingState) -> list[dict[str, Any]]:
     return [_write("salesforce", "delete", None, sf_id, {}, reason, f"sf-delete|{sf_id}")
             for sf_id, reason in sorted(m.deletions.items()) if sf_id not in m.sf_deleted]
 
 
-def _two_way_updates(m: Meeting) -> list[dict[str, Any]]:
+def _two_way_updates(m: MeetingState) -> list[dict[str, Any]]:
     """Linked single items: the side that moved from the common base wins; Outlook first."""
-    from ledger.meeting import exchange_fields, salesforce_fields
-
     out = []
     for key, sf_id in sorted(m.links.items()):
         item, event, base = m.items.get(key), m.sf.get(sf_id), m.bases.get(sf_id)

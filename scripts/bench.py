@@ -4,14 +4,14 @@
 Generates a synthetic org's raw-observation feed (``benchfeed``: DOMAIN.md
 §6 envelopes, deterministic in ``--seed``), then on each store measures
 
-* intake: feed file -> ledger through ``adapters.jobs.ingest_files``, as
+* intake: feed file -> ledger through ``adapters.feed.ingest.ingest_files``, as
   observations/s and events/s, against a raw baseline measured in the same
   run: the same number of rows of the same average size written with
   ``sqlite3.executemany`` in one transaction (same journal mode and
   ``synchronous`` setting as the store) or with PostgreSQL ``COPY``, best of
   three. The ratio is what the targets are about: this machine is shared, so
   absolute rates move with the load, the ratio much less. A feed this large is
-  read by a second process (``adapters.feed_process``), as ``syncledger
+  read by a second process (``adapters.feed.reader_process``), as ``syncledger
   ingest`` reads it;
 * catch-up: every projection rebuilt from zero (``projections.runner.rebuild``);
 * explain / history: median and p95 latency of ``projections.explain.explain``
@@ -56,7 +56,7 @@ from benchfeed import write_feed  # noqa: E402
 from eventsourcing.domain import CanMutateAggregate  # noqa: E402
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 
-from adapters.jobs import ingest_files  # noqa: E402
+from adapters.feed.ingest import ingest_files  # noqa: E402
 from ledger.store import Store, StoreURL  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
@@ -465,7 +465,7 @@ def measure_reader(part: Path) -> dict[str, Any]:
     ``orjson.dumps``). Best of two runs each."""
     import orjson
 
-    from adapters.feed import FeedError, read_feed
+    from adapters.feed.envelopes import FeedError, read_feed
     from ledger.observations import to_record
 
     def json_only() -> int:

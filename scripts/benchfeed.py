@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from adapters.sandbox import (
+from adapters.sandbox.org import (
     ALICE,
     SandboxOrg,
     _graph_id,

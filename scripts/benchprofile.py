@@ -34,12 +34,12 @@ C_AREAS = {
 }
 #: (path fragment, function name or None for any, area): first match wins.
 INTAKE_RULES: list[tuple[str, str | None, str]] = [
-    ("adapters/feed_process.py", None, "feed: records from the reader process"),
+    ("adapters/feed/reader_process.py", None, "feed: records from the reader process"),
     ("ledger/observations.py", "from_record", "feed: records from the reader process"),
     ("ledger/observations.py", "build", "feed: records from the reader process"),
-    ("adapters/feed.py", None, "feed: parse + translate (in-process)"),
-    ("adapters/graph_wire.py", None, "feed: parse + translate (in-process)"),
-    ("adapters/salesforce_wire.py", None, "feed: parse + translate (in-process)"),
+    ("adapters/feed/envelopes.py", None, "feed: parse + translate (in-process)"),
+    ("adapters/graph/wire.py", None, "feed: parse + translate (in-process)"),
+    ("adapters/salesforce/wire.py", None, "feed: parse + translate (in-process)"),
     ("adapters/wire.py", None, "feed: parse + translate (in-process)"),
     ("ledger/rules.py", None, "rules (decisions)"),
     ("ledger/timezones.py", None, "rules (decisions)"),
@@ -70,7 +70,7 @@ INTAKE_RULES: list[tuple[str, str | None, str]] = [
     ("eventsourcing/postgres.py", None, "SQL: statements (Python side)"),
     ("psycopg", None, "SQL: statements (Python side)"),
     ("ledger/intake.py", None, "intake loop (batching, caching)"),
-    ("adapters/jobs.py", None, "intake loop (batching, caching)"),
+    ("adapters/feed/ingest.py", None, "intake loop (batching, caching)"),
 ]
 CATCH_UP_RULES: list[tuple[str, str | None, str]] = [
     ("projections/runner.py", "batch", "runner: decode + dispatch events"),

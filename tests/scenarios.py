@@ -8,8 +8,8 @@ from uuid import UUID
 
 import orjson
 
-from adapters.jobs import ingest_files
-from adapters.sandbox import USER_IDS, SandboxOrg
+from adapters.feed.ingest import ingest_files
+from adapters.sandbox.org import USER_IDS, SandboxOrg
 from ledger.identity import meeting_id
 from ledger.intake import IntakeResult
 from ledger.meeting import Meeting

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import main
-from adapters.sandbox import (
+from adapters.cli.main import main
+from adapters.sandbox.org import (
     ALICE,
     BOB,
     CAROL,

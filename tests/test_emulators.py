@@ -15,12 +15,13 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from adapters.config import GraphConfig, SalesforceConfig
-from adapters.emulators.graph import GraphEmulator
-from adapters.emulators.salesforce import SalesforceEmulator
-from adapters.graph import DeltaExpired, GraphAuthError, GraphClient, GraphError
-from adapters.salesforce import RequestLimitExceeded, SalesforceAuthError, SalesforceClient
-from adapters.sandbox import ALICE, BOB, ICAL_FIELD, USER_IDS, graph_event, sf_event
+from adapters.graph.client import DeltaExpired, GraphAuthError, GraphClient, GraphError
+from adapters.graph.config import GraphConfig
+from adapters.salesforce.client import RequestLimitExceeded, SalesforceAuthError, SalesforceClient
+from adapters.salesforce.config import SalesforceConfig
+from adapters.sandbox.graph_emulator import GraphEmulator
+from adapters.sandbox.org import ALICE, BOB, ICAL_FIELD, USER_IDS, graph_event, sf_event
+from adapters.sandbox.salesforce_emulator import SalesforceEmulator
 
 NOW = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 WINDOW = ("2026-11-06T00:00:00Z", "2027-01-19T00:00:00Z")

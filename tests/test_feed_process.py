@@ -16,11 +16,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.cli import main
-from adapters.feed import envelope
-from adapters.feed_process import FeedReaderDied, read_feed_in_child
-from adapters.jobs import feed_items, ingest_files
-from adapters.sandbox import demo_feed
+from adapters.cli.main import main
+from adapters.feed.envelopes import envelope
+from adapters.feed.ingest import feed_items, ingest_files
+from adapters.feed.reader_process import FeedReaderDied, read_feed_in_child
+from adapters.sandbox.org import demo_feed
 from ledger.intake import InputError
 from ledger.observations import to_record
 from ledger.store import Store
@@ -87,7 +87,7 @@ def test_a_ledger_ingested_through_the_child_is_byte_identical(tmp_path: Path) -
 
 
 def _children(name: str) -> list[int]:
-    """Live child processes of this one running ``adapters.feed_process``."""
+    """Live child processes of this one running ``adapters.feed.reader_process``."""
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -110,16 +110,16 @@ def test_stopping_early_leaves_no_child_behind(tmp_path: Path) -> None:
     lines = read_feed_in_child(big_feed(tmp_path / "big.jsonl"), chunk_lines=5)
     first = next(lines)
     assert first[0] == 1
-    assert _children("adapters.feed_process")
+    assert _children("adapters.feed.reader_process")
     lines.close()
-    assert _children("adapters.feed_process") == []
+    assert _children("adapters.feed.reader_process") == []
 
 
 def test_a_child_that_dies_is_an_error_not_a_short_read(tmp_path: Path) -> None:
     feed = big_feed(tmp_path / "big.jsonl")
     lines = read_feed_in_child(feed, chunk_lines=5)
     next(lines)
-    (pid,) = _children("adapters.feed_process")
+    (pid,) = _children("adapters.feed.reader_process")
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.1)
     with pytest.raises(FeedReaderDied, match=r"big\.jsonl stopped before the end .*-9"):

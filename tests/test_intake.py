@@ -8,17 +8,24 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.cli import main
-from adapters.jobs import sandbox_feed_path
-from adapters.sandbox import ALICE, _graph_id, _ical, build, demo_feed, graph_event
+from adapters.cli.main import main
+from adapters.sandbox.org import (
+    ALICE,
+    _graph_id,
+    _ical,
+    build,
+    demo_feed,
+    demo_feed_path,
+    graph_event,
+)
 from ledger.identity import ical_key
 from ledger.store import Store
 from tests.scenarios import ingest, meeting_of, org_with_settings
 
 
 def test_bundled_feed_is_the_sandbox_org() -> None:
-    assert sandbox_feed_path().read_bytes() == demo_feed(), \
-        "regenerate it: python -m adapters.sandbox"
+    assert demo_feed_path().read_bytes() == demo_feed(), \
+        "regenerate it: python -m adapters.sandbox.org"
 
 
 def test_ingest_cli_summary_and_idempotence(store_url: str, tmp_path: Path,
@@ -107,7 +114,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
 
 def test_a_concurrent_writer_is_retried_meeting_by_meeting(store_url: str) -> None:
     """Two intake processes touch the same meeting: the stale one re-decides, nothing is lost."""
-    from adapters.feed import parse_line
+    from adapters.feed.envelopes import parse_line
     from ledger.intake import Intake, Ledger
 
     org = org_with_settings()

@@ -15,7 +15,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.sandbox import SandboxOrg, build
+from adapters.sandbox.org import SandboxOrg, build
 from ledger.store import Store
 from tests.scenarios import ingest
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from adapters import graph_wire
-from adapters.sandbox import ALICE, BOB, USER_IDS, graph_event, weekly
+from adapters.graph import wire as graph_wire
+from adapters.sandbox.org import ALICE, BOB, USER_IDS, graph_event, weekly
 from ledger.identity import ical_key
 from ledger.meeting import Meeting
 from ledger.settings import OrgSettings, validate_changes

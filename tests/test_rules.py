@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adapters.sandbox import (
+from adapters.sandbox.org import (
     ALICE,
     BOB,
     CAROL,

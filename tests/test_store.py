@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from adapters.sandbox import ALICE, _ical, graph_event
+from adapters.sandbox.org import ALICE, _ical, graph_event
 from ledger.identity import ical_key, meeting_id
 from ledger.meeting import Meeting
 from ledger.store import SNAPSHOT_INTERVAL, Store

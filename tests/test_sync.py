@@ -18,11 +18,11 @@ from uuid import UUID
 
 import pytest
 
-from adapters import sandbox
-from adapters.cli import main
-from adapters.emulators.cloud import SandboxCloud
-from adapters.jobs import ingest_files
-from adapters.sync_cli import run_cycle
+from adapters.cli.main import main
+from adapters.cli.sync import run_cycle
+from adapters.feed.ingest import ingest_files
+from adapters.sandbox import org as sandbox
+from adapters.sandbox.cloud import SandboxCloud
 from ledger.store import Store
 from projections import queries
 
@@ -242,10 +242,10 @@ def test_a_process_that_died_after_writing_does_not_write_again(
     """The create went out, then the process died before recording it (its outbox row
     still says ``sending``). The next run sees the new object in the calendar, its marker
     links it, and the create leaves the plan: nothing is written twice."""
-    from adapters.graph import GraphClient
-    from adapters.outbox import outbox_key
-    from adapters.salesforce import SalesforceClient
-    from adapters.sync import SyncCycle, iso
+    from adapters.graph.client import GraphClient
+    from adapters.salesforce.client import SalesforceClient
+    from adapters.sync.cycle import SyncCycle, iso
+    from adapters.sync.outbox import outbox_key
 
     config = cloud.config()
     cycle = SyncCycle(store, config, GraphClient(config.graph, sleep=lambda s: None),

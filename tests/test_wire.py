@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import graph_wire, salesforce_wire
-from adapters.feed import FeedError, envelope, parse_line, read_feed
+from adapters.feed.envelopes import FeedError, envelope, parse_line, read_feed
+from adapters.graph import wire as graph_wire
+from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError, utc_iso
 from ledger.observations import ExchangeItemGone, ExchangeItemSeen, SalesforceEventGone
 from tests.conftest import FIXTURES
@@ -210,7 +211,7 @@ def test_feed_errors_name_the_field(line: bytes, field: str, says: str) -> None:
 
 def test_the_stub_filler_keeps_a_bounded_number_of_masters() -> None:
     """A feed of any length is read in constant memory: old masters are dropped first."""
-    from adapters.feed import StubFiller
+    from adapters.feed.envelopes import StubFiller
 
     master = fixture("graph/group_list_events_seriesmaster.json")["value"][0]
     fill = StubFiller(limit=2)

@@ -25,9 +25,9 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from adapters.config import SalesforceConfig
-from adapters.graph import make_session
-from adapters.salesforce_wire import soql_id_list
+from adapters.http_session import make_session
+from adapters.salesforce.config import SalesforceConfig
+from adapters.salesforce.wire import soql_id_list
 
 T = TypeVar("T")
 

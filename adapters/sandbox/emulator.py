@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from adapters.emulators.tls import TestCA
+from adapters.sandbox.tls import TestCA
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")

@@ -19,7 +19,8 @@ from urllib.parse import quote, urlparse
 import msal
 import requests
 
-from adapters.config import GraphConfig
+from adapters.graph.config import GraphConfig
+from adapters.http_session import make_session
 
 SCOPES = ["https://graph.microsoft.com/.default"]
 RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
@@ -49,14 +50,6 @@ class DeltaPage:
     next_link: str | None
     delta_link: str | None
 
-
-def make_session(ca_file: str | None) -> requests.Session:
-    """A session trusting ``ca_file`` only (never $REQUESTS_CA_BUNDLE when one is given)."""
-    session = requests.Session()
-    if ca_file:
-        session.verify = ca_file
-        session.trust_env = False
-    return session
 
 
 class GraphClient:

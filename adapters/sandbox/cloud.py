@@ -16,11 +16,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from adapters.config import GraphConfig, SalesforceConfig, SyncConfig
-from adapters.emulators.base import Clock, utcnow
-from adapters.emulators.graph import GraphEmulator, sandbox_mailboxes
-from adapters.emulators.salesforce import SalesforceEmulator, sandbox_records
-from adapters.emulators.tls import TestCA
+from adapters.graph.config import GraphConfig
+from adapters.salesforce.config import SalesforceConfig
+from adapters.sandbox import org as sandbox
+from adapters.sandbox.emulator import Clock, utcnow
+from adapters.sandbox.graph_emulator import GraphEmulator, sandbox_mailboxes
+from adapters.sandbox.salesforce_emulator import SalesforceEmulator, sandbox_records
+from adapters.sandbox.tls import TestCA
+from adapters.sync.config import SyncConfig
 
 
 def sandbox_offset(now: datetime) -> float:
@@ -29,8 +32,6 @@ def sandbox_offset(now: datetime) -> float:
     The demo calendars sit around 2026-11-20; a real clock far from that would
     put them outside the sync window. Zero when the real date is close enough.
     """
-    from adapters import sandbox
-
     start = sandbox.START.replace(tzinfo=UTC)
     if start - timedelta(days=1) <= now <= start + timedelta(days=30):
         return 0.0
@@ -61,9 +62,7 @@ class SandboxCloud:
 
     @classmethod
     def demo(cls, *, clock: Clock = utcnow, **options: Any) -> SandboxCloud:
-        """The bundled sandbox org (``adapters.sandbox``): its people, calendars, settings."""
-        from adapters import sandbox
-
+        """The bundled sandbox org (``adapters.sandbox.org``): its people, calendars, settings."""
         org = {"org_domains": [sandbox.ORG_DOMAIN], "product_users": dict(sandbox.USER_IDS),
                "sync_private_items": False}
         return cls(sandbox.build().feed, mailboxes=list(sandbox.USER_IDS), org=org,

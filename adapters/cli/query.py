@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from adapters import render
-from adapters.cli import EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.cli import render
+from adapters.cli.common import EXIT_OK, EXIT_USAGE, command, emit_json, open_store
 from adapters.progress import Progress
 from ledger.store import Store
 

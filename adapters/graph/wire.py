@@ -234,6 +234,49 @@ def is_stub(payload: dict[str, Any]) -> bool:
             and "subject" not in payload and bool(payload.get("seriesMasterId")))
 
 
+def occurrence_stub_master_id(payload: dict[str, Any]) -> str | None:
+    """The series master a delta occurrence stub needs to be completed from (None: not one).
+
+    The sync fills occurrences only: an exception carries its own fields."""
+    if payload.get("type") != "occurrence" or not is_stub(payload):
+        return None
+    return str(payload["seriesMasterId"])
+
+
+def master_id_of(payload: dict[str, Any]) -> str | None:
+    """The id of a series master payload (None for anything else)."""
+    item_id = payload.get("id")
+    return item_id if payload.get("type") == "seriesMaster" and isinstance(item_id, str) \
+        else None
+
+
+def series_id_of(payload: dict[str, Any]) -> str:
+    """The master id an occurrence names ("None" when it names none)."""
+    return str(payload.get("seriesMasterId"))
+
+
+def may_be_master_or_stub(raw: bytes) -> bool:
+    """A cheap look at a raw line before decoding it: could it be a master or a stub?"""
+    is_master = b'"seriesMaster"' in raw  # the type value; the key is "seriesMasterId"
+    return is_master or (b'"seriesMasterId"' in raw and b'"subject"' not in raw)
+
+
+def is_series_head(payload: dict[str, Any]) -> bool:
+    """A single item or a series master that is still there: what can carry our marker."""
+    return "@removed" not in payload \
+        and payload.get("type", "singleInstance") in ("singleInstance", "seriesMaster")
+
+
+def removed_item(item_id: str) -> dict[str, Any]:
+    """What delta would deliver for an item that is gone."""
+    return {"@odata.type": "#microsoft.graph.event", "id": item_id,
+            "@removed": {"reason": "deleted"}}
+
+
+#: Where an observation's fields sit in a Graph payload, for errors that name them.
+FIELD_PATHS = {"series_master_id": "payload.seriesMasterId"}
+
+
 def fill_stub(stub: dict[str, Any], master: dict[str, Any]) -> dict[str, Any]:
     """An occurrence stub completed from its series master, as ``/instances`` would give it.
 

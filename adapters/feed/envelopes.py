@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from adapters import graph_wire, salesforce_wire
+from adapters.graph import wire as graph_wire
+from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError, kind_of, parse_instant
 from ledger.identity import is_salesforce_id, salesforce_id18
 from ledger.observations import Observation, SettingsChanged, SidebarSave
@@ -28,7 +29,7 @@ from ledger.settings import SettingsError, validate_changes
 KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
          "org.settings")
 #: Domain field -> where a feed line holds it, for the ledger's quarantine rows.
-WIRE_FIELDS = {"series_master_id": "payload.seriesMasterId", "item_id": "payload.itemId"}
+WIRE_FIELDS = {**graph_wire.FIELD_PATHS, "item_id": "payload.itemId"}
 _ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
 
 
@@ -193,9 +194,7 @@ class StubFiller:
         self.masters: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     def __call__(self, raw: bytes) -> bytes:
-        is_master = b'"seriesMaster"' in raw  # the type value; the key is "seriesMasterId"
-        maybe_stub = b'"seriesMasterId"' in raw and b'"subject"' not in raw
-        if not (is_master or maybe_stub):
+        if not graph_wire.may_be_master_or_stub(raw):
             return raw  # the common case: no need to decode twice
         try:
             line = orjson.loads(raw)
@@ -206,14 +205,15 @@ class StubFiller:
         payload, mailbox = line.get("payload"), str(line.get("mailbox") or "").lower()
         if not isinstance(payload, dict):
             return raw
-        if payload.get("type") == "seriesMaster" and isinstance(payload.get("id"), str):
-            key = (mailbox, payload["id"])
+        master_id = graph_wire.master_id_of(payload)
+        if master_id is not None:
+            key = (mailbox, master_id)
             self.masters[key] = payload
             self.masters.move_to_end(key)
             if len(self.masters) > self.limit:
                 self.masters.popitem(last=False)
             return raw
-        master = self.masters.get((mailbox, str(payload.get("seriesMasterId"))))
+        master = self.masters.get((mailbox, graph_wire.series_id_of(payload)))
         if master is None or not graph_wire.is_stub(payload):
             return raw
         return envelope(str(line.get("kind")), str(line.get("observed_at")),

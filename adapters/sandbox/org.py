@@ -16,6 +16,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -373,9 +374,12 @@ def demo_feed() -> bytes:
     return build().jsonl()
 
 
-if __name__ == "__main__":  # regenerate the bundled feed: python -m adapters.sandbox
-    from pathlib import Path
+def demo_feed_path() -> Path:
+    """The bundled demo feed (written by ``python -m adapters.sandbox.org``)."""
+    return Path(__file__).with_name("data") / "demo_feed.jsonl"
 
-    target = Path(__file__).with_name("data") / "demo_feed.jsonl"
+
+if __name__ == "__main__":  # regenerate the bundled feed: python -m adapters.sandbox.org
+    target = demo_feed_path()
     target.write_bytes(demo_feed())
     print(f"wrote {target} ({len(build().feed)} observations)")

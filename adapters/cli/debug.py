@@ -12,8 +12,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from adapters import render
-from adapters.cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.cli import render
+from adapters.cli.common import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
 from ledger.meeting import Meeting
 from projections.explain import NotFound, explain, resolve
 from projections.timeline import timeline

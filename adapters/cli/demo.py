@@ -7,13 +7,19 @@ recorded and decided, then the read models people query.
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
 import orjson
 
-from adapters.jobs import ingest_files, sandbox_feed_path, summary_lines
+from adapters.cli import render
+from adapters.cli.common import command
+from adapters.cli.query import SHOWN
+from adapters.feed.ingest import ingest_files, summary_lines
+from adapters.sandbox.org import demo_feed_path
 from ledger.store import Store, StoreURL
+from projections import queries
 from projections.timeline import meeting_summary
 
 
@@ -25,7 +31,7 @@ def run(db: str, *, fresh: bool, as_json: bool) -> int:
                 os.remove(url.path + suffix)
     store = Store(url)
     try:
-        result = ingest_files(store, [sandbox_feed_path()])
+        result = ingest_files(store, [demo_feed_path()])
         meetings = [meeting_summary(store, mid) for mid in store.meeting_ids()]
         meetings.sort(key=lambda m: (m["start"] or "", m["title"]))
         views = _read_models(store)
@@ -50,18 +56,28 @@ def run(db: str, *, fresh: bool, as_json: bool) -> int:
 
 
 def _read_models(store: Store) -> dict[str, Any]:
-    from projections import queries
-
     return {"mapping": queries.mapping(store), "conflicts": queries.conflicts(store),
             "issues": queries.issues(store), "plan": queries.plan(store)}
 
 
 def _print_views(views: dict[str, Any]) -> None:
-    from adapters import render
-    from adapters.query_cli import SHOWN
-
     for name in ("mapping", "conflicts", "issues", "plan"):
         cols = SHOWN[name]
         rows = views[name]
         print(f"\n{name.upper()} ({len(rows)})")
         print(render.table(rows, cols, width=40) if rows else "  (none)")
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete the SQLite ledger file first (default for the demo file)")
+
+
+@command("demo", "ingest the bundled sandbox org into a SQLite ledger and show the outcome",
+         _demo_args)
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.db is None:
+        args.db = "syncledger-demo.db"
+        args.fresh = True
+    return run(args.db, fresh=args.fresh, as_json=args.json)

@@ -1,6 +1,6 @@
 """Microsoft Graph v1.0 calendar and the Entra ID token endpoints, emulated.
 
-Just enough of both for msal 1.39 and ``adapters.graph.GraphClient``
+Just enough of both for msal 1.39 and ``adapters.graph.client.GraphClient``
 (DOMAIN.md §7): the OpenID configuration and client-credentials token
 endpoint under ``/{tenant}``, ``calendarView/delta`` with
 ``odata.maxpagesize`` paging (``$skiptoken`` links, then a ``$deltatoken``
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from adapters.emulators.base import (
+from adapters.sandbox.emulator import (
     WEEKDAYS,
     Clock,
     Emulator,
@@ -31,7 +31,7 @@ from adapters.emulators.base import (
     json_response,
     utcnow,
 )
-from adapters.emulators.tls import TestCA
+from adapters.sandbox.tls import TestCA
 
 EVENT_PROPERTIES = frozenset((
     "allowNewTimeProposals", "attendees", "body", "bodyPreview", "cancelledOccurrences", "end",

@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from adapters.graph.config import GraphConfig
+from adapters.salesforce.config import SalesforceConfig
 
 ENV = {
     "graph.tenant": "SYNCLEDGER_GRAPH_TENANT",
@@ -66,34 +69,6 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class GraphConfig:
-    tenant: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    mailboxes: tuple[str, ...]
-    authority_host: str = "https://login.microsoftonline.com"
-    base_url: str = "https://graph.microsoft.com/v1.0"
-    window_days_back: int = 14
-    window_days_ahead: int = 60
-    page_size: int = 50
-    ca_file: str | None = None  # a private CA (the sandbox); None: the system's
-
-    @property
-    def authority(self) -> str:
-        return f"{self.authority_host.rstrip('/')}/{self.tenant}"
-
-
-@dataclass(frozen=True)
-class SalesforceConfig:
-    instance_url: str
-    login_url: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    api_version: str = "59.0"
-    ca_file: str | None = None
 
 
 @dataclass(frozen=True)

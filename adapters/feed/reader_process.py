@@ -3,7 +3,7 @@
 Decoding a feed line and translating its wire payload costs about as much as
 deciding and saving it (``scripts/bench.py``: ~70 µs of ~170 µs a line), and
 both are pure Python, so a thread would not run them side by side. A child
-process runs :func:`adapters.feed.read_feed` (the same code, the same errors,
+process runs :func:`adapters.feed.envelopes.read_feed` (the same code, the same errors,
 the same stub filling) and hands over, per chunk of lines, the observations
 as their JSON-native records (one ``orjson`` document) and the raw lines;
 the parent rebuilds the observation objects from the records
@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from adapters.feed import FeedError, read_feed
+from adapters.feed.envelopes import FeedError, read_feed
 from ledger.observations import Observation, from_record, to_record
 
 #: Files at least this large are read in a child process (a smaller file is read
@@ -52,7 +52,7 @@ def read_feed_in_child(path: Path, chunk_lines: int = CHUNK_LINES
                        ) -> Generator[Parsed, None, None]:
     """What ``read_feed`` yields, plus each observation's record, read by a child process.
 
-    The child is a fresh interpreter (``python -m adapters.feed_process``), not a
+    The child is a fresh interpreter (``python -m adapters.feed.reader_process``), not a
     ``multiprocessing`` spawn: that would re-import the caller's main script,
     which breaks any script that calls intake outside ``if __name__ == "__main__"``.
     It starts here (an ``OSError`` if it cannot), and stops when the returned
@@ -63,7 +63,7 @@ def read_feed_in_child(path: Path, chunk_lines: int = CHUNK_LINES
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     child = subprocess.Popen(
-        [sys.executable, "-m", "adapters.feed_process", str(path), str(chunk_lines)],
+        [sys.executable, "-m", "adapters.feed.reader_process", str(path), str(chunk_lines)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
     return _stream(child, path)
 

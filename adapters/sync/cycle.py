@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from adapters import graph_wire, salesforce_wire
-from adapters.config import SyncConfig
-from adapters.feed import WIRE_FIELDS, FeedError, Markers, envelope, parse_line
-from adapters.graph import DeltaExpired, GraphClient, GraphError
-from adapters.outbox import Outbox, outbox_key
-from adapters.salesforce import SalesforceClient
+from adapters.feed.envelopes import WIRE_FIELDS, FeedError, Markers, envelope, parse_line
+from adapters.graph import wire as graph_wire
+from adapters.graph.client import DeltaExpired, GraphClient, GraphError
+from adapters.salesforce import wire as salesforce_wire
+from adapters.salesforce.client import SalesforceClient
+from adapters.sync.config import SyncConfig
+from adapters.sync.outbox import Outbox, outbox_key
 from ledger.identity import exchange_index_key, is_salesforce_id, salesforce_id18
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.store import Store
@@ -183,8 +184,7 @@ class SyncCycle:
         already knows keep their marker (it is never removed), so only new ones
         cost a request.
         """
-        heads = [e for e in events if "@removed" not in e
-                 and e.get("type", "singleInstance") in ("singleInstance", "seriesMaster")]
+        heads = [e for e in events if graph_wire.is_series_head(e)]
         keys = {exchange_index_key(mailbox, e["id"]): e["id"] for e in heads}
         known = set(self.store.lookup_keys(keys)) if keys else set()
         fresh = {event_id for key, event_id in keys.items() if key not in known}
@@ -198,9 +198,7 @@ class SyncCycle:
     def _filled(self, mailbox: str, event: dict[str, Any], masters: dict[str, dict[str, Any]]
                 ) -> dict[str, Any]:
         """An occurrence stub completed from its series master (fetched when not at hand)."""
-        if "@removed" in event or event.get("type") != "occurrence" or "subject" in event:
-            return event
-        master_id = event.get("seriesMasterId")
+        master_id = graph_wire.occurrence_stub_master_id(event)
         if not master_id:
             return event
         master = masters.get(master_id) or self.graph.get_event(mailbox, master_id)
@@ -215,14 +213,15 @@ class SyncCycle:
         for records in self.sf.changed_since(watermark):
             if not records:
                 continue
-            relations = self.sf.relations([r["Id"] for r in records])
+            relations = self.sf.relations([salesforce_wire.record_id(r) for r in records])
             at = iso(self.clock())
             lines = [envelope("salesforce.event", at, _plain(r),
-                              relations=[_plain(x) for x in relations.get(r["Id"], [])])
+                              relations=[_plain(x) for x in
+                                         relations.get(salesforce_wire.record_id(r), [])])
                      for r in records]
             self.report.observed["salesforce"] += len(lines)
             self._record_lines(lines, "salesforce",
-                               {name: str(records[-1]["SystemModstamp"])})
+                               {name: salesforce_wire.modstamp(records[-1])})
         name = "salesforce.deleted"
         now = self.clock()
         since = self.store.checkpoint(name)
@@ -278,8 +277,8 @@ class SyncCycle:
         fields = dict(write["fields"])
         op = write["op"]
         if op == "delete":
-            self.sf.delete("Event", write["id"])
-            gone = {"id": write["id"], "deletedDate": _sf_time(self.clock())}
+            self.sf.delete(salesforce_wire.EVENT, write["id"])
+            gone = salesforce_wire.deleted_record(write["id"], _sf_time(self.clock()))
             return [envelope("salesforce.deleted", iso(self.clock()), gone)], {"id": write["id"]}
         if op == "create":
             marker = fields.get("ical_marker")
@@ -288,22 +287,22 @@ class SyncCycle:
             existing = self.sf.find_by_marker(marker) if recovering and marker else []
             invited: set[str] = set()
             if existing:  # created before a crash or a lost answer: finish, don't redo
-                event_id = existing[0]["Id"]
-                invited = {salesforce_id18(r["RelationId"])
+                event_id = salesforce_wire.record_id(existing[0])
+                invited = {salesforce_id18(salesforce_wire.relation_person(r))
                            for r in self.sf.relations([event_id]).get(event_id, [])}
             else:
                 body = salesforce_wire.fields_to_salesforce(
                     fields, marker_field=self.config.salesforce_marker_field)
-                event_id = self.sf.create("Event", body)
+                event_id = self.sf.create(salesforce_wire.EVENT, body)
             for relation_id in invitees:
                 if relation_id not in invited:
-                    self.sf.create("EventRelation",
+                    self.sf.create(salesforce_wire.EVENT_RELATION,
                                    salesforce_wire.invitee_relation(event_id, relation_id))
         else:  # update
             event_id = write["id"]
             body = salesforce_wire.fields_to_salesforce(
                 fields, marker_field=self.config.salesforce_marker_field)
-            self.sf.update("Event", event_id, body)
+            self.sf.update(salesforce_wire.EVENT, event_id, body)
         record = self.sf.get_event(event_id)
         if record is None:
             raise RuntimeError(f"Salesforce Event {event_id} vanished right after the write")
@@ -330,8 +329,7 @@ class SyncCycle:
             except GraphError as exc:
                 if exc.status != 404:
                     raise
-                gone = {"@odata.type": "#microsoft.graph.event", "id": write["id"],
-                        "@removed": {"reason": "deleted"}}
+                gone = graph_wire.removed_item(write["id"])
                 return [envelope("graph.event", iso(self.clock()), gone, mailbox=mailbox)], {}
         line = envelope("graph.event", iso(self.clock()), event, mailbox=mailbox)
         return [line], {"id": event.get("id")}

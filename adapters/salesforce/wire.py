@@ -191,6 +191,27 @@ def fields_to_salesforce(fields: dict[str, Any], *, marker_field: str = DEFAULT_
     return body
 
 
+EVENT, EVENT_RELATION = "Event", "EventRelation"
+
+
+def record_id(record: dict[str, Any]) -> str:
+    return str(record["Id"])
+
+
+def relation_person(relation: dict[str, Any]) -> str:
+    """The User, Contact or Lead an EventRelation relates."""
+    return str(relation["RelationId"])
+
+
+def modstamp(record: dict[str, Any]) -> str:
+    return str(record["SystemModstamp"])
+
+
+def deleted_record(event_id: str, deleted_at: str) -> dict[str, Any]:
+    """What getDeleted lists for an Event we deleted."""
+    return {"id": event_id, "deletedDate": deleted_at}
+
+
 def invitee_relation(event_id: str, relation_id: str) -> dict[str, Any]:
     """An EventRelation inviting a User, Contact or Lead (Status starts as New)."""
     return {"EventId": event_id, "RelationId": relation_id, "IsInvitee": True}

@@ -1,6 +1,6 @@
 """Salesforce REST (Event, EventRelation) and the OAuth token endpoint, emulated.
 
-Just enough for simple-salesforce 1.12 and ``adapters.salesforce``
+Just enough for simple-salesforce 1.12 and ``adapters.salesforce.client``
 (DOMAIN.md §8): ``/services/oauth2/token`` (client credentials and password
 flows), ``query/`` with a SOQL subset (SELECT fields FROM object, WHERE
 comparisons joined by AND, ``IN`` lists, ORDER BY, LIMIT) and
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.emulators.base import (
+from adapters.sandbox.emulator import (
     Clock,
     Emulator,
     Request,
@@ -29,7 +29,7 @@ from adapters.emulators.base import (
     json_response,
     utcnow,
 )
-from adapters.emulators.tls import TestCA
+from adapters.sandbox.tls import TestCA
 from ledger.identity import salesforce_id18
 
 EVENT_FIELDS = frozenset((

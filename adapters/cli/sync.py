@@ -21,9 +21,9 @@ from typing import Any, BinaryIO
 
 import requests
 
-from adapters import render
-from adapters.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
-from adapters.config import ConfigError, SyncConfig, describe, load
+from adapters.cli import render
+from adapters.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.sync.config import ConfigError, SyncConfig, describe, load
 from ledger.store import Store, StoreURL
 
 SANDBOX_DB = "syncledger-sandbox.db"
@@ -79,9 +79,13 @@ def run_cycle(store: Store, config: SyncConfig, *, record: BinaryIO | None = Non
               sleep: Callable[[float], None] = time.sleep,
               on_step: Callable[[str], None] = _step) -> dict[str, Any]:
     """One cycle with the production clients; the report, or the error that stopped it."""
-    from adapters.graph import GraphClient, GraphError
-    from adapters.salesforce import RequestLimitExceeded, SalesforceAuthError, SalesforceClient
-    from adapters.sync import SyncCycle, utcnow
+    from adapters.graph.client import GraphClient, GraphError
+    from adapters.salesforce.client import (
+        RequestLimitExceeded,
+        SalesforceAuthError,
+        SalesforceClient,
+    )
+    from adapters.sync.cycle import SyncCycle, utcnow
 
     graph = GraphClient(config.graph, sleep=sleep, max_backoff=config.max_backoff_seconds)
     sf = SalesforceClient(config.salesforce, config.salesforce_marker_field, sleep=sleep,
@@ -117,7 +121,7 @@ def _recording(path: Path | None) -> Iterator[BinaryIO | None]:
 
 
 def _sync_sandbox(args: argparse.Namespace) -> int:
-    from adapters.emulators.cloud import SandboxCloud, sandbox_offset
+    from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
 
     db = args.db or SANDBOX_DB
     url = StoreURL.parse(db)

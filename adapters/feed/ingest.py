@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adapters.feed import WIRE_FIELDS, FeedError, read_feed
-from adapters.feed_process import PARALLEL_MIN_BYTES, read_feed_in_child
+from adapters.feed.envelopes import WIRE_FIELDS, FeedError, read_feed
+from adapters.feed.reader_process import PARALLEL_MIN_BYTES, read_feed_in_child
 from adapters.progress import Progress
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.observations import Observation
@@ -24,7 +24,7 @@ def feed_items(path: Path, source: str | None = None, *,
                in_child: bool | None = None) -> Iterator[Intake]:
     """A feed file as intake units; bad lines carry their error instead.
 
-    ``in_child``: read it in a second process (``adapters.feed_process``); by
+    ``in_child``: read it in a second process (``adapters.feed.reader_process``); by
     default, when the file is large and the machine has a second core. If the
     process cannot be started, the file is read here instead.
     """
@@ -66,11 +66,6 @@ def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None 
         total.meetings |= result.meetings
         total.errors += result.errors
     return total
-
-
-def sandbox_feed_path() -> Path:
-    """The bundled demo feed (written from ``adapters.sandbox`` at build time)."""
-    return Path(__file__).with_name("data") / "demo_feed.jsonl"
 
 
 def summary_lines(result: IntakeResult) -> list[str]:
