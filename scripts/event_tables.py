@@ -18,10 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from adapters.sandbox.org import demo_feed_path
-from scripts.benchfeed import write_feed
+from benchfeed import write_feed  # noqa: E402
+
+from adapters.sandbox.org import demo_feed_path  # noqa: E402
 
 
 def table_hashes(db: Path) -> list[tuple[str, int, str]]:
