@@ -24,6 +24,7 @@ from ledger.identity import (
     ORG_SETTINGS_ID,
     exchange_index_key,
     ical_key,
+    is_salesforce_id,
     meeting_id,
     salesforce_id18,
     salesforce_key,
@@ -85,6 +86,11 @@ class IntakeResult:
                 "errors": self.errors}
 
 
+#: Index keys the first meeting to claim keeps: an iCalUId, and a Salesforce Id named
+#: by an Exchange copy's marker (the Event's own observation claims it otherwise).
+_FIRST_CLAIM = ("ical:", "sf:")
+
+
 class _Deferred(Exception):
     """An occurrence whose series master is not known yet."""
 
@@ -125,6 +131,10 @@ def index_keys(obs: Observation) -> list[str]:
         keys = [exchange_index_key(obs.mailbox, obs.item_id), "exid:" + obs.item_id]
         if obs.ical_uid:
             keys.append(ical_key(obs.ical_uid))
+        if obs.salesforce_marker and is_salesforce_id(obs.salesforce_marker):
+            # Adoption: the Salesforce Event this copy names must join this meeting,
+            # even when a fresh ledger sees the Exchange copy first (issue 14).
+            keys.append(salesforce_key(obs.salesforce_marker))
         return keys
     if isinstance(obs, SalesforceEventSeen):
         return [salesforce_key(obs.event_id)]
@@ -323,7 +333,7 @@ class Ledger:
         index = self._indexes.get(id(obs))
         for key in index if index is not None else index_keys(obs):
             known = batch.keys.get(key) or self._lookup([key]).get(key)
-            if known is None or (not key.startswith("ical:") and known != hex_id):
+            if known is None or (not key.startswith(_FIRST_CLAIM) and known != hex_id):
                 batch.keys[key] = hex_id
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:

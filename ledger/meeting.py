@@ -352,7 +352,7 @@ class Meeting(Aggregate, MeetingState):
         """Who is linked to whom, from markers, saves, deletions and down-syncs."""
         out: list[Decision] = []
         if isinstance(obs, SalesforceEventSeen) and obs.event_id not in self.links.values():
-            target = self._exchange_copy_for(obs)
+            target = self._exchange_copy_for(obs) or self._marked_copy_for(obs, settings)
             if target is not None:
                 item = self.items[target]
                 out.append(Decision("Linked", {
@@ -375,6 +375,18 @@ class Meeting(Aggregate, MeetingState):
                 out.append(Decision("Linked", {
                     "mailbox": obs.mailbox, "exchange_id": obs.item_id, "salesforce_id": sf_id,
                     "occurrence_start": obs.occurrence_start, "how": "exchange marker"}))
+        elif isinstance(obs, ExchangeItemSeen) and obs.series_master_id is None:
+            # The Exchange copy seen after a Salesforce Event that names it by marker.
+            key = item_key(obs.mailbox, obs.item_id)
+            for sf_id, event in sorted(self.sf.items()):
+                if key not in self.links and sf_id not in self.links.values() \
+                        and sf_id not in self.sf_deleted and event.get("series_id") is None \
+                        and self._marked_copy_for_record(event, settings) == key:
+                    out.append(Decision("Linked", {
+                        "mailbox": obs.mailbox, "exchange_id": obs.item_id,
+                        "salesforce_id": sf_id, "occurrence_start": None,
+                        "how": "salesforce marker"}))
+                    break
         elif isinstance(obs, ExchangeItemGone):
             key = item_key(obs.mailbox, obs.item_id)
             linked, seen = self.links.get(key), self.items.get(key)
@@ -402,6 +414,30 @@ class Meeting(Aggregate, MeetingState):
             if item.get("occurrence_start") == obs.start and key not in self.links \
                     and item["item_type"] in ("occurrence", "exception") \
                     and self.master_key(key) in master_keys:
+                return key
+        return None
+
+    def _marked_copy_for(self, obs: SalesforceEventSeen, settings: OrgSettings) -> str | None:
+        """Adoption: the owner's Exchange copy of the iCalUId a Salesforce marker names.
+
+        A fresh ledger has no saves to go by, but the marker says which meeting the
+        Event mirrors and its owner says whose copy (DOMAIN.md §1, §13).
+        """
+        if obs.series_id is not None or not obs.ical_marker:
+            return None
+        return self._marked_copy_for_record({"ical_marker": obs.ical_marker,
+                                             "owner_id": obs.owner_id}, settings)
+
+    def _marked_copy_for_record(self, event: dict[str, Any], settings: OrgSettings
+                                ) -> str | None:
+        if not event.get("ical_marker") or event["ical_marker"] != self.ical_uid:
+            return None
+        mailbox = settings.mailbox_of(event["owner_id"]) if event.get("owner_id") else None
+        if mailbox is None:
+            return None
+        for key, item in sorted(self.items.items()):
+            if item["mailbox"] == mailbox and item["item_type"] in ("single", "master") \
+                    and key not in self.links and key not in self.removed:
                 return key
         return None
 
