@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 from ledger.decision import Decision
 from ledger.fields import exchange_fields, redact, salesforce_fields
 from ledger.identity import item_key, meeting_id, salesforce_id18
+from ledger.limits import MAX_LENGTH, shorten
 from ledger.meeting_state import MeetingState
 from ledger.observations import (
     ExchangeItemGone,
@@ -110,7 +111,7 @@ class Meeting(Aggregate, MeetingState):
         def apply(self, m: Meeting) -> None:
             m.issues[self.issue_key] = {
                 "rule": self.rule, "item_key": self.item_key,
-                "outlook_category": self.outlook_category,
+                "outlook_category": self.outlook_category, "severity": self.severity,
             }
             if self.outlook_category:
                 m.flagged[self.item_key] = True
@@ -469,7 +470,8 @@ class Meeting(Aggregate, MeetingState):
                 if name in ("start", "end"):
                     wanted[name] = _add_seconds(event[name], shift[name])
                 else:
-                    wanted["description" if name == "body" else name] = value
+                    field = "description" if name == "body" else name
+                    wanted[field] = shorten(field, value) if field in MAX_LENGTH else value
 
     def target_all_exchange_occurrences(self, sf_id: str, changes: dict[str, Any]) -> None:
         """Salesforce's master values for every Exchange occurrence, exceptions included."""

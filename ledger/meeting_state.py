@@ -13,6 +13,11 @@ from ledger.decision import Decision
 from ledger.identity import item_key
 
 
+def blocks(issue: dict[str, Any]) -> bool:
+    """Whether an issue stops its item syncing (a warning only says how it was written)."""
+    return issue.get("severity") != "warning"
+
+
 class MeetingState:
     """The meeting's current picture, rebuilt from its events."""
 
@@ -67,9 +72,11 @@ class MeetingState:
     def blocked(self, key: str, decided: list[Decision]) -> bool:
         """Whether an open issue (or one just decided) stops this item syncing."""
         resolved = {d.fields["issue_key"] for d in decided if d.event == "SyncIssueResolved"}
-        if any(i["item_key"] == key and k not in resolved for k, i in self.issues.items()):
+        if any(i["item_key"] == key and k not in resolved and blocks(i)
+               for k, i in self.issues.items()):
             return True
-        return any(d.event == "SyncIssueRaised" and d.fields["item_key"] == key for d in decided)
+        return any(d.event == "SyncIssueRaised" and d.fields["item_key"] == key
+                   and blocks(d.fields) for d in decided)
 
     def master_key(self, key: str) -> str:
         item = self.items[key]

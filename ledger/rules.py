@@ -17,6 +17,19 @@ The table below is the whole policy; ``decide`` applies it in order.
 | recurrence-conversion     | synced single became a series, or the reverse             |
 | unsupported-time-zone     | Exchange zone has no Salesforce match                     |
 | lightning-recurrence      | Salesforce Event with IsRecurrence2                       |
+| event-too-long            | timed item longer than 24 hours (Salesforce refuses it)   |
+| all-day-too-long          | all-day item longer than 14 days (Salesforce refuses it)  |
+| text-too-long             | Subject/Location over 255 or body over 32,000 characters: |
+|                           | sent shortened with a marker (warning, does not block)    |
+| recurrence-unrepresentable| series Classic has no fields for (every N years, nth of   |
+|                           | several days in a year, ...)                              |
+| recurrence-capped         | series longer than Salesforce keeps (daily 100, weekly 53,|
+|                           | monthly 59, yearly 9): sent capped (warning)              |
+| write-refused             | the API refused a write with an error code: not retried   |
+|                           | until the item changes (see ``refused_write``)             |
+
+Severities: ``skip`` (not synced on purpose), ``issue`` (blocks the item,
+Outlook shows "Error"), ``warning`` (synced as far as Salesforce allows, said so).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from typing import Any
 
 from ledger.decision import Decision
 from ledger.identity import item_key
+from ledger.limits import MAX_LENGTH, duration_problem, too_long_fields
 from ledger.meeting_state import MeetingState
 from ledger.observations import (
     ExchangeItemSeen,
@@ -33,6 +47,7 @@ from ledger.observations import (
     SalesforceEventSeen,
     SidebarSave,
 )
+from ledger.recurrence import classic_plan
 from ledger.settings import OrgSettings
 from ledger.timezones import salesforce_zone
 
@@ -43,7 +58,13 @@ AUTO_SAVE_AHEAD = timedelta(days=60)
 MASTER_FIELDS = ("subject", "body", "location", "start", "end")
 #: Fields a Salesforce master overwrites on every occurrence.
 OVERWRITE_FIELDS = ("description", "location", "what_id")
+#: Rules that record what was done, not a reason to stop: they never block a write.
+WARNINGS = frozenset({"text-too-long", "recurrence-capped"})
+SKIPS = frozenset({"private-item", "lightning-recurrence"})
 
+
+def severity_of(rule: str) -> str:
+    return "skip" if rule in SKIPS else "warning" if rule in WARNINGS else "issue"
 
 
 def parse_time(value: str) -> datetime:
@@ -110,6 +131,47 @@ def unsupported_time_zone(item: dict[str, Any], settings: OrgSettings) -> str | 
     return None
 
 
+def event_too_long(item: dict[str, Any]) -> str | None:
+    """Salesforce refuses timed events over 24 hours."""
+    return None if item["is_all_day"] else duration_problem(item["start"], item["end"], False)
+
+
+def all_day_too_long(item: dict[str, Any]) -> str | None:
+    """Salesforce refuses all-day events over 14 days."""
+    return duration_problem(item["start"], item["end"], True) if item["is_all_day"] else None
+
+
+def text_too_long(item: dict[str, Any]) -> str | None:
+    """Texts over Salesforce's field lengths go up shortened, with a marker: say so."""
+    names = {"subject": "Subject", "location": "Location", "description": "Description"}
+    over = too_long_fields({"subject": item["subject"], "location": item["location"],
+                            "description": item["body"]})
+    if not over:
+        return None
+    return "; ".join(f"{names[f]} has {len(item['body' if f == 'description' else f])} "
+                     f"characters, Salesforce keeps {MAX_LENGTH[f]:,}: sent shortened"
+                     for f in over)
+
+
+def _classic_plan_of(item: dict[str, Any], settings: OrgSettings) -> Any:
+    if item["item_type"] != "master" or not item.get("recurrence"):
+        return None
+    zone = salesforce_zone(item.get("time_zone"), settings.salesforce_time_zones)
+    return classic_plan(item["recurrence"], item["start"], zone)
+
+
+def recurrence_unrepresentable(item: dict[str, Any], settings: OrgSettings) -> str | None:
+    """A series Salesforce Classic has no fields for is not written at all."""
+    plan = _classic_plan_of(item, settings)
+    return plan.problem if plan is not None else None
+
+
+def recurrence_capped(item: dict[str, Any], settings: OrgSettings) -> str | None:
+    """A series longer than Salesforce keeps goes up capped: say up to when."""
+    plan = _classic_plan_of(item, settings)
+    return plan.capped if plan is not None else None
+
+
 def lightning_recurrence(event: dict[str, Any]) -> str | None:
     """Lightning event series (IsRecurrence2) are not synced down to Exchange."""
     if event["is_lightning_series"]:
@@ -160,14 +222,23 @@ def series_master_overwrite(
 def blocking_issues(
     state: MeetingState, item: dict[str, Any], settings: OrgSettings
 ) -> list[tuple[str, str]]:
-    """(rule id, message) of every rule that stops this Exchange item syncing."""
+    """(rule id, message) of every rule that applies to this Exchange item: those that
+    stop it syncing, and the warnings (``WARNINGS``) about how it is written."""
     checks = (
         ("private-item", private_item(item, settings)),
         ("recurring-all-day", recurring_all_day_exchange(item)),
         ("recurrence-conversion", recurrence_conversion(item, state.shape)),
         ("unsupported-time-zone", unsupported_time_zone(item, settings)),
+        ("event-too-long", event_too_long(item)),
+        ("all-day-too-long", all_day_too_long(item)),
+        ("recurrence-unrepresentable", recurrence_unrepresentable(item, settings)),
     )
-    return [(rule, msg) for rule, msg in checks if msg is not None]
+    found = [(rule, msg) for rule, msg in checks if msg is not None]
+    if found:  # warnings describe a write; a blocked item gets none
+        return found
+    warnings = (("text-too-long", text_too_long(item)),
+                ("recurrence-capped", recurrence_capped(item, settings)))
+    return [(rule, msg) for rule, msg in warnings if msg is not None]
 
 
 def salesforce_blocking(event: dict[str, Any]) -> list[tuple[str, str]]:
@@ -201,7 +272,7 @@ def _issue_decisions(
     found_rules = {rule for rule, _ in found}
     for rule, message in found:
         if f"{rule}|{item_key}" not in state.issues:
-            severity = "skip" if rule in ("private-item", "lightning-recurrence") else "issue"
+            severity = severity_of(rule)
             outlook = severity == "issue" and base["direction"] == "to-salesforce"
             out.append(Decision("SyncIssueRaised", {
                 **base, "rule": rule, "severity": severity, "message": message,

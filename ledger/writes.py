@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.fields import exchange_fields, salesforce_fields
-from ledger.meeting_state import MeetingState
+from ledger.limits import shorten
+from ledger.meeting_state import MeetingState, blocks
+from ledger.recurrence import classic_plan
 from ledger.settings import OrgSettings
-from ledger.timezones import to_iana
+from ledger.timezones import salesforce_zone
 
 ERROR_CATEGORY = "Error"
 
@@ -35,30 +37,40 @@ def desired_writes(m: MeetingState, settings: OrgSettings) -> dict[str, dict[str
             or m.deletions or m.links):
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for w in (*_creates(m), *_category_writes(m), *_series_updates(m), *_overwrites(m),
+    for w in (*_creates(m, settings), *_category_writes(m), *_series_updates(m), *_overwrites(m),
               *_deletions(m), *_two_way_updates(m)):
         out[w["key"]] = w
     return out
 
 
 def _blocked(m: MeetingState, key: str) -> bool:
-    return any(i["item_key"] == key for i in m.issues.values())
+    return any(i["item_key"] == key and blocks(i) for i in m.issues.values())
 
 
-def _creates(m: MeetingState) -> list[dict[str, Any]]:
+def _classic_recurrence(item: dict[str, Any], settings: OrgSettings) -> dict[str, Any] | None:
+    """An Exchange series' recurrence with the end date its Classic copy gets
+    (the Nth occurrence of a numbered range, the last one Salesforce keeps)."""
+    rec: dict[str, Any] | None = item["recurrence"]
+    if not rec or item["item_type"] != "master":
+        return rec
+    zone = salesforce_zone(item["time_zone"], settings.salesforce_time_zones)
+    return {**rec, "end_date": classic_plan(rec, item["start"], zone).end_date}
+
+
+def _creates(m: MeetingState, settings: OrgSettings) -> list[dict[str, Any]]:
     out = []
     for saver, save in m.saves.items():
         key = save["item_key"]
         item = m.items.get(key)
         if item is None or key in m.links or _blocked(m, key) or key in m.removed:
             continue
-        fields = {"subject": item["subject"], "description": item["body"],
-                  "location": item["location"], "start": item["start"], "end": item["end"],
+        fields = {**_salesforce_texts(item), "start": item["start"], "end": item["end"],
                   "is_all_day": item["is_all_day"], "owner_id": save["owner_id"],
                   "what_id": save["what_id"], "who_id": save["who_id"],
                   "ical_marker": m.ical_uid, "invitees": save["invitees"],
-                  "recurrence": item["recurrence"],
-                  "time_zone": to_iana(item["time_zone"]) if item["time_zone"] else "UTC"}
+                  "recurrence": _classic_recurrence(item, settings),
+                  "time_zone": salesforce_zone(item["time_zone"],
+                                               settings.salesforce_time_zones) or "UTC"}
         reason = save["rule"] or f"saved by {saver}"
         out.append(_write("salesforce", "create", item["mailbox"], None, fields,
                           reason, f"sf-create|{key}"))
@@ -73,6 +85,13 @@ def _creates(m: MeetingState) -> list[dict[str, Any]]:
         out.append(_write("exchange", "create", mailbox, None, fields,
                           "created in Salesforce by a product user", f"ex-create|{sf_id}"))
     return out
+
+
+def _salesforce_texts(item: dict[str, Any]) -> dict[str, str]:
+    """An Outlook item's texts as Salesforce can hold them (``text-too-long`` says so)."""
+    return {"subject": shorten("subject", item["subject"]),
+            "description": shorten("description", item["body"]),
+            "location": shorten("location", item["location"])}
 
 
 def _category_writes(m: MeetingState) -> list[dict[str, Any]]:
@@ -152,11 +171,13 @@ def _two_way_updates(m: MeetingState) -> list[dict[str, Any]]:
         if ex == sf:
             continue
         if ex != base:
-            fields = {k: v for k, v in ex.items() if sf[k] != v}
+            # The texts as they are (shortened to fit), not their comparable form.
+            sent = {**_salesforce_texts(item), "start": item["start"], "end": item["end"]}
+            fields = {k: sent[k] for k, v in ex.items() if sf[k] != v}
             out.append(_write("salesforce", "update", item["mailbox"], sf_id, fields,
                               "changed in Outlook", f"sf-update|{sf_id}"))
         elif sf != base:
-            fields = {("body" if k == "description" else k): v
+            fields = {("body" if k == "description" else k): event[k]
                       for k, v in sf.items() if ex[k] != v}
             out.append(_write("exchange", "update", item["mailbox"], item["item_id"], fields,
                               "changed in Salesforce", f"ex-update|{key}"))

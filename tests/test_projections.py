@@ -477,7 +477,8 @@ def weekly_series(changed_at: str) -> list[Observation]:
     series = dict(organizer=ALICE, attendees=(ALICE, BOB), ical_uid="SERIES",
                   start=f"{DAYS[0]}T17:00:00Z", end=f"{DAYS[0]}T17:30:00Z",
                   subject="Weekly forecast", location="Room 4")
-    rec = {"pattern": "weekly", "days": ["monday"], "start_date": DAYS[0], "end_date": None}
+    rec = {"type": "weekly", "interval": 1, "days_of_week": ["monday"], "range": "endDate",
+           "start_date": DAYS[0], "end_date": DAYS[-1]}
     obs: list[Observation] = [org_settings(),
                               item(T0, ALICE, "M", item_type="master", recurrence=rec, **series)]
     for d in DAYS:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from adapters.graph.body import html_to_text
 from adapters.wire import WireError, flag, kind_of, parse_instant, text, utc_iso
 from ledger.observations import Attendee, ExchangeItemGone, ExchangeItemSeen, ItemType
 from ledger.timezones import to_iana
@@ -35,6 +36,8 @@ DEFAULT_MARKER = "SyncLedgerSalesforceId"
 #: Graph reports UTC and floating zones with these ids instead of a Windows name.
 ZONE_ALIASES = {"tzone://Microsoft/Utc": "UTC", "Coordinated Universal Time": "UTC"}
 _NO_DATE = "0001-01-01"
+#: Graph ``itemBody.contentType`` values.
+BODY_TYPES = ("text", "html")
 #: Bookkeeping fields that change without the item changing.
 _NOT_CONTENT = frozenset({"@odata.etag", "@odata.context", "changeKey"})
 
@@ -144,6 +147,17 @@ def _recurrence(value: Any, item_id: str | None) -> dict[str, Any] | None:
     }
 
 
+def _body_text(body: Any, item_id: str | None) -> str:
+    """The item's body as plain text (HTML converted here, so the ledger records text)."""
+    if not isinstance(body, dict):
+        return ""
+    content = text(body, "content", item_id)
+    kind = body.get("contentType") or "html"
+    if kind not in BODY_TYPES:
+        raise WireError("body.contentType", f"expected text or html, got {kind!r}", item_id)
+    return html_to_text(content) if kind == "html" else content
+
+
 def to_observation(
     payload: Any, mailbox: str, observed_at: str, *, marker: str = DEFAULT_MARKER
 ) -> ExchangeItemSeen | ExchangeItemGone:
@@ -214,7 +228,7 @@ def to_observation(
         last_modified=(parse_instant(last_modified, "lastModifiedDateTime", item_id)
                        if last_modified is not None else None),
         subject=text(payload, "subject", item_id),
-        body=text(body, "content", item_id) if isinstance(body, dict) else "",
+        body=_body_text(body, item_id),
         location=text(location, "displayName", item_id) if isinstance(location, dict) else "",
         start=start, end=end,
         is_all_day=flag(payload, "isAllDay", item_id, False),
@@ -347,8 +361,9 @@ def observation_fields_to_graph(
         if name == "subject":
             body["subject"] = value or ""
         elif name in ("body", "description"):
-            body["body"] = {"contentType": "html" if "<" in (value or "") else "text",
-                            "content": value or ""}
+            # Always text: a Salesforce Description is plain text, and "<" or a line
+            # break in it must reach Outlook as typed (Exchange escapes it).
+            body["body"] = {"contentType": "text", "content": value or ""}
         elif name == "location":
             body["location"] = {"displayName": value or ""}
         elif name in ("start", "end") and value:

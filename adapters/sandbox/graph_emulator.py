@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 from datetime import date, datetime
 from typing import Any
@@ -72,6 +73,36 @@ def _instant(value: dict[str, Any] | None) -> datetime | None:
                                              else zone))
     except (KeyError, ValueError):
         return when.replace(tzinfo=ZoneInfo("UTC"))
+
+
+#: ``itemBody.contentType`` (Graph's ``bodyType`` enum).
+BODY_TYPES = ("text", "html")
+
+
+def _body_problem(body: Any) -> str | None:
+    """Graph refuses an itemBody whose contentType is not a bodyType."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        return "Invalid body: an itemBody object is required."
+    kind = body.get("contentType", "text")
+    if kind not in BODY_TYPES:
+        return (f"Cannot convert the literal '{kind}' to the expected type "
+                "'microsoft.graph.bodyType'.")
+    if not isinstance(body.get("content", ""), str):
+        return "Invalid body: content must be a string."
+    return None
+
+
+def _stored_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Exchange keeps bodies as HTML: a text body is escaped, its line breaks become <br>."""
+    content = str(body.get("content") or "")
+    if body.get("contentType", "text") == "html":
+        return {"contentType": "html", "content": content}
+    markup = html.escape(content).replace("\r\n", "\n").replace("\n", "<br>\r\n")
+    return {"contentType": "html", "content": "<html><head><meta http-equiv=\"Content-Type\" "
+            "content=\"text/html; charset=utf-8\"></head><body><div class=\"PlainText\">"
+            + markup + "</div></body></html>"}
 
 
 def _expanded(req: Request) -> str | None:
@@ -362,7 +393,7 @@ class GraphEmulator(Emulator):
         for name in ("start", "end"):
             if name in body and _instant(body[name]) is None:
                 return f"Invalid {name}: a dateTimeTimeZone with a dateTime is required."
-        return None
+        return _body_problem(body.get("body"))
 
     def _next_id(self, mailbox: str, salt: str) -> str:
         self.counter += 1
@@ -424,9 +455,9 @@ class GraphEmulator(Emulator):
             elif name == "location":
                 event[name] = {"displayName": "", "locationType": "default", **(value or {})}
             elif name == "body":
-                event[name] = deep(value)
+                event[name] = _stored_body(value or {})
                 text = re.sub(r"<[^>]+>", "", str((value or {}).get("content") or ""))
-                event["bodyPreview"] = text.strip()[:255]
+                event["bodyPreview"] = html.unescape(text).strip()[:255]
             else:
                 event[name] = deep(value)
 
