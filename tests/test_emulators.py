@@ -102,17 +102,17 @@ def test_categories_are_replaced_whole_and_a_create_is_found_by_marker(
         "subject": "From Salesforce", "start": {"dateTime": "2026-12-01T10:00:00",
                                                 "timeZone": "UTC"},
         "end": {"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"},
-        "singleValueExtendedProperties": [{"id": prop, "value": "00U5e0000000099AAA"}]})
+        "singleValueExtendedProperties": [{"id": prop, "value": "00U5e0000000099EAA"}]})
     assert created["type"] == "singleInstance" and created["organizer"]["emailAddress"][
         "address"] == BOB
-    assert [e["id"] for e in client.find_by_property(BOB, prop, "00U5e0000000099AAA")] == [
+    assert [e["id"] for e in client.find_by_property(BOB, prop, "00U5e0000000099EAA")] == [
         created["id"]]
-    assert client.find_by_property(BOB, prop, "00U5e0000000098AAA") == []
+    assert client.find_by_property(BOB, prop, "00U5e0000000098EAA") == []
     # As in Graph, an extended property is only returned when $expand-ed by its id.
     assert "singleValueExtendedProperties" not in created
     assert "singleValueExtendedProperties" not in client.get_event(BOB, created["id"])  # type: ignore[operator]
     assert client.get_event(BOB, created["id"], property_id=prop)[  # type: ignore[index]
-        "singleValueExtendedProperties"] == [{"id": prop, "value": "00U5e0000000099AAA"}]
+        "singleValueExtendedProperties"] == [{"id": prop, "value": "00U5e0000000099EAA"}]
     assert all("singleValueExtendedProperties" not in e
                for p in client.delta_pages(BOB, *WINDOW) for e in p.events)
     with pytest.raises(GraphError, match="RequestBodyRead"):

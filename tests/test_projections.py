@@ -155,7 +155,7 @@ def synthetic(meetings: int, *, users: int = 12, settings_change_at: int | None 
                               location="Room 9"))
         elif shape == 1:  # attendee saves first: a conflict until the organizer's save
             out.append(item(at(minute), attendee, f"X{n}a", **kw))
-            out.append(SidebarSave(at(minute), attendee, f"X{n}a", "0015e000000AbCdAAA", None))
+            out.append(SidebarSave(at(minute), attendee, f"X{n}a", "0015e000000AbCdAAK", None))
             if n % 4 == 1:
                 out.append(item(at(minute + 2), organizer, f"X{n}o", **kw))
         elif shape == 2:  # unsupported time zone, fixed later
@@ -171,7 +171,7 @@ def synthetic(meetings: int, *, users: int = 12, settings_change_at: int | None 
             out.append(ExchangeItemGone(at(minute + 2), attendee, f"X{n}a", "deleted"))
         else:  # created in Salesforce by a user: goes down to Outlook
             out.append(sf(at(minute), eid, start=start, end=end,
-                          owner_id=product[organizer], what_id="0065e000000XyZaAAC"))
+                          owner_id=product[organizer], what_id="0065e000000XyZaAAK"))
     return out
 
 

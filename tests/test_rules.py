@@ -86,7 +86,7 @@ def test_organizer_not_user_saves_with_no_attendees(store: Store, tmp_path: Path
     for name, organizer in (("ext", DAVE), ("nonuser", ERIN)):
         org.graph(1, ALICE, graph_event(ALICE, name, subject=name, organizer=organizer,
                                         attendees=(organizer, ALICE, BOB), **SINGLE))
-        org.save(2, ALICE, _graph_id(ALICE, name), what_id="0065e000003XyZaAAC")
+        org.save(2, ALICE, _graph_id(ALICE, name), what_id="0065e000003XyZaAAK")
     ingest(store, org, tmp_path)
     for name in ("ext", "nonuser"):
         m = meeting_of(store, ical_key(_ical(name)))
@@ -95,7 +95,7 @@ def test_organizer_not_user_saves_with_no_attendees(store: Store, tmp_path: Path
             ("organizer-not-user", [], USER_IDS[ALICE])]
         (create,) = pending(m, "salesforce", "create")
         assert create["fields"]["invitees"] == []
-        assert create["fields"]["what_id"] == "0065e000003XyZaAAC"
+        assert create["fields"]["what_id"] == "0065e000003XyZaAAK"
 
 
 DAYS = ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23", "2026-11-30"]

@@ -93,7 +93,7 @@ def test_first_sync_writes_what_the_rules_allow_and_nothing_else(
     assert [(m, p) for m, p, _ in sf] == [("POST", "/services/data/v59.0/sobjects/Event/")]
     body = sf[0][2]
     assert (body["Subject"], body["OwnerId"], body["WhatId"]) == (
-        "Intro call with Fabrikam", sandbox.USER_IDS[sandbox.ALICE], "0065e000003XyZaAAC")
+        "Intro call with Fabrikam", sandbox.USER_IDS[sandbox.ALICE], "0065e000003XyZaAAK")
     assert body[sandbox.ICAL_FIELD] == sandbox._ical("intro")
     # private-item: nothing of the private 1:1 went anywhere.
     assert "compensation" not in json.dumps(cloud.writes()).lower()
@@ -315,7 +315,7 @@ def test_config_check_names_what_is_missing_and_never_prints_secrets(
                       'mailboxes = ["alice@contoso.com"]\n'
                       '[salesforce]\ninstance_url = "https://contoso.my.salesforce.com"\n'
                       'client_id = "3MVG9abc"\n[org]\ndomains = ["contoso.com"]\n'
-                      'product_users = { "alice@contoso.com" = "0055e000001AbCdAAA" }\n')
+                      'product_users = { "alice@contoso.com" = "0055e000001AbCdAAK" }\n')
     assert main(["config", "check", "--config", str(config)]) == 2
     out = capsys.readouterr().out
     assert "SYNCLEDGER_GRAPH_CLIENT_SECRET is not set" in out

@@ -116,9 +116,13 @@ def test_occurrence_stubs_are_filled_from_their_master_in_the_same_file(tmp_path
 
 def test_salesforce_get_deleted_from_the_docs() -> None:
     body = fixture("salesforce/get_deleted_response.json")
-    gone = salesforce_wire.deleted_to_observation(body["deletedRecords"][0], AT)
+    entry = body["deletedRecords"][0]
+    # The docs' example lists a custom object (key prefix a00): not an Event, so refused.
+    with pytest.raises(WireError, match=r"^id: .*not an Event Id"):
+        salesforce_wire.deleted_to_observation(entry, AT)
+    gone = salesforce_wire.deleted_to_observation({**entry, "id": "00U5e000000AbCdEAK"}, AT)
     assert isinstance(gone, SalesforceEventGone)
-    assert gone.event_id == "a00D0000008pQRAIA2" and gone.deleted_at == "2013-05-07T22:07:19Z"
+    assert gone.event_id == "00U5e000000AbCdEAK" and gone.deleted_at == "2013-05-07T22:07:19Z"
 
 
 def event_record(**fields: Any) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from typing import Any
 
 import orjson
 
+from adapters.graph import ids as graph_ids
 from adapters.graph import wire as graph_wire
+from adapters.salesforce import ids as salesforce_ids
 from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError, kind_of, parse_instant
-from ledger.identity import is_salesforce_id, salesforce_id18
 from ledger.observations import Observation, SettingsChanged, SidebarSave
 from ledger.settings import SettingsError, validate_changes
 
@@ -76,19 +77,17 @@ def _sidebar_save(payload: Any, mailbox: str, observed_at: str) -> SidebarSave:
     if not isinstance(payload, dict):
         raise WireError("payload", f"expected {{itemId, whatId?, whoId?}}, got "
                                    f"{kind_of(payload)}")
-    item_id = payload.get("itemId")
-    if not isinstance(item_id, str) or not item_id:
+    if payload.get("itemId") in (None, ""):
         raise WireError("itemId", "missing: the Outlook item the user saved")
+    item_id = graph_ids.checked_id(payload.get("itemId"), "itemId")
     unknown = sorted(set(payload) - {"itemId", "whatId", "whoId"})
     if unknown:
         raise WireError(unknown[0], "unknown key (known: itemId, whatId, whoId)", item_id)
     ids: dict[str, str | None] = {}
     for name in ("whatId", "whoId"):
         value = payload.get(name)
-        if value is not None and not (isinstance(value, str) and
-                                      is_salesforce_id(value)):
-            raise WireError(name, f"{value!r} is not a Salesforce Id", item_id)
-        ids[name] = salesforce_id18(value) if value else None
+        ids[name] = None if value in (None, "") else salesforce_ids.checked_id(
+            value, name, item_id)
     return SidebarSave(observed_at=observed_at, mailbox=mailbox, item_id=item_id,
                        what_id=ids["whatId"], who_id=ids["whoId"])
 

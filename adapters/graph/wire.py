@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from adapters.graph.body import html_to_text
+from adapters.graph.ids import checked_id
+from adapters.salesforce.ids import checked_event_id
 from adapters.wire import WireError, flag, kind_of, parse_instant, text, utc_iso
 from ledger.observations import Attendee, ExchangeItemGone, ExchangeItemSeen, ItemType
 from ledger.timezones import to_iana
@@ -103,15 +105,23 @@ def marker_property_id(name: str = DEFAULT_MARKER) -> str:
 
 
 def _marker(payload: dict[str, Any], name: str, item_id: str | None) -> str | None:
+    """Our cross-reference property: the Salesforce Event Id this item mirrors.
+
+    Anyone who can write the item can write the property, so its value is
+    checked like any outside Id: a value that is not an Event Id quarantines the
+    observation (README, "Security"), it never links the item or names a write."""
     props = payload.get("singleValueExtendedProperties") or []
     if not isinstance(props, list):
         raise WireError("singleValueExtendedProperties", "expected a list", item_id)
     wanted = f" name {name.lower()}"
-    for prop in props:
+    for i, prop in enumerate(props):
         pid = prop.get("id") if isinstance(prop, dict) else None
         if isinstance(pid, str) and pid.lower().endswith(wanted):
             value = prop.get("value")
-            return value if isinstance(value, str) and value else None
+            if value is None or value == "":
+                return None
+            return checked_event_id(value, f"singleValueExtendedProperties[{i}].value",
+                                    item_id)
     return None
 
 
@@ -164,9 +174,7 @@ def to_observation(
     """One Graph event (or ``@removed`` entry) seen in ``mailbox`` at ``observed_at``."""
     if not isinstance(payload, dict):
         raise WireError("payload", f"expected a Graph event object, got {kind_of(payload)}")
-    item_id = payload.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise WireError("id", "missing: every Graph event has an id")
+    item_id = checked_id(payload.get("id"), "id")
     mailbox = mailbox.lower()
     removed = payload.get("@removed")
     if removed is not None:
@@ -183,6 +191,7 @@ def to_observation(
         if not isinstance(master_id, str) or not master_id:
             raise WireError("seriesMasterId", f"an {item_type} needs its series master's id",
                             item_id)
+        master_id = checked_id(master_id, "seriesMasterId", item_id)
     else:
         master_id = None
     ical_uid = payload.get("iCalUId")

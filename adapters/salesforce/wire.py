@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id, is_id
 from adapters.wire import WireError, flag, parse_instant, text
-from ledger.identity import is_salesforce_id, salesforce_id18
 from ledger.observations import Invitee, SalesforceEventGone, SalesforceEventSeen
 
 DEFAULT_MARKER_FIELD = "SyncLedger_ICalUId__c"
@@ -31,16 +31,13 @@ _GRAPH_TYPES = {"daily": "RecursDaily", "weekly": "RecursWeekly",
                 "absoluteYearly": "RecursYearly", "relativeYearly": "RecursYearlyNth"}
 
 
-def _id(value: Any, field: str, item_id: str | None) -> str:
-    if not isinstance(value, str) or not is_salesforce_id(value):
-        raise WireError(field, f"{value!r} is not a Salesforce Id (15 or 18 letters and digits)",
-                        item_id)
-    return salesforce_id18(value)
-
-
-def _opt_id(record: dict[str, Any], field: str, item_id: str | None) -> str | None:
+def _opt_id(record: dict[str, Any], field: str, item_id: str | None, *,
+            event: bool = False) -> str | None:
     value = record.get(field)
-    return None if value in (None, "") else _id(value, field, item_id)
+    if value is None or value == "":
+        return None
+    return checked_event_id(value, field, item_id) if event else \
+        checked_id(value, field, item_id)
 
 
 def _time(record: dict[str, Any], field: str, item_id: str | None) -> str | None:
@@ -68,13 +65,12 @@ def to_observation(
     """One Event record, with its EventRelation records when they were fetched."""
     if not isinstance(record, dict):
         raise WireError("payload", "expected a Salesforce Event record object")
-    raw_id = record.get("Id")
-    item_id = raw_id if isinstance(raw_id, str) else None
-    event_id = _id(raw_id, "Id", item_id)
+    event_id = checked_event_id(record.get("Id"), "Id")
+    item_id = event_id
     version = record.get("SystemModstamp")
     if version is None:
         raise WireError("SystemModstamp", "missing: needed to tell versions apart", item_id)
-    series = _opt_id(record, "RecurrenceActivityId", item_id)
+    series = _opt_id(record, "RecurrenceActivityId", item_id, event=True)
     is_master = flag(record, "IsRecurrence", item_id)
     invitees: tuple[Invitee, ...] | None = None
     if relations is not None:
@@ -84,10 +80,14 @@ def to_observation(
         for i, rel in enumerate(relations):
             if not isinstance(rel, dict):
                 raise WireError(f"relations[{i}]", "expected an EventRelation record", item_id)
+            for name in ("Id", "EventId"):  # checked, not kept
+                if rel.get(name) not in (None, ""):
+                    checked_id(rel[name], f"relations[{i}].{name}", item_id,
+                               prefix=EVENT_PREFIX if name == "EventId" else None)
             if rel.get("IsWhat"):
                 continue  # a "related to" record, not a person
-            found.append(Invitee(relation_id=_id(rel.get("RelationId"),
-                                                 f"relations[{i}].RelationId", item_id),
+            found.append(Invitee(relation_id=checked_id(rel.get("RelationId"),
+                                                        f"relations[{i}].RelationId", item_id),
                                  status=str(rel.get("Status") or "New"),
                                  is_invitee=bool(rel.get("IsInvitee", True))))
         invitees = tuple(found)
@@ -117,11 +117,11 @@ def deleted_to_observation(payload: Any, observed_at: str) -> SalesforceEventGon
     """A getDeleted entry ``{"id", "deletedDate"}``."""
     if not isinstance(payload, dict):
         raise WireError("payload", "expected {id, deletedDate}")
-    raw = payload.get("id")
-    item_id = raw if isinstance(raw, str) else None
+    event_id = checked_event_id(payload.get("id"), "id")
     deleted = payload.get("deletedDate")
+    item_id = event_id
     return SalesforceEventGone(
-        observed_at=observed_at, event_id=_id(raw, "id", item_id),
+        observed_at=observed_at, event_id=event_id,
         deleted_at=parse_instant(deleted, "deletedDate", item_id) if deleted is not None
         else observed_at)
 
@@ -131,7 +131,7 @@ def deleted_to_observation(payload: Any, observed_at: str) -> SalesforceEventGon
 
 def soql_id_list(ids: list[str]) -> str:
     """``('id1','id2')`` for a SOQL ``IN``; refuses anything that is not an Id."""
-    bad = [i for i in ids if not isinstance(i, str) or not is_salesforce_id(i)]
+    bad = [i for i in ids if not is_id(i)]
     if bad or not ids:
         raise ValueError(f"not Salesforce Ids: {bad!r}" if bad else "no ids given")
     return "(" + ",".join(f"'{i}'" for i in ids) + ")"

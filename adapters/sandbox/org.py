@@ -248,7 +248,7 @@ def build() -> SandboxOrg:
     org.graph(6, ALICE, graph_event(ALICE, "intro", subject="Intro call with Fabrikam",
                                     start="2026-11-25T15:00:00", end="2026-11-25T15:30:00",
                                     organizer=DAVE, attendees=(DAVE, ALICE, ERIN)))
-    org.save(7, ALICE, _graph_id(ALICE, "intro"), what_id="0065e000003XyZaAAC")
+    org.save(7, ALICE, _graph_id(ALICE, "intro"), what_id="0065e000003XyZaAAK")
 
     org.group = "private"
     # private-item: Alice's private 1:1 is skipped, its content never stored.

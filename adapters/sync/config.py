@@ -21,7 +21,7 @@ are. The TOML file (``--config`` or ``$SYNCLEDGER_CONFIG``) looks like::
 
     [org]
     domains = ["contoso.com"]
-    product_users = { "alice@contoso.com" = "0055e000001AbCdAAA" }
+    product_users = { "alice@contoso.com" = "0055e000001AbCdAAK" }
     sync_private_items = false
 
     [markers]
