@@ -15,6 +15,7 @@ from adapters.salesforce import ids as sf_ids
 from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError
 from ledger.identity import salesforce_id18
+from ledger.observations import ExchangeItemSeen
 
 AT = "2026-11-20T09:00:00Z"
 EVENT = salesforce_id18("00U5e000000AbCd")
@@ -86,7 +87,7 @@ def test_a_graph_payload_with_a_bad_id_is_refused_naming_the_field(
 def test_a_valid_marker_links_in_its_18_character_form() -> None:
     obs = graph_wire.to_observation(graph_event(singleValueExtendedProperties=[
         {"id": MARKER, "value": EVENT[:15]}]), "a@x.com", AT)
-    assert getattr(obs, "salesforce_marker") == EVENT
+    assert isinstance(obs, ExchangeItemSeen) and obs.salesforce_marker == EVENT
 
 
 @pytest.mark.parametrize("record, relations, field", [
