@@ -106,17 +106,31 @@ class SyncCycle:
     # --- the cycle ----------------------------------------------------------
 
     def run(self) -> SyncReport:
+        """The whole cycle in one process: every pull, then every write (``syncledger sync``).
+
+        The service (``adapters/service/``) runs the same steps as separate jobs
+        (``adapters/sync/jobs.py``): one mailbox's pull and its Exchange writes, the
+        org-wide Salesforce pull, the Salesforce writes, the projections' catch-up.
+        """
+        self.observe()
+        self.write_rounds()
+        return self.report
+
+    def write_rounds(self, *, target: str | None = None, mailbox: str | None = None) -> None:
+        """Rounds of writes (write -> observe -> plan again), optionally one target's only.
+
+        ``target`` (``exchange`` | ``salesforce``) and ``mailbox`` narrow the plan to
+        the writes one job owns; entries whose write left the plan are settled.
+        """
         from projections import queries
 
-        self.observe()
         for _ in range(MAX_ROUNDS):
             self.report.rounds += 1
             self.on_step(f"plan round {self.report.rounds}")
-            if not self.execute_plan():
+            if not self.execute_plan(target=target, mailbox=mailbox):
                 break
         pending = {w["key"] for w in queries.pending_writes(self.store)}
-        self.outbox.settle_absent(pending, iso(self.clock()))
-        return self.report
+        self.outbox.settle_absent(pending, iso(self.clock()), target=target, mailbox=mailbox)
 
     def observe(self) -> None:
         """Everything before writing: settings, both calendars, the add-in's saves."""
@@ -127,13 +141,21 @@ class SyncCycle:
             self.pull_graph(mailbox)
         self.on_step("salesforce")
         self.pull_salesforce()
-        if self.saves:
-            # Saves name Outlook items, so they are recorded after the pulls saw them.
-            self.on_step(f"sidebar saves ({len(self.saves)})")
-            at = iso(self.clock())
-            self._record_lines([envelope("sidebar.save", at, payload, mailbox=mailbox)
-                                for mailbox, payload in self.saves], "sidebar")
-            self.saves = []
+        self.record_saves()
+
+    def record_saves(self, mailbox: str | None = None) -> None:
+        """The add-in's explicit saves (of one mailbox, or all), recorded once.
+
+        Saves name Outlook items, so they are recorded after the pulls saw them.
+        """
+        mine = [(m, p) for m, p in self.saves if mailbox is None or m == mailbox]
+        if not mine:
+            return
+        self.on_step(f"sidebar saves ({len(mine)})")
+        at = iso(self.clock())
+        self._record_lines([envelope("sidebar.save", at, payload, mailbox=m)
+                            for m, payload in mine], "sidebar")
+        self.saves = [(m, p) for m, p in self.saves if not (mailbox is None or m == mailbox)]
 
     def apply_settings(self) -> None:
         """Record the configured org settings when they differ from the ledger's."""
@@ -235,12 +257,16 @@ class SyncCycle:
 
     # --- writing ------------------------------------------------------------
 
-    def execute_plan(self) -> int:
-        """Carry out the pending writes; returns how many went out."""
+    def execute_plan(self, *, target: str | None = None, mailbox: str | None = None) -> int:
+        """Carry out the pending writes (of one target / mailbox); returns how many went out."""
         from projections import queries
 
         done = 0
         for write in queries.pending_writes(self.store):
+            if target is not None and write["target"] != target:
+                continue
+            if mailbox is not None and write.get("mailbox") != mailbox:
+                continue
             key = outbox_key(write)
             entry = self.outbox.get(key)
             if entry is not None and entry.state == "done":

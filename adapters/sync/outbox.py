@@ -70,15 +70,21 @@ class Outbox:
                        (state, orjson.dumps(result).decode() if result is not None else None,
                         error, now, key))
 
-    def settle_absent(self, pending: set[str], now: str) -> int:
+    def settle_absent(self, pending: set[str], now: str, *, target: str | None = None,
+                      mailbox: str | None = None) -> int:
         """Entries left ``sending`` or ``failed`` whose write the plan no longer holds.
 
         The calendars already show their effect (a process died after writing,
         or someone else did it), so they are closed as ``settled``, not retried.
+        ``target`` / ``mailbox`` limit it to the entries one job owns, so a job
+        never closes a write another job is sending right now.
         """
-        open_rows = self.store.query("SELECT key, write_key FROM {p}outbox "
+        open_rows = self.store.query("SELECT key, write_key, target, request FROM {p}outbox "
                                      "WHERE state IN ('sending', 'failed')")
-        gone = [str(k) for k, write_key in open_rows if write_key not in pending]
+        gone = [str(k) for k, write_key, row_target, request in open_rows
+                if write_key not in pending
+                and (target is None or row_target == target)
+                and (mailbox is None or orjson.loads(request).get("mailbox") == mailbox)]
         for key in gone:
             self.store.execute("UPDATE {p}outbox SET state = 'settled', updated_at = ? "
                                "WHERE key = ?", (now, key))
