@@ -23,7 +23,8 @@ from adapters.graph.ids import checked_id
 from adapters.salesforce.ids import checked_event_id
 from adapters.wire import WireError, flag, kind_of, parse_instant, text, utc_iso
 from ledger.observations import Attendee, ExchangeItemGone, ExchangeItemSeen, ItemType
-from ledger.timezones import to_iana
+from ledger.recurrence import is_classic, local, mask_days, month_number
+from ledger.timezones import to_iana, to_windows
 
 #: Graph ``type`` -> the ledger's item type.
 ITEM_TYPES: dict[str, ItemType] = {
@@ -319,9 +320,6 @@ def fill_stub(stub: dict[str, Any], master: dict[str, Any]) -> dict[str, Any]:
 # --- writing ------------------------------------------------------------------
 
 
-_DAY_BITS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
-
-
 def _graph_time(value: str) -> dict[str, str]:
     when = datetime.fromisoformat(value).astimezone(UTC)
     return {"dateTime": when.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"}
@@ -337,28 +335,54 @@ def _graph_recurrence(rec: dict[str, Any], start: str | None) -> dict[str, Any] 
         range_: dict[str, Any] = {"type": rec["range"], "startDate": rec["start_date"],
                                   "endDate": rec["end_date"] or _NO_DATE,
                                   "numberOfOccurrences": rec["occurrences"] or 0}
+        if rec.get("time_zone"):
+            range_["recurrenceTimeZone"] = rec["time_zone"]
         return {"pattern": pattern, "range": range_}
-    kind = rec.get("type")  # Salesforce Classic RecurrenceType
+    kind = str(rec.get("type"))  # Salesforce Classic RecurrenceType
     types = {"RecursDaily": "daily", "RecursEveryWeekday": "weekly", "RecursWeekly": "weekly",
              "RecursMonthly": "absoluteMonthly", "RecursMonthlyNth": "relativeMonthly",
              "RecursYearly": "absoluteYearly", "RecursYearlyNth": "relativeYearly"}
     if kind not in types:
         return None
-    mask = int(rec.get("day_of_week_mask") or 0)
-    days = [d for i, d in enumerate(_DAY_BITS) if mask & (1 << i)]
-    if kind == "RecursEveryWeekday":
-        days = list(_DAY_BITS[1:6])
-    first = (rec.get("start") or start or "")[:10]
+    zone = rec.get("time_zone") or "UTC"
+    first = local(rec.get("start") or start or "", zone)
+    mask = 62 if kind == "RecursEveryWeekday" else int(rec.get("day_of_week_mask") or 0)
+    yearly = kind.startswith("RecursYearly")
+    pat: dict[str, Any] = {
+        "type": types[kind],
+        "interval": 1 if yearly or kind == "RecursEveryWeekday"
+        else int(rec.get("interval") or 1),
+        "firstDayOfWeek": "sunday"}
+    if types[kind] in ("weekly", "relativeMonthly", "relativeYearly"):
+        pat["daysOfWeek"] = list(mask_days(mask))
+    if kind.endswith("Nth"):
+        pat["index"] = str(rec.get("instance") or "First").lower()
+    if kind in ("RecursMonthly", "RecursYearly"):
+        pat["dayOfMonth"] = int(rec.get("day_of_month") or first.day)
+    if yearly:
+        pat["month"] = month_number(rec.get("month")) or first.month
     end = rec.get("end_date")
-    return {
-        "pattern": {"type": types[str(kind)], "interval": int(rec.get("interval") or 1),
-                    "daysOfWeek": days, "dayOfMonth": int(rec.get("day_of_month") or 0),
-                    "month": int(rec.get("month") or 0),
-                    "index": str(rec.get("instance") or "first").lower(),
-                    "firstDayOfWeek": "sunday"},
-        "range": {"type": "endDate" if end else "noEnd", "startDate": first,
-                  "endDate": end or _NO_DATE, "recurrenceTimeZone": rec.get("time_zone") or "UTC"},
-    }
+    rng: dict[str, Any] = {"type": "endDate" if end else "noEnd",
+                              "startDate": first.date().isoformat(),
+                              "recurrenceTimeZone": to_windows(zone)}
+    if end:
+        rng["endDate"] = str(end)[:10]
+    return {"pattern": pat, "range": rng}
+
+
+def _series_zone(fields: dict[str, Any]) -> str | None:
+    """The IANA zone a Salesforce Classic series is kept in (None: not such a series)."""
+    rec = fields.get("recurrence")
+    if isinstance(rec, dict) and is_classic(rec):
+        return str(rec.get("time_zone") or "UTC")
+    return None
+
+
+def _zoned_time(value: str, zone: str) -> dict[str, str]:
+    """A UTC time as wall time in the series' own zone, named as Windows names it."""
+    when = local(value, zone)
+    return {"dateTime": when.strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+            "timeZone": to_windows(zone)}
 
 
 def observation_fields_to_graph(
@@ -376,7 +400,9 @@ def observation_fields_to_graph(
         elif name == "location":
             body["location"] = {"displayName": value or ""}
         elif name in ("start", "end") and value:
-            body[name] = _graph_time(value)
+            # A series is created in its own zone, or occurrences move at each DST change.
+            zone = _series_zone(fields)
+            body[name] = _zoned_time(value, zone) if zone else _graph_time(value)
         elif name == "is_all_day":
             body["isAllDay"] = bool(value)
         elif name == "categories":

@@ -15,6 +15,7 @@ from typing import Any
 from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id, is_id
 from adapters.wire import WireError, flag, parse_instant, text
 from ledger.observations import Invitee, SalesforceEventGone, SalesforceEventSeen
+from ledger.recurrence import DAY_NAMES, GRAPH_TYPES, MONTHS, is_classic, local
 
 DEFAULT_MARKER_FIELD = "SyncLedger_ICalUId__c"
 #: Classic recurrence fields, as the ledger keeps them (JSON-native, snake_case).
@@ -25,10 +26,6 @@ CLASSIC_RECURRENCE = {
     "RecurrenceStartDateTime": "start", "RecurrenceEndDateOnly": "end_date",
     "RecurrenceTimeZoneSidKey": "time_zone",
 }
-_GRAPH_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
-_GRAPH_TYPES = {"daily": "RecursDaily", "weekly": "RecursWeekly",
-                "absoluteMonthly": "RecursMonthly", "relativeMonthly": "RecursMonthlyNth",
-                "absoluteYearly": "RecursYearly", "relativeYearly": "RecursYearlyNth"}
 
 
 def _opt_id(record: dict[str, Any], field: str, item_id: str | None, *,
@@ -142,28 +139,37 @@ def _sf_time(value: str) -> str:
 
 
 def _classic(rec: dict[str, Any], start: str | None, zone: str | None) -> dict[str, Any]:
-    """Salesforce Classic recurrence fields for a ledger recurrence (from Exchange)."""
-    if "day_of_week_mask" in rec:  # already Classic (a Salesforce-side series)
+    """Salesforce Classic recurrence fields for a ledger recurrence (DOMAIN.md §11).
+
+    From an Exchange series the ledger has decided, before this write, that Classic
+    can hold it (``recurrence-unrepresentable``) and its ``end_date`` (the Nth
+    occurrence of a numbered range, the last one kept under the occurrence caps)."""
+    if is_classic(rec):  # already Classic (a Salesforce-side series)
         return {field: rec.get(name) for field, name in CLASSIC_RECURRENCE.items()
                 if rec.get(name) is not None}
-    kind = _GRAPH_TYPES.get(str(rec.get("type")))
-    if kind is None:
+    known = GRAPH_TYPES.get(str(rec.get("type")))
+    if known is None:
         return {}
-    mask = sum(1 << _GRAPH_DAYS.index(d) for d in rec.get("days_of_week") or []
-               if d in _GRAPH_DAYS)
+    freq, kind = known
+    days = [d for d in rec.get("days_of_week") or [] if d in DAY_NAMES]
     out: dict[str, Any] = {"IsRecurrence": True, "RecurrenceType": kind,
-                           "RecurrenceInterval": rec.get("interval") or 1,
                            "RecurrenceTimeZoneSidKey": zone or "UTC"}
     if start:
         out["RecurrenceStartDateTime"] = _sf_time(start)
-    if mask:
-        out["RecurrenceDayOfWeekMask"] = mask
-    if rec.get("day_of_month"):
-        out["RecurrenceDayOfMonth"] = rec["day_of_month"]
-    if rec.get("index") and kind.endswith("Nth"):
-        out["RecurrenceInstance"] = str(rec["index"]).capitalize()
     if rec.get("end_date"):
         out["RecurrenceEndDateOnly"] = rec["end_date"]
+    if freq != "yearly":  # yearly Classic series have no interval
+        out["RecurrenceInterval"] = int(rec.get("interval") or 1)
+    if kind in ("RecursWeekly", "RecursMonthlyNth", "RecursYearlyNth"):
+        out["RecurrenceDayOfWeekMask"] = sum(1 << DAY_NAMES.index(d) for d in days)
+    if kind in ("RecursMonthlyNth", "RecursYearlyNth"):
+        out["RecurrenceInstance"] = str(rec.get("index") or "first").capitalize()
+    if start and kind in ("RecursMonthly", "RecursYearly", "RecursYearlyNth"):
+        first = local(start, zone)
+        if kind != "RecursYearlyNth":
+            out["RecurrenceDayOfMonth"] = int(rec.get("day_of_month") or first.day)
+        if freq == "yearly":
+            out["RecurrenceMonthOfYear"] = MONTHS[int(rec.get("month") or first.month) - 1]
     return out
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -310,33 +310,3 @@ def deep(value: T) -> T:
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def expand_dates(first: date, *, every: str, interval: int, weekdays: set[int],
-                 count: int | None, until: date | None, limit: int = 200) -> list[date]:
-    """Occurrence dates of a daily or weekly pattern (weekdays: Monday = 0).
-
-    Both APIs expand a series server-side; this is the common arithmetic for
-    the patterns the emulators support. Without count or end date the series
-    stops at ``limit`` occurrences.
-    """
-    out: list[date] = []
-    interval = max(interval, 1)
-    if every == "daily":
-        day = first
-        while len(out) < (count or limit) and (until is None or day <= until):
-            out.append(day)
-            day += timedelta(days=interval)
-        return out
-    days = weekdays or {first.weekday()}
-    week = first - timedelta(days=first.weekday())
-    while len(out) < (count or limit):
-        for offset in sorted(days):
-            day = week + timedelta(days=offset)
-            if day < first:
-                continue
-            if (until is not None and day > until) or len(out) >= (count or limit):
-                return out
-            out.append(day)
-        week += timedelta(weeks=interval)
-    return out

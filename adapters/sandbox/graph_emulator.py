@@ -6,7 +6,11 @@ endpoint under ``/{tenant}``, ``calendarView/delta`` with
 ``odata.maxpagesize`` paging (``$skiptoken`` links, then a ``$deltatoken``
 link whose next use returns only what changed, ``@removed`` included),
 ``GET``/``POST``/``PATCH``/``DELETE`` of events, the extended-property
-``$filter``, and Graph's error bodies. Writes change the emulated calendars,
+``$filter``, and Graph's error bodies. Writes are refused as Graph refuses
+them: unknown properties, an ``itemBody.contentType`` that is not text or html,
+unknown time zones, a recurrence missing what its pattern or range type needs.
+Text bodies are stored as Exchange stores them (HTML, escaped, ``<br>``), and
+series are expanded with dateutil's rrule in their own zone. Writes change the emulated calendars,
 so the next delta reports them, with a new ``changeKey`` every time.
 """
 
@@ -16,10 +20,14 @@ import base64
 import hashlib
 import html
 import re
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, time
+from itertools import islice
+from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
+
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule
+from tzlocal.windows_tz import win_tz
 
 from adapters.sandbox.emulator import (
     WEEKDAYS,
@@ -28,7 +36,6 @@ from adapters.sandbox.emulator import (
     Request,
     Response,
     deep,
-    expand_dates,
     json_response,
     utcnow,
 )
@@ -67,12 +74,82 @@ def _instant(value: dict[str, Any] | None) -> datetime | None:
         return None
     text = str(value["dateTime"])[:26]
     when = datetime.fromisoformat(text)
-    zone = str(value.get("timeZone") or "UTC")
+    zone = _zone(str(value.get("timeZone") or "UTC"))
+    return when.replace(tzinfo=zone or ZoneInfo("UTC"))
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    """A Windows (or IANA) zone name as Exchange knows it (CLDR's table); None: unknown."""
+    if name in ("UTC", "tzone://Microsoft/Utc", "Coordinated Universal Time"):
+        return ZoneInfo("UTC")
     try:
-        return when.replace(tzinfo=ZoneInfo("UTC" if zone in ("UTC", "tzone://Microsoft/Utc")
-                                             else zone))
+        return ZoneInfo(win_tz.get(name, name))
     except (KeyError, ValueError):
-        return when.replace(tzinfo=ZoneInfo("UTC"))
+        return None
+
+
+#: recurrencePattern / recurrenceRange (Graph v1.0): the enums and what each type needs.
+PATTERN_TYPES = {"daily": (), "weekly": ("daysOfWeek",), "absoluteMonthly": ("dayOfMonth",),
+                 "relativeMonthly": ("daysOfWeek",),
+                 "absoluteYearly": ("dayOfMonth", "month"),
+                 "relativeYearly": ("daysOfWeek", "month")}
+RANGE_TYPES = {"endDate": ("startDate", "endDate"), "noEnd": ("startDate",),
+               "numbered": ("startDate", "numberOfOccurrences")}
+INDEXES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
+_FREQS: dict[str, Literal[0, 1, 2, 3, 4, 5, 6]] = {
+    "daily": DAILY, "weekly": WEEKLY, "absoluteMonthly": MONTHLY, "relativeMonthly": MONTHLY,
+    "absoluteYearly": YEARLY, "relativeYearly": YEARLY}
+
+
+def _recurrence_problem(rec: Any) -> str | None:
+    """What Graph says of a patternedRecurrence it cannot store."""
+    if rec is None:
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("pattern"), dict) \
+            or not isinstance(rec.get("range"), dict):
+        return "Recurrence: pattern and range are required."
+    pattern, range_ = rec["pattern"], rec["range"]
+    kind, span = pattern.get("type"), range_.get("type")
+    if kind not in PATTERN_TYPES:
+        return f"Recurrence pattern type '{kind}' is not valid."
+    if span not in RANGE_TYPES:
+        return f"Recurrence range type '{span}' is not valid."
+    missing = [f"pattern.{n}" for n in PATTERN_TYPES[kind] if not pattern.get(n)]
+    missing += [f"range.{n}" for n in RANGE_TYPES[span] if not range_.get(n)]
+    if missing:
+        return f"Recurrence is missing required properties: {', '.join(missing)}."
+    if int(pattern.get("interval") or 0) < 1:
+        return "Recurrence pattern interval must be 1 or more."
+    bad = [d for d in pattern.get("daysOfWeek") or [] if d not in WEEKDAYS]
+    if bad or (pattern.get("index") or "first") not in INDEXES:
+        return f"Recurrence pattern has invalid values: {bad or pattern.get('index')}."
+    zone = range_.get("recurrenceTimeZone")
+    if zone and _zone(str(zone)) is None:
+        return f"The time zone '{zone}' of the recurrence is not supported."
+    return None
+
+
+def occurrence_starts(rec: dict[str, Any], start: datetime, limit: int) -> list[datetime]:
+    """A series' occurrence starts (aware), expanded in its zone with dateutil's rrule."""
+    pattern, range_ = rec["pattern"], rec["range"]
+    kind = pattern["type"]
+    zone = _zone(str(range_.get("recurrenceTimeZone") or "")) or start.tzinfo or ZoneInfo("UTC")
+    local = start.astimezone(zone)
+    first = date.fromisoformat(range_.get("startDate") or local.date().isoformat())
+    days = [WEEKDAYS.index(d) for d in pattern.get("daysOfWeek") or []]  # Monday = 0
+    relative = kind.startswith("relative")
+    rule = rrule(
+        _FREQS[kind], dtstart=datetime.combine(first, local.time()),
+        interval=int(pattern.get("interval") or 1),
+        wkst=WEEKDAYS.index(pattern.get("firstDayOfWeek") or "sunday"),
+        count=int(range_["numberOfOccurrences"]) if range_["type"] == "numbered" else None,
+        until=datetime.combine(date.fromisoformat(range_["endDate"]), time(23, 59, 59))
+        if range_["type"] == "endDate" else None,
+        byweekday=days if kind == "weekly" or relative else None,
+        bysetpos=INDEXES[pattern.get("index") or "first"] if relative else None,
+        bymonthday=int(pattern["dayOfMonth"]) if kind.startswith("absolute") else None,
+        bymonth=int(pattern["month"]) if kind.endswith("Yearly") else None)
+    return [d.replace(tzinfo=zone) for d in islice(rule, limit)]
 
 
 #: ``itemBody.contentType`` (Graph's ``bodyType`` enum).
@@ -393,7 +470,11 @@ class GraphEmulator(Emulator):
         for name in ("start", "end"):
             if name in body and _instant(body[name]) is None:
                 return f"Invalid {name}: a dateTimeTimeZone with a dateTime is required."
-        return _body_problem(body.get("body"))
+            zone = (body.get(name) or {}).get("timeZone")
+            if zone and _zone(str(zone)) is None:
+                return ("A valid TimeZone value must be specified. The following TimeZone "
+                        f"value is not supported: '{zone}'.")
+        return _body_problem(body.get("body")) or _recurrence_problem(body.get("recurrence"))
 
     def _next_id(self, mailbox: str, salt: str) -> str:
         self.counter += 1
@@ -489,33 +570,25 @@ class GraphEmulator(Emulator):
         self.remove_event(mailbox, event_id)
 
     def _expand(self, mailbox: str, master: dict[str, Any]) -> None:
-        """A new series master gets its occurrences (daily and weekly patterns)."""
-        rec = master["recurrence"]
-        pattern, range_ = rec.get("pattern") or {}, rec.get("range") or {}
-        every = pattern.get("type")
+        """A new series master gets its occurrences: every pattern type, in the series'
+        zone (a 9:00 meeting stays at 9:00 local across DST); a series without end
+        gets a year's worth (Exchange expands on read; the emulator stores them)."""
         start, end = _instant(master["start"]), _instant(master["end"])
-        if every not in ("daily", "weekly") or start is None or end is None:
+        if start is None or end is None:
             return
-        first = date.fromisoformat(range_.get("startDate") or start.date().isoformat())
-        until = range_.get("endDate") if range_.get("type") == "endDate" else None
-        count = range_.get("numberOfOccurrences") if range_.get("type") == "numbered" else None
-        days = {WEEKDAYS.index(d) for d in pattern.get("daysOfWeek") or [] if d in WEEKDAYS}
-        dates = expand_dates(first, every=every, interval=int(pattern.get("interval") or 1),
-                             weekdays=days, count=int(count) if count else None,
-                             until=date.fromisoformat(until) if until else None, limit=52)
         length = end - start
-        for day in dates:
-            when = datetime.combine(day, start.timetz())
+        for when in occurrence_starts(master["recurrence"], start, 366):
+            utc = when.astimezone(ZoneInfo("UTC"))
             occurrence = {k: deep(v) for k, v in master.items() if k != "recurrence"}
             occurrence.update({
                 "id": self._next_id(mailbox, "occurrence"), "type": "occurrence",
                 "seriesMasterId": master["id"], "recurrence": None,
                 "iCalUId": master["iCalUId"][:40] + hashlib.sha256(
-                    f"{master['iCalUId']}/{day}".encode()).hexdigest().upper()[:32],
-                "originalStart": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "start": {"dateTime": when.strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+                    f"{master['iCalUId']}/{when.date()}".encode()).hexdigest().upper()[:32],
+                "originalStart": utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "start": {"dateTime": utc.strftime("%Y-%m-%dT%H:%M:%S.0000000"),
                           "timeZone": "UTC"},
-                "end": {"dateTime": (when + length).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+                "end": {"dateTime": (utc + length).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
                         "timeZone": "UTC"}})
             self._stamp(occurrence)
             self.events[mailbox][occurrence["id"]] = occurrence

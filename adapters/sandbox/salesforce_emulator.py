@@ -7,17 +7,29 @@ comparisons joined by AND, ``IN`` lists, ORDER BY, LIMIT) and
 ``nextRecordsUrl`` paging, ``sobjects/Event/deleted/`` and ``updated/``,
 create / update / delete with Salesforce's error lists, the
 ``Sforce-Limit-Info`` header, and Classic recurrence: creating a master with
-``IsRecurrence`` generates its child occurrences (daily and weekly
-patterns), and a master's Description, Location or WhatId change is written
-to every occurrence, as Salesforce does. Every write bumps SystemModstamp.
+``IsRecurrence`` generates its child occurrences (every RecurrenceType,
+expanded with dateutil's rrule in the series' zone), and a master's
+Description, Location or WhatId change is written to every occurrence, as
+Salesforce does. Every write bumps SystemModstamp.
+
+Writes are refused as Salesforce refuses them (DOMAIN.md §11), with its error
+codes: unknown fields (INVALID_FIELD), read-only ones, texts over their length
+(STRING_TOO_LONG), restricted picklist values, missing required fields (also the
+recurrence fields each RecurrenceType needs), events over 24 hours / all-day
+over 14 days, series over the occurrence caps. The tables below
+(``TEXT_LENGTHS``, ``PICKLISTS``, ``RECURRENCE_REQUIRED``, ``RECURRENCE_CAPS``)
+are where a new field's rules go.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule
 
 from adapters.sandbox.emulator import (
     Clock,
@@ -25,7 +37,6 @@ from adapters.sandbox.emulator import (
     Request,
     Response,
     deep,
-    expand_dates,
     json_response,
     utcnow,
 )
@@ -56,6 +67,125 @@ RECURRENCE_FIELDS = ("RecurrenceType", "RecurrenceInterval", "RecurrenceDayOfWee
                      "RecurrenceStartDateTime", "RecurrenceEndDateOnly",
                      "RecurrenceTimeZoneSidKey")
 PREFIXES = {"Event": "00U", "EventRelation": "0RE"}
+
+# --- what Salesforce refuses (DOMAIN.md §11): one small table per kind of check -------
+# Other features add their fields here (e.g. Contact/Lead lookups add their own sObjects).
+
+#: Text fields' lengths (Object Reference, Event): a longer value is STRING_TOO_LONG.
+TEXT_LENGTHS: dict[str, dict[str, int]] = {
+    "Event": {"Subject": 255, "Location": 255, "Description": 32_000},
+    "EventRelation": {}}
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+#: Restricted picklists: any other value is INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST.
+PICKLISTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Event": {
+        "RecurrenceType": ("RecursDaily", "RecursEveryWeekday", "RecursWeekly",
+                           "RecursMonthly", "RecursMonthlyNth", "RecursYearly",
+                           "RecursYearlyNth"),
+        "RecurrenceInstance": ("First", "Second", "Third", "Fourth", "Last"),
+        "RecurrenceMonthOfYear": MONTHS,
+        "ShowAs": ("Busy", "OutOfOffice", "Free")},
+    "EventRelation": {"Status": ("New", "Accepted", "Declined")}}
+#: Fields a Classic series master needs, by RecurrenceType (every type also needs
+#: RecurrenceStartDateTime and RecurrenceEndDateOnly).
+RECURRENCE_REQUIRED = {
+    "RecursDaily": ("RecurrenceInterval",),
+    "RecursEveryWeekday": ("RecurrenceDayOfWeekMask",),
+    "RecursWeekly": ("RecurrenceInterval", "RecurrenceDayOfWeekMask"),
+    "RecursMonthly": ("RecurrenceInterval", "RecurrenceDayOfMonth"),
+    "RecursMonthlyNth": ("RecurrenceInterval", "RecurrenceDayOfWeekMask", "RecurrenceInstance"),
+    "RecursYearly": ("RecurrenceDayOfMonth", "RecurrenceMonthOfYear"),
+    "RecursYearlyNth": ("RecurrenceDayOfWeekMask", "RecurrenceInstance",
+                        "RecurrenceMonthOfYear")}
+#: Most occurrences of a Classic series (KB 000212481), by RecurrenceType.
+RECURRENCE_CAPS = {"RecursDaily": 100, "RecursEveryWeekday": 100, "RecursWeekly": 53,
+                   "RecursMonthly": 59, "RecursMonthlyNth": 59, "RecursYearly": 9,
+                   "RecursYearlyNth": 9}
+MAX_DURATION = {"timed": timedelta(hours=24), "all-day": timedelta(days=14)}
+_SETPOS = {"First": 1, "Second": 2, "Third": 3, "Fourth": 4, "Last": -1}
+_FREQS: dict[str, Literal[0, 1, 2, 3, 4, 5, 6]] = {
+    "RecursDaily": DAILY, "RecursEveryWeekday": WEEKLY, "RecursWeekly": WEEKLY,
+    "RecursMonthly": MONTHLY, "RecursMonthlyNth": MONTHLY, "RecursYearly": YEARLY,
+    "RecursYearlyNth": YEARLY}
+
+
+def _label(field: str) -> str:
+    """Salesforce names a field by its label in messages: ``Recurrence Type``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", field)
+
+
+def text_problem(sobject: str, body: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """STRING_TOO_LONG for a text over its field's length."""
+    for name, limit in TEXT_LENGTHS.get(sobject, {}).items():
+        value = body.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            return ("STRING_TOO_LONG", f"{_label(name)}: data value too large: "
+                    f"{value[:40]}... (max length={limit})", [name])
+    return None
+
+
+def picklist_problem(sobject: str, body: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST for a value the picklist does not have."""
+    for name, values in PICKLISTS.get(sobject, {}).items():
+        value = body.get(name)
+        if value is not None and value not in values:
+            return ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"{_label(name)}: bad value for restricted picklist field: {value}", [name])
+    return None
+
+
+def series_dates(record: dict[str, Any], limit: int) -> list[datetime]:
+    """A Classic master's occurrence starts, expanded in its RecurrenceTimeZoneSidKey."""
+    kind = str(record.get("RecurrenceType"))
+    zone = ZoneInfo(str(record.get("RecurrenceTimeZoneSidKey") or "UTC"))
+    first = parse_time(record.get("RecurrenceStartDateTime") or record["StartDateTime"]) \
+        .astimezone(zone)
+    mask = 62 if kind == "RecursEveryWeekday" else int(record.get("RecurrenceDayOfWeekMask")
+                                                       or 0)
+    days = [(bit - 1) % 7 for bit in range(7) if mask & (1 << bit)]  # Sunday = bit 0
+    nth = kind.endswith("Nth")
+    until = date.fromisoformat(str(record["RecurrenceEndDateOnly"])[:10])
+    month = record.get("RecurrenceMonthOfYear")
+    rule = rrule(
+        _FREQS[kind], dtstart=first.replace(tzinfo=None),
+        interval=1 if kind.startswith("RecursYearly") or kind == "RecursEveryWeekday"
+        else int(record.get("RecurrenceInterval") or 1),
+        until=datetime.combine(until, time(23, 59, 59)),
+        byweekday=days if kind in ("RecursWeekly", "RecursEveryWeekday") or nth else None,
+        bysetpos=_SETPOS.get(str(record.get("RecurrenceInstance"))) if nth else None,
+        bymonthday=int(record.get("RecurrenceDayOfMonth") or first.day)
+        if kind in ("RecursMonthly", "RecursYearly") else None,
+        bymonth=MONTHS.index(month) + 1 if kind.startswith("RecursYearly") and month else None)
+    return [d.replace(tzinfo=zone) for d in islice(rule, limit)]
+
+
+def recurrence_problem(record: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """A Classic master Salesforce would refuse: missing fields, an interval on a yearly
+    series, an unknown zone, more occurrences than the cap."""
+    kind = str(record.get("RecurrenceType") or "")
+    need = ["RecurrenceType", "RecurrenceStartDateTime", "RecurrenceEndDateOnly",
+            *RECURRENCE_REQUIRED.get(kind, ())]
+    absent = [f for f in need if record.get(f) in (None, "")]
+    if absent:
+        return ("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(absent)}]",
+                absent)
+    if kind.startswith("RecursYearly") and record.get("RecurrenceInterval") not in (None, 1):
+        return ("FIELD_INTEGRITY_EXCEPTION", "Recurrence Interval: yearly recurring events "
+                "have no interval", ["RecurrenceInterval"])
+    try:
+        ZoneInfo(str(record.get("RecurrenceTimeZoneSidKey") or "UTC"))
+        dates = series_dates(record, RECURRENCE_CAPS[kind] + 1)
+    except (KeyError, ValueError):
+        return ("FIELD_INTEGRITY_EXCEPTION", "Recurrence: invalid time zone, date or pattern",
+                ["RecurrenceTimeZoneSidKey"])
+    if len(dates) > RECURRENCE_CAPS[kind]:
+        return ("FIELD_INTEGRITY_EXCEPTION", f"Recurrence End: a series of this type can have "
+                f"at most {RECURRENCE_CAPS[kind]} occurrences", ["RecurrenceEndDateOnly"])
+    if not dates:
+        return ("FIELD_INTEGRITY_EXCEPTION", "Recurrence: the series has no occurrence",
+                ["RecurrenceEndDateOnly"])
+    return None
 INTEGRATION_USER = "0055e000009ZzZzAAK"
 MAX_DAYS = {"deleted": 15, "updated": 30}
 
@@ -494,6 +624,9 @@ class SalesforceEmulator(Emulator):
                                   f"Unable to create/update fields: {name}. Please check the "
                                   "security settings of this field and verify that it is "
                                   "read/write for your profile or permission set.", [name])
+        for found in (text_problem(sobject, body), picklist_problem(sobject, body)):
+            if found is not None:
+                return self.error(400, *found)
         merged = {**(current or {}), **body}
         if sobject == "EventRelation":
             missing = [f for f in ("EventId", "RelationId") if not merged.get(f)]
@@ -519,7 +652,7 @@ class SalesforceEmulator(Emulator):
             return self.error(400, "INVALID_TYPE_ON_FIELD_IN_RECORD",
                               "StartDateTime / EndDateTime: not a valid dateTime",
                               ["StartDateTime", "EndDateTime"])
-        limit = timedelta(days=14) if merged.get("IsAllDayEvent") else timedelta(hours=24)
+        limit = MAX_DURATION["all-day" if merged.get("IsAllDayEvent") else "timed"]
         if end < start:
             return self.error(400, "FIELD_INTEGRITY_EXCEPTION",
                               "End Date Time: The end time must be after the start time.",
@@ -529,15 +662,9 @@ class SalesforceEmulator(Emulator):
                               "Event duration cannot exceed 24 hours (14 days for all-day "
                               "events).", ["EndDateTime"])
         if body.get("IsRecurrence") and current is None:
-            kind = merged.get("RecurrenceType")
-            need = ["RecurrenceType", "RecurrenceStartDateTime", "RecurrenceEndDateOnly"]
-            need += {"RecursDaily": ["RecurrenceInterval"],
-                     "RecursWeekly": ["RecurrenceInterval", "RecurrenceDayOfWeekMask"],
-                     "RecursEveryWeekday": ["RecurrenceDayOfWeekMask"]}.get(str(kind), [])
-            absent = [f for f in need if merged.get(f) in (None, "")]
-            if absent:
-                return self.error(400, "REQUIRED_FIELD_MISSING",
-                                  f"Required fields are missing: [{', '.join(absent)}]", absent)
+            found = recurrence_problem(merged)
+            if found is not None:
+                return self.error(400, *found)
         return None
 
     def _create(self, sobject: str, req: Request) -> Response:
@@ -585,29 +712,10 @@ class SalesforceEmulator(Emulator):
                 record["RecurrenceStartDateTime"]))
 
     def _children(self, master: dict[str, Any]) -> None:
-        """Classic recurrence: one child Event per occurrence (daily and weekly patterns)."""
-        kind = master.get("RecurrenceType")
-        every = {"RecursDaily": "daily", "RecursWeekly": "weekly",
-                 "RecursEveryWeekday": "weekly"}.get(str(kind))
-        if every is None:
-            return
-        zone = ZoneInfo(str(master.get("RecurrenceTimeZoneSidKey") or "UTC"))
-        first = parse_time(master.get("RecurrenceStartDateTime") or master["StartDateTime"])
-        local = first.astimezone(zone)
-        mask = int(master.get("RecurrenceDayOfWeekMask") or 0)
-        if kind == "RecursEveryWeekday":
-            mask = 62
-        # Salesforce bits: Sunday = 1 ... Saturday = 64; Python weekdays: Monday = 0.
-        days = {(bit - 1) % 7 for bit in range(7) if mask & (1 << bit)}
-        until = master.get("RecurrenceEndDateOnly")
-        dates = expand_dates(local.date(), every=every,
-                             interval=int(master.get("RecurrenceInterval") or 1),
-                             weekdays=days, count=None,
-                             until=date.fromisoformat(str(until)[:10]) if until else None,
-                             limit=100)
+        """Classic recurrence: one child Event per occurrence, every RecurrenceType,
+        expanded in the series' own zone (its wall time holds across DST)."""
         length = parse_time(master["EndDateTime"]) - parse_time(master["StartDateTime"])
-        for day in dates:
-            start = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=zone)
+        for start in series_dates(master, RECURRENCE_CAPS[str(master["RecurrenceType"])]):
             child = {k: deep(v) for k, v in master.items() if k not in RECURRENCE_FIELDS}
             child.update(Id=self._new_id("Event"), IsRecurrence=False,
                          RecurrenceActivityId=master["Id"],
