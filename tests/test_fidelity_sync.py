@@ -184,7 +184,8 @@ def span(kind: str, **extra: Any) -> dict[str, Any]:
             "recurrenceTimeZone": "Pacific Standard Time", "numberOfOccurrences": 0, **extra}
 
 
-UP = [  # pattern, range, Classic fields stored, occurrences Salesforce created
+UP: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], int]] = [  # pattern, range,
+    # Classic fields stored, occurrences Salesforce created
     (pattern("daily", interval=2), span("numbered", numberOfOccurrences=5),
      {"RecurrenceType": "RecursDaily", "RecurrenceInterval": 2,
       "RecurrenceEndDateOnly": "2026-12-01"}, 5),
@@ -254,7 +255,7 @@ def test_patterns_classic_cannot_hold_are_issues_before_any_write(
 
 # --- recurrence down: every Classic type ------------------------------------------------
 
-DOWN = [  # Classic fields, Graph pattern written
+DOWN: list[tuple[dict[str, Any], dict[str, Any]]] = [  # Classic fields, Graph pattern
     ({"RecurrenceType": "RecursDaily", "RecurrenceInterval": 3},
      {"type": "daily", "interval": 3}),
     ({"RecurrenceType": "RecursEveryWeekday"},
