@@ -427,7 +427,11 @@ class Ledger:
             self._cache.popitem(last=False)
 
     def _retry_one_by_one(self, batch: _Batch, side: SideRows) -> None:
-        """Someone else wrote to one of these meetings: re-decide each on fresh state."""
+        """Someone else wrote to one of these meetings: re-decide each on fresh state.
+
+        Each meeting is saved with its own index rows in one transaction, and the
+        quarantine and checkpoints with the last one, so a crash in between never
+        leaves events without the index rows that find them."""
         self._cache.clear()
         self._forget_read_ahead()  # stale too
         self._org = None
@@ -437,7 +441,11 @@ class Ledger:
                 org.change(change, batch.org.modified_on.isoformat())
             self.store.save(org)
         settings = self.settings()
+        keys_of: dict[str, dict[str, str]] = {}
+        for key, hex_id in side.keys.items():
+            keys_of.setdefault(hex_id, {})[key] = hex_id
         for mid, observations in batch.observations.items():
+            own = SideRows(keys=keys_of.pop(mid.hex, {}), quarantine=[], checkpoints={})
             for _attempt in range(5):
                 fresh = self._from_store(mid)
                 if fresh is None:
@@ -447,14 +455,16 @@ class Ledger:
                 for obs in observations:
                     fresh.observe(obs, settings)
                 try:
-                    self.store.save(fresh)
+                    self.store.save(fresh, side=own)
                     batch.meetings[mid] = fresh
                     break
                 except IntegrityError:
                     continue
             else:
                 raise RuntimeError(f"meeting {mid} kept changing under intake; try again")
-        self.store.write_side(side)
+        rest = {k: v for keys in keys_of.values() for k, v in keys.items()}
+        self.store.write_side(SideRows(keys=rest, quarantine=side.quarantine,
+                                       checkpoints=side.checkpoints))
 
 
 @dataclass

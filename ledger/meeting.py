@@ -39,8 +39,19 @@ from ledger.writes import desired_writes
 class Meeting(Aggregate, MeetingState):
     """One meeting's history and what the ledger knows of it. ``observe`` is the only way in."""
 
+    #: 2: ``removals`` (what each removal removed, so only a newer version undoes it)
+    class_version = 2
+
     def __init__(self, key: str) -> None:
         MeetingState.__init__(self, key)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken before ``removals`` existed: the removals it holds are of
+        unknown time and version, so any version not recorded yet undoes them (as then)."""
+        state["removals"] = {key: {"observed_at": None, "reason": reason, "version": None,
+                                   "last_modified": None}
+                             for key, reason in state.get("removed", {}).items()}
 
     # --- events: observations ------------------------------------------
 
@@ -58,6 +69,7 @@ class Meeting(Aggregate, MeetingState):
                 m.previous_items[key] = m.items[key]
             m.items[key] = rec
             m.removed.pop(key, None)
+            m.removals.pop(key, None)
             m.versions[f"ex|{key}|{rec['version']}"] = rec["observed_at"]
             m.refresh_bases()
 
@@ -66,7 +78,14 @@ class Meeting(Aggregate, MeetingState):
 
         def apply(self, m: Meeting) -> None:
             rec = self.observation
-            m.removed[item_key(rec["mailbox"], rec["item_id"])] = rec["reason"]
+            key = item_key(rec["mailbox"], rec["item_id"])
+            m.removed[key] = rec["reason"]
+            item = m.items.get(key)
+            m.removals[key] = {
+                "observed_at": rec["observed_at"], "reason": rec["reason"],
+                "version": item["version"] if item else None,
+                "last_modified": item["last_modified"] if item else None}
+            m.versions[f"rm|{key}|{rec['reason']}|{rec['observed_at']}"] = rec["observed_at"]
 
     class SalesforceEventObserved(Aggregate.Event):
         observation: dict[str, Any]
@@ -85,14 +104,18 @@ class Meeting(Aggregate, MeetingState):
         observation: dict[str, Any]
 
         def apply(self, m: Meeting) -> None:
-            m.sf_deleted[self.observation["event_id"]] = self.observation["deleted_at"]
+            rec = self.observation
+            m.sf_deleted[rec["event_id"]] = rec["deleted_at"]
+            m.versions[f"sfdel|{rec['event_id']}|{rec['deleted_at']}"] = rec["observed_at"]
 
     class SidebarSaveObserved(Aggregate.Event):
         observation: dict[str, Any]
 
         def apply(self, m: Meeting) -> None:
             rec = self.observation
-            m.explicit_saves[item_key(rec["mailbox"], rec["item_id"])] = rec
+            key = item_key(rec["mailbox"], rec["item_id"])
+            m.explicit_saves[key] = rec
+            m.versions[f"save|{key}|{rec['observed_at']}"] = rec["observed_at"]
 
     # --- events: decisions (each names its rule id where one applies) ----
 
@@ -304,7 +327,7 @@ class Meeting(Aggregate, MeetingState):
                             record: dict[str, Any] | None) -> bool:
         if isinstance(obs, ExchangeItemSeen):
             key = item_key(obs.mailbox, obs.item_id)
-            if f"ex|{key}|{obs.version}" in self.versions and key not in self.removed:
+            if not self._item_news(key, obs):
                 return False
             rec = record or to_record(obs)
             prior = self.items.get(key)
@@ -319,20 +342,24 @@ class Meeting(Aggregate, MeetingState):
                                observation=rec, changed=changed)
         elif isinstance(obs, ExchangeItemGone):
             key = item_key(obs.mailbox, obs.item_id)
-            if self.removed.get(key) == obs.reason:
+            if self.removed.get(key) == obs.reason or self._stale_removal(key, obs):
                 return False
             self.trigger_event(Meeting.ExchangeItemRemoved, timestamp=ts,
                                observation=record or to_record(obs))
         elif isinstance(obs, SalesforceEventSeen):
             if f"sf|{obs.event_id}|{obs.version}" in self.versions:
                 return False
+            deleted = self.sf_deleted.get(obs.event_id)
+            if deleted is not None and _ts(obs.version) <= _ts(deleted):
+                return False  # an old version re-delivered: the deletion stands
             rec = record or to_record(obs)
             changed = _changed(self.sf.get(obs.event_id), rec)
             self.trigger_event(Meeting.SalesforceEventObserved, timestamp=ts,
                                observation=rec, changed=changed)
         elif isinstance(obs, SalesforceEventGone):
-            if obs.event_id in self.sf_deleted:
-                return False
+            if obs.event_id in self.sf_deleted \
+                    or f"sfdel|{obs.event_id}|{obs.deleted_at}" in self.versions:
+                return False  # already deleted, or this deletion was undone by a newer version
             self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
                                observation=record or to_record(obs))
         elif isinstance(obs, SidebarSave):
@@ -340,12 +367,45 @@ class Meeting(Aggregate, MeetingState):
             rec = record or to_record(obs)
             prior = self.explicit_saves.get(key)
             same = prior is not None and {**prior, "observed_at": ""} == {**rec, "observed_at": ""}
-            if same and key not in self.withdrawn:
-                return False
+            if (same and key not in self.withdrawn) \
+                    or f"save|{key}|{obs.observed_at}" in self.versions:
+                return False  # the same save again, or a save already recorded re-delivered
             self.trigger_event(Meeting.SidebarSaveObserved, timestamp=ts, observation=rec)
         else:
             raise TypeError(f"a meeting does not take {type(obs).__name__}")
         return True
+
+    def _item_news(self, key: str, obs: ExchangeItemSeen) -> bool:
+        """Whether an Exchange item observation tells the ledger something new.
+
+        A version recorded before is a duplicate, also after the item was removed
+        (Graph re-delivers old changes; a re-ingest does too). A removal is undone
+        only by something newer than what was removed: for a deletion, a version
+        modified after the removed one (``lastModifiedDateTime``; without it, seen
+        after the deletion); for "no longer visible", the item seen in view again
+        after it left."""
+        recorded = f"ex|{key}|{obs.version}" in self.versions
+        removal = self.removals.get(key) if key in self.removed else None
+        if removal is None:
+            return not recorded
+        if removal["observed_at"] is None:  # from a snapshot older than ``removals``
+            return not recorded
+        after_removal = _ts(obs.observed_at) > _ts(removal["observed_at"])
+        if removal["reason"] != "deleted":
+            return after_removal and (not recorded or obs.version == removal["version"])
+        if recorded:
+            return False
+        if obs.last_modified and removal["last_modified"]:
+            return _ts(obs.last_modified) > _ts(removal["last_modified"])
+        return after_removal
+
+    def _stale_removal(self, key: str, obs: ExchangeItemGone) -> bool:
+        """A removal recorded before, or older than the item's latest observation
+        (it was seen again after this removal was observed)."""
+        if f"rm|{key}|{obs.reason}|{obs.observed_at}" in self.versions:
+            return True
+        item = self.items.get(key)
+        return item is not None and _ts(obs.observed_at) < _ts(item["observed_at"])
 
     # --- links: the id mapping ----------------------------------------
 

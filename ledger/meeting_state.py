@@ -26,6 +26,9 @@ class MeetingState:
         self.items: dict[str, dict[str, Any]] = {}  # item key -> latest Exchange record
         self.previous_items: dict[str, dict[str, Any]] = {}
         self.removed: dict[str, str] = {}  # item key -> reason
+        #: item key -> the removal in force: observed_at, reason, and the version and
+        #: last_modified of what it removed (only something newer undoes it)
+        self.removals: dict[str, dict[str, Any]] = {}
         self.sf: dict[str, dict[str, Any]] = {}  # Salesforce id -> latest record
         self.previous_sf: dict[str, dict[str, Any]] = {}
         self.sf_deleted: dict[str, str] = {}  # Salesforce id -> deleted at

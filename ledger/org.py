@@ -6,6 +6,7 @@ under the settings that were in force when its observations arrived.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +25,13 @@ class Org(Aggregate):
 
         def apply(self, org: Org) -> None:
             org.changes.append(self.changes)
+            org.recorded.add(_change_key(self.changes, self.timestamp))
 
     def __init__(self) -> None:
         self.changes: list[dict[str, Any]] = []
+        #: (when, what) of every change recorded: the same settings line again is a
+        #: duplicate, even after later lines changed the settings further
+        self.recorded: set[tuple[datetime, str]] = set()
 
     @classmethod
     def start(cls, observed_at: str) -> Org:
@@ -34,13 +39,16 @@ class Org(Aggregate):
                            timestamp=datetime.fromisoformat(observed_at))
 
     def change(self, changes: dict[str, Any], observed_at: str) -> bool:
-        """Record validated changes; False when they change nothing."""
+        """Record validated changes; False when they change nothing or were recorded."""
+        when = datetime.fromisoformat(observed_at)
+        if _change_key(changes, when) in self.recorded:
+            return False
         current = self.settings()
         if current.applied(changes).as_record() == {**current.as_record(),
                                                      "version": current.version + 1}:
             return False
         self.trigger_event(Org.SettingsChanged, changes=changes,
-                           timestamp=datetime.fromisoformat(observed_at))
+                           timestamp=when)
         return True
 
     def settings(self) -> OrgSettings:
@@ -48,3 +56,7 @@ class Org(Aggregate):
         for change in self.changes:
             out = out.applied(change)
         return out
+
+
+def _change_key(changes: dict[str, Any], when: datetime) -> tuple[datetime, str]:
+    return when, json.dumps(changes, sort_keys=True)

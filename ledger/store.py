@@ -10,6 +10,7 @@ index row, or a checkpoint ahead of the observations it produced.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +24,14 @@ from eventsourcing.application import Application
 from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+    SQLiteTransaction,
+)
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
@@ -34,6 +42,8 @@ from ledger.org import Org
 
 DEFAULT_DB = "syncledger.db"
 SNAPSHOT_INTERVAL = 100
+#: Seconds a SQLite writer waits for another one's write lock before giving up.
+SQLITE_BUSY_TIMEOUT = 120
 
 SIDE_TABLES = (
     # SQLite: WITHOUT ROWID, so an index row is one B-tree entry, not a table row
@@ -42,7 +52,7 @@ SIDE_TABLES = (
     " key TEXT PRIMARY KEY, meeting_id TEXT NOT NULL){without_rowid}",
     "CREATE TABLE IF NOT EXISTS {p}quarantine ("
     " id {serial}, source TEXT NOT NULL, line_no INTEGER, item_id TEXT, field TEXT,"
-    " error TEXT NOT NULL, raw {blob} NOT NULL, observed_at TEXT)",
+    " error TEXT NOT NULL, raw {blob} NOT NULL, observed_at TEXT, digest TEXT)",
     "CREATE TABLE IF NOT EXISTS {p}checkpoints ("
     " name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
@@ -107,7 +117,8 @@ class StoreURL:
 
     def env(self) -> dict[str, str]:
         if self.kind == "sqlite":
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": self.path,
+            return {"PERSISTENCE_MODULE": get_topic(LedgerSQLiteFactory),
+                    "SQLITE_DBNAME": self.path, "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT),
                     "APPLICATION_RECORDER_TOPIC": get_topic(LedgerSQLiteRecorder)}
         return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": self.dbname,
                 "POSTGRES_HOST": self.host, "POSTGRES_PORT": str(self.port),
@@ -131,6 +142,17 @@ class SideRows:
     checkpoints: dict[str, str]
 
 
+#: After the tables exist (also in a ledger made before the column did): a quarantine
+#: row is keyed by its source and the SHA-256 of the line, so a re-ingest of the same
+#: bad line does not add it again.
+QUARANTINE_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS {i}quarantine_line"
+                  " ON {p}quarantine (source, digest)")
+
+
+def line_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
 class _SideTables:
     """The SQL of the side tables, for one placeholder style and table prefix."""
 
@@ -140,7 +162,8 @@ class _SideTables:
             "ON CONFLICT (key) DO UPDATE SET meeting_id = excluded.meeting_id")
         self.insert_quarantine = (
             f"INSERT INTO {prefix}quarantine (source, line_no, item_id, field, error, raw, "
-            f"observed_at) VALUES ({', '.join([mark] * 7)})")
+            f"observed_at, digest) VALUES ({', '.join([mark] * 8)}) "
+            "ON CONFLICT (source, digest) DO NOTHING")
         self.upsert_checkpoint = (
             f"INSERT INTO {prefix}checkpoints (name, value) VALUES ({mark}, {mark}) "
             f"ON CONFLICT (name) DO UPDATE SET value = excluded.value")
@@ -151,9 +174,49 @@ class _SideTables:
         if side.keys:
             cursor.executemany(self.upsert_key, sorted(side.keys.items()))
         if side.quarantine:
-            cursor.executemany(self.insert_quarantine, side.quarantine)
+            cursor.executemany(self.insert_quarantine,
+                               [(*row, line_digest(row[5])) for row in side.quarantine])
         if side.checkpoints:
             cursor.executemany(self.upsert_checkpoint, sorted(side.checkpoints.items()))
+
+
+class _WriterTransaction(SQLiteTransaction):
+    """A transaction that takes SQLite's write lock up front when it will commit.
+
+    The library begins every transaction with a plain (deferred) ``BEGIN``: a
+    writer then reads (``MAX(rowid)``, the index) under a shared lock and asks
+    for the write lock at its first insert. When another process committed in
+    between, SQLite cannot wait for it (the snapshot is stale) and fails at
+    once with "database is locked", whatever the busy timeout. ``BEGIN
+    IMMEDIATE`` waits (up to the busy timeout) before reading anything."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        return cursor
+
+
+class _WriterConnection(SQLiteConnection):
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        with _WriterTransaction(self, commit=commit) as curs, curs:
+            yield curs
+
+
+class _WriterPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        plain = super()._create_connection()
+        return _WriterConnection(plain._sqlite_conn, max_age=self.max_age)
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """The library's SQLite persistence; writers lock up front (``_WriterTransaction``)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        old = self.datastore.pool
+        self.datastore.pool = _WriterPool(db_name=old.db_name, lock_timeout=old.lock_timeout)
+        old.close()
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -170,6 +233,14 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return [*super().construct_create_table_statements(),
                 *(s.format(p="", serial="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB",
                            without_rowid=" WITHOUT ROWID") for s in SIDE_TABLES)]
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("PRAGMA table_info(quarantine)")
+            if "digest" not in {row[1] for row in c.fetchall()}:  # a ledger from before
+                c.execute("ALTER TABLE quarantine ADD COLUMN digest TEXT")
+            c.execute(QUARANTINE_KEY.format(i="", p=""))
 
     def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None:
         """Events already encoded (``Store.to_rows``) plus side rows, in one transaction."""
@@ -216,6 +287,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as curs:
             for statement in self._side_ddl:
                 curs.execute(statement.encode())
+            prefix = f'"{self.datastore.schema}".' if self.datastore.schema else ""
+            curs.execute(f"ALTER TABLE {prefix}quarantine ADD COLUMN IF NOT EXISTS digest TEXT"
+                         .encode())
+            curs.execute(QUARANTINE_KEY.format(i="", p=prefix).encode())
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
