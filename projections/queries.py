@@ -111,3 +111,69 @@ def analytics_daily(store: Store, *, mailbox: str | None = None, kind: str | Non
     """day, source (observation | issue | conflict), kind, mailbox, count."""
     return _answer(store, "analytics", lambda c: _analytics.select_daily(
         c, mailbox=mailbox, kind=kind))
+
+
+#: The read models by the name people use for them (CLI command, dashboard page, API route).
+READ_MODELS = ("mapping", "conflicts", "issues", "plan", "analytics")
+
+
+def read_model(store: Store, name: str, *, mailbox: str | None = None, kind: str | None = None,
+               state: str | None = None, daily: bool = False) -> list[dict[str, Any]]:
+    """One read model by name with the filters a person gives (CLI flags, dashboard form).
+
+    ``analytics`` filters meetings on ``state`` (sync_state); with ``daily`` it is the
+    daily counts, filtered on ``kind``. A filter a read model does not have is a
+    ``ValueError`` naming it.
+    """
+    if name not in READ_MODELS:
+        raise ValueError(f"unknown read model {name!r}; known: {', '.join(READ_MODELS)}")
+    if name == "analytics":
+        if daily:
+            if state is not None:
+                raise ValueError("--state does not apply to --daily")
+            return analytics_daily(store, mailbox=mailbox, kind=kind)
+        return analytics_meetings(store, mailbox=mailbox, state=state)
+    if daily:
+        raise ValueError(f"--daily applies to analytics only, not {name}")
+    fn = {"mapping": mapping, "conflicts": conflicts, "issues": issues, "plan": plan}[name]
+    filters: dict[str, Any] = {"mailbox": mailbox, "kind": kind}
+    if state is not None:
+        filters["state"] = state
+    return fn(store, **filters)
+
+
+def overview(store: Store) -> dict[str, Any]:
+    """What an admin asks first: how many issues, conflicts and writes are open, per mailbox.
+
+    JSON keys: ``totals`` (open_issues, open_conflicts, pending_writes, linked_items,
+    meetings) and ``mailboxes`` (one row per mailbox seen in any read model: mailbox,
+    linked_items, open_issues, open_conflicts, pending_writes), mailboxes in name order.
+    Composed from the read-model queries above, so it answers exactly what they answer.
+    """
+    open_issues = issues(store, state="open")
+    open_conflicts = conflicts(store, state="open")
+    links = mapping(store)
+    writes = plan(store)
+    boxes: dict[str, dict[str, Any]] = {}
+
+    def row(mailbox: str | None) -> dict[str, Any] | None:
+        if not mailbox:
+            return None
+        return boxes.setdefault(mailbox, {"mailbox": mailbox, "linked_items": 0,
+                                          "open_issues": 0, "open_conflicts": 0,
+                                          "pending_writes": 0})
+
+    for name, rows, who in (("linked_items", links, "mailbox"),
+                            ("open_issues", open_issues, "mailbox"),
+                            ("open_conflicts", open_conflicts, "attendee"),
+                            ("pending_writes", writes, "mailbox")):
+        for r in rows:
+            target = row(r.get(who))
+            if target is not None:
+                target[name] += 1
+    return {
+        "totals": {"meetings": len(store.meeting_ids()), "linked_items": len(links),
+                   "open_issues": len(open_issues), "open_conflicts": len(open_conflicts),
+                   "pending_writes": len(writes)},
+        "mailboxes": [boxes[m] for m in sorted(boxes)],
+    }

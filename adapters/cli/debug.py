@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
-from typing import Any
 
 from adapters.cli import render
 from adapters.cli.common import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
-from ledger.meeting import Meeting
 from projections.explain import NotFound, explain, resolve
+from projections.state import NotKnownYet, meeting_state
 from projections.timeline import timeline
 
 
@@ -65,35 +64,16 @@ def _state_args(p: argparse.ArgumentParser) -> None:
     when.add_argument("--version", type=int, metavar="N", help="as of the meeting's version N")
 
 
-def state_view(m: Meeting) -> dict[str, Any]:
-    """The meeting as the ledger knows it, in terms a person reads."""
-    return {
-        "meeting_id": str(m.id), "key": m.key, "version": m.version,
-        "as_of": m.modified_on.isoformat().replace("+00:00", "Z"),
-        "exchange_items": {k: {f: i.get(f) for f in (
-            "item_type", "subject", "start", "end", "organizer", "sensitivity", "time_zone",
-            "is_all_day", "categories", "version", "redacted")} for k, i in m.items.items()},
-        "removed_items": m.removed,
-        "salesforce_events": {k: {f: e.get(f) for f in (
-            "subject", "start", "end", "series_id", "is_series_master", "is_lightning_series",
-            "description", "location", "what_id", "version")} for k, e in m.sf.items()},
-        "salesforce_deleted": m.sf_deleted,
-        "saved_by": m.saves, "links": m.links, "shape": m.shape,
-        "open_issues": m.issues, "open_conflicts": m.conflicts,
-        "pending_writes": list(m.pending.values()),
-    }
-
-
 @command("state", "a meeting as the ledger knew it now, at a time, or at a version",
          _state_args)
 def cmd_state(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         r = resolve(store, args.id)
-        version = args.version
+        at = None
         if args.at is not None:
             try:
-                at = datetime.fromisoformat(args.at)
+                at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
             except ValueError:
                 print(f"syncledger state: --at {args.at!r} is not an ISO-8601 time",
                       file=sys.stderr)
@@ -102,19 +82,15 @@ def cmd_state(args: argparse.Namespace) -> int:
                 print("syncledger state: --at needs a zone, e.g. 2026-11-20T12:00:00Z",
                       file=sys.stderr)
                 return EXIT_USAGE
-            known = [e for e in timeline(store, r.meeting_id)
-                     if e["version"] is not None and datetime.fromisoformat(e["time"]) <= at]
-            if not known:
-                print(f"syncledger state: the ledger knew nothing of this meeting at {args.at}",
-                      file=sys.stderr)
-                return EXIT_NOT_FOUND
-            version = known[-1]["version"]
-        m = store.meeting(r.meeting_id, version=version)
+        try:
+            view = meeting_state(store, r.meeting_id, version=args.version, at=at)
+        except NotKnownYet as exc:
+            print(f"syncledger state: {exc}", file=sys.stderr)
+            return EXIT_NOT_FOUND
     except NotFound as exc:
         return _not_found("state", exc)
     finally:
         store.close()
-    view = state_view(m)
     if args.json:
         emit_json(view)
     else:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from adapters.cli import debug, demo, feed, query, sync
+from adapters.cli import debug, demo, feed, query, serve, sync
 from adapters.cli.common import (
     COMMANDS,
     EXIT_FAILED,
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Each command module registers its commands on import; --help lists them in this order.
-COMMAND_MODULES = (feed, demo, query, debug, sync)
+COMMAND_MODULES = (feed, demo, query, debug, sync, serve)
 
 
 def _in_help_order() -> list[tuple[str, tuple[Handler, Arguments, str]]]:

@@ -6,14 +6,11 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from adapters.cli import render
 from adapters.cli.common import EXIT_OK, EXIT_USAGE, command, emit_json, open_store
 from adapters.progress import Progress
 from ledger.store import Store
-
-Query = Callable[..., list[dict[str, Any]]]
 
 COLUMNS = {
     "mapping": ["meeting_id", "mailbox", "exchange_id", "ical_uid", "occurrence_start",
@@ -67,23 +64,12 @@ def _query_args(name: str) -> Callable[[argparse.ArgumentParser], None]:
 def _run_query(args: argparse.Namespace, name: str) -> int:
     from projections import queries
 
-    fn: Query = {"mapping": queries.mapping, "conflicts": queries.conflicts,
-                 "issues": queries.issues, "plan": queries.plan,
-                 "analytics": queries.analytics_meetings}[name]
-    filters: dict[str, Any] = {"mailbox": args.mailbox}
-    shown = SHOWN[name]
-    if name == "analytics" and args.daily:
-        fn, shown = queries.analytics_daily, DAILY
-        if args.state is not None:
-            print("syncledger analytics: --state does not apply to --daily", file=sys.stderr)
-            return EXIT_USAGE
-    if name != "analytics" or args.daily:
-        filters["kind"] = args.kind
-    if getattr(args, "state", None) is not None:
-        filters["state"] = args.state
+    daily = bool(getattr(args, "daily", False))
+    shown = DAILY if daily else SHOWN[name]
     store = open_store(args)
     try:
-        rows = fn(store, **filters)
+        rows = queries.read_model(store, name, mailbox=args.mailbox, kind=args.kind,
+                                  state=getattr(args, "state", None), daily=daily)
     except ValueError as exc:
         print(f"syncledger {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""The admin dashboard, its JSON API and Graph's change-notification endpoint (``serve``)."""
