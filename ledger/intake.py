@@ -39,6 +39,7 @@ from ledger.observations import (
     SalesforceEventSeen,
     SettingsChanged,
     SidebarSave,
+    WriteRefused,
 )
 from ledger.org import Org
 from ledger.settings import OrgSettings
@@ -122,6 +123,8 @@ def route_keys(obs: Observation) -> tuple[list[str], str | None]:
         return keys, salesforce_key(obs.series_id or obs.event_id)
     if isinstance(obs, SalesforceEventGone):
         return [salesforce_key(obs.event_id)], None
+    if isinstance(obs, WriteRefused):
+        return [], None  # names its meeting by id (``Ledger._route``)
     raise TypeError(type(obs).__name__)
 
 
@@ -337,6 +340,16 @@ class Ledger:
                 batch.keys[key] = hex_id
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
+        if isinstance(obs, WriteRefused):
+            try:
+                mid = UUID(obs.meeting_id)
+            except ValueError:
+                raise InputError(f"{obs.meeting_id!r} is not a meeting id",
+                                 item_id=obs.write_key, field="payload.meetingId") from None
+            if mid in batch.meetings or mid in self._cache or self._from_store(mid):
+                return mid
+            raise InputError(f"refused write {obs.write_key}: no meeting {mid} in the ledger",
+                             item_id=obs.write_key, field="payload.meetingId")
         keys, derived = self._routes.get(id(obs)) or route_keys(obs)
         pending = [k for k in keys if k not in batch.keys]
         found = self._lookup(pending) if pending else {}

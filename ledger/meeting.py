@@ -29,11 +29,12 @@ from ledger.observations import (
     SalesforceEventGone,
     SalesforceEventSeen,
     SidebarSave,
+    WriteRefused,
     to_record,
 )
 from ledger.rules import PRIVATE_SENSITIVITIES, decide
 from ledger.settings import OrgSettings
-from ledger.writes import desired_writes
+from ledger.writes import desired_writes, write_digest
 
 
 class Meeting(Aggregate, MeetingState):
@@ -108,6 +109,14 @@ class Meeting(Aggregate, MeetingState):
             m.sf_deleted[rec["event_id"]] = rec["deleted_at"]
             m.versions[f"sfdel|{rec['event_id']}|{rec['deleted_at']}"] = rec["observed_at"]
 
+    class WriteRefusedObserved(Aggregate.Event):
+        observation: dict[str, Any]
+
+        def apply(self, m: Meeting) -> None:
+            rec = self.observation
+            m.refused[rec["write_key"]] = {"digest": rec["digest"],
+                                           "issue_key": f"write-refused|{rec['write_key']}"}
+
     class SidebarSaveObserved(Aggregate.Event):
         observation: dict[str, Any]
 
@@ -146,6 +155,8 @@ class Meeting(Aggregate, MeetingState):
 
         def apply(self, m: Meeting) -> None:
             m.issues.pop(self.issue_key, None)
+            for key in [k for k, r in m.refused.items() if r["issue_key"] == self.issue_key]:
+                del m.refused[key]
 
     class ConflictDetected(Aggregate.Event):
         rule: str
@@ -362,6 +373,11 @@ class Meeting(Aggregate, MeetingState):
                 return False  # already deleted, or this deletion was undone by a newer version
             self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
                                observation=record or to_record(obs))
+        elif isinstance(obs, WriteRefused):
+            if self.refused.get(obs.write_key, {}).get("digest") == obs.digest:
+                return False
+            self.trigger_event(Meeting.WriteRefusedObserved, timestamp=ts,
+                               observation=record or to_record(obs))
         elif isinstance(obs, SidebarSave):
             key = item_key(obs.mailbox, obs.item_id)
             rec = record or to_record(obs)
@@ -544,6 +560,14 @@ class Meeting(Aggregate, MeetingState):
 
     def _plan_writes(self, settings: OrgSettings, ts: datetime) -> None:
         desired = desired_writes(self, settings)
+        for key, refused in sorted(self.refused.items()):
+            # A refused write is tried again only once it is a different write.
+            wanted = desired.get(key)
+            if wanted is None or write_digest(wanted) != refused["digest"]:
+                self.trigger_event(Meeting.SyncIssueResolved, timestamp=ts,
+                                   rule="write-refused", issue_key=refused["issue_key"],
+                                   reason="the write changed" if wanted is not None
+                                   else "the write is no longer planned")
         settled = sorted(k for k in self.pending if k not in desired)
         if settled:
             self.trigger_event(Meeting.WritesSettled, timestamp=ts, keys=settled,

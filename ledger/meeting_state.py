@@ -14,8 +14,9 @@ from ledger.identity import item_key
 
 
 def blocks(issue: dict[str, Any]) -> bool:
-    """Whether an issue stops its item syncing (a warning only says how it was written)."""
-    return issue.get("severity") != "warning"
+    """Whether an issue stops its item syncing (a warning only says how it was written;
+    a refused write stays planned, the sync just does not send it again)."""
+    return issue.get("severity") not in ("warning", "refused")
 
 
 class MeetingState:
@@ -49,6 +50,9 @@ class MeetingState:
         self.bases: dict[str, dict[str, Any]] = {}  # Salesforce id -> last agreed fields
         self.pending: dict[str, dict[str, Any]] = {}  # write key -> planned write
         self.withdrawn: dict[str, str] = {}  # item key -> why its sync was withdrawn
+        #: write key -> {"digest", "issue_key"}: writes an API refused (not sent again
+        #: until the planned write differs; see ``Meeting._plan_writes``)
+        self.refused: dict[str, dict[str, str]] = {}
 
     # --- questions the rules ask --------------------------------------
 

@@ -136,6 +136,27 @@ class SettingsChanged:
     kind: Literal["org.settings"] = "org.settings"
 
 
+@dataclass(frozen=True, slots=True)
+class WriteRefused:
+    """An API refused one planned write with an error code: it will refuse it again.
+
+    What the sync learned enters the ledger like any observation (feed kind
+    ``write.refused``), so ``ingest`` replays it. ``digest`` names the write's
+    content (``ledger.writes.write_digest``): a changed write is a new one."""
+
+    observed_at: str
+    meeting_id: str
+    write_key: str
+    digest: str
+    target: str  # salesforce | exchange
+    op: str
+    status: int
+    code: str
+    message: str
+    fields: tuple[str, ...]
+    kind: Literal["write.refused"] = "write.refused"
+
+
 Observation = (
     ExchangeItemSeen
     | ExchangeItemGone
@@ -143,6 +164,7 @@ Observation = (
     | SalesforceEventGone
     | SidebarSave
     | SettingsChanged
+    | WriteRefused
 )
 
 
@@ -263,8 +285,11 @@ _build_attendee = _builder(Attendee)
 _build_invitee = _builder(Invitee)
 _build_item = _builder(ExchangeItemSeen)
 _build_event = _builder(SalesforceEventSeen)
+_build_refused = _builder(WriteRefused)
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
     "exchange.removed": _builder(ExchangeItemGone),
     "salesforce.deleted": _builder(SalesforceEventGone),
     "sidebar.save": _builder(SidebarSave),
-    "org.settings": _builder(SettingsChanged)}
+    "org.settings": _builder(SettingsChanged),
+    "write.refused": lambda record: _build_refused({**record,
+                                                     "fields": tuple(record["fields"])})}

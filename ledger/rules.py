@@ -46,10 +46,12 @@ from ledger.observations import (
     Observation,
     SalesforceEventSeen,
     SidebarSave,
+    WriteRefused,
 )
 from ledger.recurrence import classic_plan
 from ledger.settings import OrgSettings
 from ledger.timezones import salesforce_zone
+from ledger.writes import write_item_key
 
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
 AUTO_SAVE_PAST = timedelta(days=14)
@@ -258,7 +260,30 @@ def decide(state: MeetingState, obs: Observation, settings: OrgSettings) -> list
                             "explicit", settings)
     if isinstance(obs, SalesforceEventSeen):
         return _decide_salesforce_event(state, obs, settings)
+    if isinstance(obs, WriteRefused):
+        return refused_write(state, obs)
     return []
+
+
+def refused_write(state: MeetingState, obs: WriteRefused) -> list[Decision]:
+    """write-refused: the API's refusal, on the meeting, with the API's own message."""
+    key = write_item_key(state, obs.write_key)
+    write = state.pending.get(obs.write_key) or {}
+    exchange_item = not key.startswith("sf|")
+    item = state.items.get(key) if exchange_item else None
+    system = "Salesforce" if obs.target == "salesforce" else "Exchange"
+    named = f" (fields: {', '.join(obs.fields)})" if obs.fields else ""
+    return [Decision("SyncIssueRaised", {
+        "rule": "write-refused", "severity": "refused",
+        "direction": "to-salesforce" if obs.target == "salesforce" else "to-exchange",
+        "mailbox": item["mailbox"] if item else write.get("mailbox"),
+        "exchange_id": item["item_id"] if item else None,
+        "salesforce_id": state.links.get(key) if exchange_item else key[3:],
+        "item_key": key, "issue_key": f"write-refused|{obs.write_key}",
+        "message": f"{system} refused the {obs.op} ({obs.status} {obs.code}): "
+                   f"{obs.message}{named}; not sent again until the item changes",
+        "outlook_category": exchange_item and obs.target == "salesforce",
+    })]
 
 
 def _issue_decisions(
@@ -280,7 +305,7 @@ def _issue_decisions(
             }))
     for key, issue in state.issues.items():
         if issue["item_key"] == item_key and issue["rule"] not in found_rules \
-                and issue["rule"] != "attendee-before-organizer":
+                and issue["rule"] not in ("attendee-before-organizer", "write-refused"):
             out.append(Decision("SyncIssueResolved", {
                 "rule": issue["rule"], "issue_key": key, "reason": "no longer applies",
             }))

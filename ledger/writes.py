@@ -9,6 +9,8 @@ outbox's idempotency keys.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from ledger.fields import exchange_fields, salesforce_fields
@@ -27,6 +29,24 @@ def _write(
 ) -> dict[str, Any]:
     return {"key": key, "target": target, "op": op, "mailbox": mailbox, "id": id_,
             "fields": fields, "reason": reason, "notify_attendees": notify_attendees}
+
+
+def write_digest(write: dict[str, Any]) -> str:
+    """What a write sends, as one value: a refused write stays refused while this holds."""
+    content = {k: write.get(k) for k in ("target", "op", "mailbox", "id", "fields")}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def write_item_key(m: MeetingState, write_key: str) -> str:
+    """The item a write is about: an Exchange item key, or ``sf|<Id>``."""
+    kind, _, rest = write_key.partition("|")
+    if kind in ("sf-create", "ex-update"):
+        return rest
+    if kind == "ex-categories":
+        return rest.rpartition("|")[0]
+    linked = next((k for k, v in m.links.items() if v == rest), None)
+    return linked or f"sf|{rest}"
 
 
 def desired_writes(m: MeetingState, settings: OrgSettings) -> dict[str, dict[str, Any]]:

@@ -69,7 +69,21 @@ ACTIONS = {
                              "supports, or an admin can add the zone to salesforce_time_zones",
     "lightning-recurrence": "create the series in Outlook or in Salesforce Classic; Lightning "
                             "event series are not synced down",
+    "event-too-long": "shorten the event to 24 hours or less (or make it all-day); "
+                      "Salesforce refuses longer events",
+    "all-day-too-long": "split the all-day event into parts of 14 days or less; Salesforce "
+                        "refuses longer all-day events",
+    "recurrence-unrepresentable": "change the series to a pattern Salesforce Classic has "
+                                  "(yearly: every year, one day of the week for 'the nth ...')",
+    "text-too-long": "nothing to do: the Salesforce copy holds the shortened text and says so; "
+                     "the full text stays in Outlook",
+    "recurrence-capped": "nothing to do, or end the Outlook series earlier: Salesforce keeps "
+                         "the first occurrences only",
+    "write-refused": "fix what the API's message names (in Outlook or in Salesforce); the "
+                     "write is sent again once the item changes",
 }
+#: Issues that do not stop the item syncing (warnings, refused writes): told beside the verdict.
+NOT_BLOCKING = ("text-too-long", "recurrence-capped", "write-refused")
 
 
 def explain(store: Store, any_id: str) -> dict[str, Any]:
@@ -107,6 +121,12 @@ def _verdict(m: Meeting, r: Resolved, settings: OrgSettings) -> dict[str, Any]:
     about = {focus, f"sf|{sf_focus}" if sf_focus else None} - {None}
     issues = [(k, i) for k, i in m.issues.items() if i["item_key"] in about] or \
         ([] if r.item_key or r.salesforce_id else list(m.issues.items()))
+    notes = [(k, i) for k, i in issues if i["rule"] in NOT_BLOCKING]
+    issues = [(k, i) for k, i in issues if i["rule"] not in NOT_BLOCKING]
+    if notes and not issues and notes[0][1]["rule"] == "write-refused":
+        issues = notes[:1]  # a refused write is why the item is not synced (yet)
+    note = "".join(f" Note ({i['rule']}): {_issue_message(m, k, i['rule'])}" for k, i in notes
+                   if (k, i) not in issues)
     item = m.items.get(focus) if focus else None
 
     def relevant(types: set[str], keys: set[str] | None = None) -> Any:
@@ -145,7 +165,7 @@ def _verdict(m: Meeting, r: Resolved, settings: OrgSettings) -> dict[str, Any]:
         sf_id = m.links.get(focus) if focus else sf_focus
         message = f"synced: Exchange item <-> Salesforce Event {sf_id}{how}"
         return {"synced": True, "rule": "organizer-not-user" if no_attendees else None,
-                "message": message + _pending_note(m), "action": None,
+                "message": message + _pending_note(m) + note, "action": None,
                 "evidence_filter": relevant({"SaveAccepted", "Linked", "WritesPlanned",
                                              "SeriesMasterUpdated", "SeriesMasterOverwritten"})}
     if m.pending:
@@ -182,6 +202,18 @@ def _issue_message(m: Meeting, key: str, rule: str) -> str:
                                  "which has no Salesforce match: can't match time zone.",
         "lightning-recurrence": "this is a Salesforce Lightning event series (IsRecurrence2); "
                                 "Lightning series are not synced down to Exchange.",
+        "event-too-long": f"{what} lasts more than 24 hours; Salesforce refuses such events, "
+                          "so nothing was written.",
+        "all-day-too-long": f"{what} is an all-day event of more than 14 days; Salesforce "
+                            "refuses such events, so nothing was written.",
+        "recurrence-unrepresentable": f"{what} is a series whose pattern Salesforce Classic "
+                                      "cannot represent, so nothing was written.",
+        "text-too-long": f"{what} has a subject, location or body longer than Salesforce "
+                         "keeps; the Salesforce copy holds it shortened, with a marker.",
+        "recurrence-capped": f"{what} is a longer series than Salesforce keeps; the Salesforce "
+                             "series ends at the last occurrence it can hold.",
+        "write-refused": f"the API refused a write for {what}; it is recorded as a sync issue "
+                         "and not sent again until the item changes.",
     }
     return text.get(rule, f"sync issue {rule}")
 

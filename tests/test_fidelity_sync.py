@@ -22,6 +22,7 @@ from adapters.sandbox.cloud import SandboxCloud
 from adapters.sandbox.org import ALICE, BOB, graph_event, sf_event
 from ledger.store import Store
 from projections import queries
+from projections.explain import explain
 
 NOW = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 BODIES = Path(__file__).parent / "fixtures" / "bodies"
@@ -130,6 +131,8 @@ def test_a_100kb_body_is_shortened_to_32000_with_a_marker_and_a_warning(
         assert [i["severity"] for i in found] == ["warning"]
         assert "Description has 100799 characters" in found[0]["message"]
         assert "Subject has 300 characters" in found[0]["message"]
+        told = explain(sqlite_store, event["Id"])
+        assert told["synced"] is True and "Note (text-too-long)" in told["message"]
         cloud.clear_log()
         sync(sqlite_store, cloud)
         assert cloud.writes() == []
@@ -149,6 +152,9 @@ def test_events_longer_than_salesforce_allows_are_issues_not_writes(sqlite_store
         assert "15 days is longer than Salesforce's 14 days" in found["all-day-too-long"]
         # both Outlook items get the Error category
         assert sum(1 for w in cloud.graph.writes if w["body"] == {"categories": ["Error"]}) == 2
+        told = explain(sqlite_store, sandbox._graph_id(ALICE, "Offsite"))
+        assert (told["synced"], told["rule"]) == (False, "event-too-long")
+        assert "24 hours or less" in told["action"]
 
 
 # --- time zones ------------------------------------------------------------------------
@@ -302,3 +308,65 @@ def test_every_classic_type_goes_down_in_its_own_zone(
         hours = {datetime.fromisoformat(e["start"]["dateTime"][:19]).replace(tzinfo=UTC)
                  .astimezone(ZoneInfo("America/Los_Angeles")).hour for e in occurrences}
         assert hours == {9}  # 09:00 local before and after the March DST change
+
+
+# --- refused writes ---------------------------------------------------------------------
+
+
+def test_a_refused_write_is_a_sync_issue_not_a_retry_loop(sqlite_store: Store,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from adapters.cli.sync import _print
+
+    line = outlook("Renewal")
+    with _cloud([line]) as cloud:
+        cloud.salesforce.fail(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                              "Events need a Type before they can be saved", method="POST",
+                              path=r"/sobjects/Event/$", times=1)
+        first = sync(sqlite_store, cloud)
+        assert cloud.salesforce.all("Event") == []
+        assert first["failures"] == [] and len(first["refused_writes"]) == 1
+        assert _print(first, False) == 0  # only refused writes: the cycle did its job
+        assert "refused writes: 1" in capsys.readouterr().err
+        [issue] = [i for i in queries.issues(sqlite_store) if i["kind"] == "write-refused"]
+        assert issue["state"] == "open" and issue["severity"] == "refused"
+        assert "Salesforce refused the create (400 FIELD_CUSTOM_VALIDATION_EXCEPTION): " \
+               "Events need a Type before they can be saved" in issue["message"]
+        assert issue["outlook_category"] == "set"  # Outlook shows "Error" on the item
+
+        cloud.clear_log()
+        second = sync(sqlite_store, cloud)  # same item, same write: not sent again
+        assert [w for w in cloud.salesforce.writes if w["method"] == "POST"] == []
+        assert second["failures"] == [] and len(second["refused_writes"]) == 1
+
+        # The user changes the item: a different write, tried again (and accepted now).
+        changed = {**line["payload"], "subject": "Renewal (with Type)", "changeKey": "ck-2"}
+        cloud.graph.put_event(ALICE, changed)
+        third = sync(sqlite_store, cloud)
+        assert third["refused_writes"] == [] and third["failures"] == []
+        assert [e["Subject"] for e in cloud.salesforce.all("Event")] == ["Renewal (with Type)"]
+        [issue] = [i for i in queries.issues(sqlite_store) if i["kind"] == "write-refused"]
+        assert issue["state"] == "resolved"
+
+
+def test_a_refused_write_replays_from_the_recorded_feed(sqlite_store: Store,
+                                                        tmp_path: Path) -> None:
+    """The refusal is an observation (``write.refused``): ingest rebuilds the same issue."""
+    from adapters.feed.ingest import ingest_files
+
+    recorded = tmp_path / "traffic.jsonl"
+    with _cloud([outlook("Renewal")]) as cloud, recorded.open("wb") as out:
+        cloud.salesforce.fail(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: "
+                              "[Type__c]", method="POST", path=r"/sobjects/Event/$", times=1)
+        run_cycle(sqlite_store, cloud.config(), clock=clock, saves=cloud.take_saves(),
+                  sleep=lambda s: None, on_step=lambda step: None, record=out)
+    assert b'"kind":"write.refused"' in recorded.read_bytes()
+    replayed = Store.open(f"sqlite:///{tmp_path / 'replayed.db'}")
+    try:
+        ingest_files(replayed, [recorded])
+        runner_issues = [(i["kind"], i["state"], i["message"]) for i in queries.issues(replayed)]
+        live = [(i["kind"], i["state"], i["message"]) for i in queries.issues(sqlite_store)]
+        assert ("write-refused", "open") in {(k, s) for k, s, _ in runner_issues}
+        assert sorted(runner_issues) == sorted(live)
+    finally:
+        replayed.close()

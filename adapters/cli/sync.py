@@ -193,6 +193,14 @@ def _print(outcome: dict[str, Any], as_json: bool) -> int:
             print("  (none)")
     for retried in outcome["recovered"]:
         print(f"retried:   {retried} (done in a later round)", file=sys.stderr)
+    refused = outcome.get("refused_writes") or []
+    if refused:
+        # Not a failure of the sync: each is a sync issue (rule write-refused) on its
+        # meeting, and is sent again only once the item changes.
+        print(f"refused writes: {len(refused)} (the API refused them; not retried until the "
+              "item changes; see 'syncledger issues --kind write-refused')", file=sys.stderr)
+        for one in refused:
+            print(f"refused: {one}", file=sys.stderr)
     for failure in outcome["failures"]:
         print(f"failed: {failure}", file=sys.stderr)
     if outcome["error"]:

@@ -24,11 +24,11 @@ from adapters.graph import wire as graph_wire
 from adapters.salesforce import ids as salesforce_ids
 from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError, kind_of, parse_instant
-from ledger.observations import Observation, SettingsChanged, SidebarSave
+from ledger.observations import Observation, SettingsChanged, SidebarSave, WriteRefused
 from ledger.settings import SettingsError, validate_changes
 
 KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
-         "org.settings")
+         "org.settings", "write.refused")
 #: Domain field -> where a feed line holds it, for the ledger's quarantine rows.
 WIRE_FIELDS = {**graph_wire.FIELD_PATHS, "item_id": "payload.itemId"}
 _ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
@@ -70,6 +70,8 @@ def _payload_id(payload: Any) -> str | None:
         for name in ("id", "Id", "itemId"):
             if isinstance(payload.get(name), str):
                 return str(payload[name])
+        if isinstance(payload.get("writeKey"), str):
+            return str(payload["writeKey"])
     return None
 
 
@@ -90,6 +92,39 @@ def _sidebar_save(payload: Any, mailbox: str, observed_at: str) -> SidebarSave:
             value, name, item_id)
     return SidebarSave(observed_at=observed_at, mailbox=mailbox, item_id=item_id,
                        what_id=ids["whatId"], who_id=ids["whoId"])
+
+
+#: ``write.refused`` payload keys -> their types (the sync writes these, ``refused_payload``).
+REFUSED_KEYS: dict[str, type] = {"meetingId": str, "writeKey": str, "digest": str,
+                                 "target": str, "op": str, "status": int, "errorCode": str,
+                                 "message": str, "fields": list}
+
+
+def refused_payload(write: dict[str, Any], digest: str, status: int, code: str, message: str,
+                    fields: list[str]) -> dict[str, Any]:
+    """The ``write.refused`` payload for one planned write an API refused."""
+    return {"meetingId": write["meeting_id"], "writeKey": write["key"], "digest": digest,
+            "target": write["target"], "op": write["op"], "status": status,
+            "errorCode": code, "message": message, "fields": fields}
+
+
+def _refused(payload: Any, observed_at: str) -> WriteRefused:
+    if not isinstance(payload, dict):
+        raise WireError("payload", f"expected a refused-write object, got {kind_of(payload)}")
+    key = payload.get("writeKey") if isinstance(payload.get("writeKey"), str) else None
+    for name, kind in REFUSED_KEYS.items():
+        if not isinstance(payload.get(name), kind) or isinstance(payload.get(name), bool):
+            raise WireError(name, f"missing or not a {kind.__name__}", key)
+    unknown = sorted(set(payload) - set(REFUSED_KEYS))
+    if unknown:
+        raise WireError(unknown[0], "unknown key", key)
+    if not all(isinstance(f, str) for f in payload["fields"]):
+        raise WireError("fields", "expected a list of field names", key)
+    return WriteRefused(
+        observed_at=observed_at, meeting_id=payload["meetingId"], write_key=payload["writeKey"],
+        digest=payload["digest"], target=payload["target"], op=payload["op"],
+        status=payload["status"], code=payload["errorCode"], message=payload["message"][:1000],
+        fields=tuple(payload["fields"]))
 
 
 def _settings(payload: Any, observed_at: str) -> SettingsChanged:
@@ -140,6 +175,8 @@ def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation
             return salesforce_wire.deleted_to_observation(payload, observed_at)
         if kind == "sidebar.save":
             return _sidebar_save(payload, _mailbox(line), observed_at)
+        if kind == "write.refused":
+            return _refused(payload, observed_at)
         return _settings(payload, observed_at)
     except WireError as exc:
         field = exc.field if exc.field.startswith("relations") else f"payload.{exc.field}"

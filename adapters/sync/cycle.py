@@ -15,16 +15,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from adapters.feed.envelopes import WIRE_FIELDS, FeedError, Markers, envelope, parse_line
+from adapters.feed.envelopes import (
+    WIRE_FIELDS,
+    FeedError,
+    Markers,
+    envelope,
+    parse_line,
+    refused_payload,
+)
 from adapters.graph import wire as graph_wire
 from adapters.graph.client import DeltaExpired, GraphClient, GraphError
 from adapters.salesforce import wire as salesforce_wire
 from adapters.salesforce.client import SalesforceClient
 from adapters.sync.config import SyncConfig
 from adapters.sync.outbox import Outbox, outbox_key
+from adapters.sync.refusals import Refusal, refusal
 from ledger.identity import exchange_index_key, is_salesforce_id, salesforce_id18
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.store import Store
+from ledger.writes import write_digest
 
 MAX_ROUNDS = 4  # write -> observe -> plan again (e.g. categories after a create)
 
@@ -47,6 +56,9 @@ class SyncReport:
     writes: list[dict[str, Any]] = field(default_factory=list)
     #: write key -> why it failed; a write that succeeds in a later round drops out
     failed: dict[str, str] = field(default_factory=dict)
+    #: write key -> the API's refusal: refused writes, recorded as sync issues and not
+    #: sent again until they change (they do not make the cycle fail)
+    refused: dict[str, str] = field(default_factory=dict)
     #: failures that a later round of the same cycle carried out after all
     recovered: list[str] = field(default_factory=list)
     resyncs: list[str] = field(default_factory=list)
@@ -61,6 +73,7 @@ class SyncReport:
         return {"observed": self.observed, "events_appended": self.appended,
                 "duplicates_skipped": self.duplicates, "quarantined": self.quarantined,
                 "writes": self.writes, "failures": list(self.failed.values()),
+                "refused_writes": list(self.refused.values()),
                 "recovered": self.recovered, "resyncs": self.resyncs, "rounds": self.rounds}
 
 
@@ -273,11 +286,19 @@ class SyncCycle:
                 continue  # already written; its result is recorded or on its way
             if entry is not None and entry.state == "failed" and entry.attempts >= 3:
                 continue
+            if entry is not None and entry.state == "refused":
+                # Refused before with this very content: not sent until it changes.
+                self.report.refused.setdefault(write["key"], _described(write, entry.error))
+                continue
             now = iso(self.clock())
             self.outbox.sending(key, write, write["meeting_id"], now)
             try:
                 lines, result = self._perform(write, recovering=entry is not None)
             except Exception as exc:  # one bad write never stops the others
+                refused = refusal(exc)
+                if refused is not None:
+                    self._refused(key, write, refused)
+                    continue
                 self.outbox.finish(key, "failed", iso(self.clock()), error=str(exc)[:500])
                 self.report.failed[write["key"]] = (f"{write['target']} {write['op']} "
                                                     f"{write.get('id') or write['key']}: {exc}")
@@ -291,6 +312,17 @@ class SyncCycle:
             self._record_lines(lines, f"result:{write['target']}")
             done += 1
         return done
+
+    def _refused(self, key: str, write: dict[str, Any], refused: Refusal) -> None:
+        """Record the API's refusal on the meeting (an observation) and stop sending it."""
+        error = f"{refused.status} {refused.code}: {refused.message}"
+        self.outbox.finish(key, "refused", iso(self.clock()), error=error[:500])
+        self.report.refused[write["key"]] = _described(write, error)
+        self.report.failed.pop(write["key"], None)
+        payload = refused_payload(write, write_digest(write), refused.status, refused.code,
+                                  refused.message, refused.fields)
+        self._record_lines([envelope("write.refused", iso(self.clock()), payload)],
+                           f"result:{write['target']}")
 
     def _perform(self, write: dict[str, Any], recovering: bool
                  ) -> tuple[list[bytes], dict[str, Any]]:
@@ -364,6 +396,10 @@ class SyncCycle:
     def _graph_body(self, fields: dict[str, Any]) -> dict[str, Any]:
         return graph_wire.observation_fields_to_graph(
             fields, marker_property=self.config.exchange_marker_property)
+
+
+def _described(write: dict[str, Any], error: str | None) -> str:
+    return f"{write['target']} {write['op']} {write.get('id') or write['key']}: {error or ''}"
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

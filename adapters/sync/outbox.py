@@ -8,7 +8,9 @@ for creates the executor first looks for the object by its cross-reference
 marker before creating again; updates, category writes and deletes are
 idempotent and are simply sent again. A row still ``sending`` or ``failed``
 whose write has left the plan (the calendars show its effect: the process died
-after writing) is closed as ``settled`` at the end of the cycle.
+after writing) is closed as ``settled`` at the end of the cycle. A ``refused``
+row (the API answered with an error code, ``adapters.sync.refusals``) is not
+sent again: the same write has the same key, a changed write gets a new one.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ DDL = ("CREATE TABLE IF NOT EXISTS {p}outbox (key TEXT PRIMARY KEY, write_key TE
 @dataclass(frozen=True)
 class Entry:
     key: str
-    state: str  # sending | done | failed | settled
+    state: str  # sending | done | failed | refused | settled
     result: dict[str, Any] | None
     attempts: int
+    error: str | None = None
 
 
 def outbox_key(write: dict[str, Any]) -> str:
@@ -48,12 +51,13 @@ class Outbox:
         store.execute(DDL)
 
     def get(self, key: str) -> Entry | None:
-        rows = self.store.query("SELECT key, state, result, attempts FROM {p}outbox WHERE key = ?",
-                                (key,))
+        rows = self.store.query("SELECT key, state, result, attempts, error FROM {p}outbox "
+                                "WHERE key = ?", (key,))
         if not rows:
             return None
-        k, state, result, attempts = rows[0]
-        return Entry(str(k), str(state), orjson.loads(result) if result else None, int(attempts))
+        k, state, result, attempts, error = rows[0]
+        return Entry(str(k), str(state), orjson.loads(result) if result else None, int(attempts),
+                     str(error) if error is not None else None)
 
     def sending(self, key: str, write: dict[str, Any], meeting_id: str, now: str) -> None:
         self.store.execute("INSERT INTO {p}outbox (key, write_key, meeting_id, target, op, "
@@ -72,7 +76,8 @@ class Outbox:
 
     def settle_absent(self, pending: set[str], now: str, *, target: str | None = None,
                       mailbox: str | None = None) -> int:
-        """Entries left ``sending`` or ``failed`` whose write the plan no longer holds.
+        """Entries left ``sending``, ``failed`` or ``refused`` whose write the plan no
+        longer holds.
 
         The calendars already show their effect (a process died after writing,
         or someone else did it), so they are closed as ``settled``, not retried.
@@ -80,7 +85,7 @@ class Outbox:
         never closes a write another job is sending right now.
         """
         open_rows = self.store.query("SELECT key, write_key, target, request FROM {p}outbox "
-                                     "WHERE state IN ('sending', 'failed')")
+                                     "WHERE state IN ('sending', 'failed', 'refused')")
         gone = [str(k) for k, write_key, row_target, request in open_rows
                 if write_key not in pending
                 and (target is None or row_target == target)
