@@ -312,16 +312,28 @@ class Ledger:
         except InputError as exc:
             self._quarantine(item, exc, batch, result)
             return
+        except Exception as exc:  # poison: quarantine this observation, go on with the rest
+            self._quarantine(item, InputError(f"could not be routed: {type(exc).__name__}: "
+                                              f"{exc}", line_no=item.line_no,
+                                              item_id=_item_id(obs)), batch, result)
+            return
         if mid is None:
             result.ignored += 1
             return
-        meeting = self._load(mid, batch, obs)
+        try:
+            meeting = self._load(mid, batch, obs)
+        except Exception as exc:  # poison: quarantine this observation, go on with the rest
+            self._quarantine(item, InputError(f"could not be loaded: {type(exc).__name__}: "
+                                              f"{exc}", line_no=item.line_no,
+                                              item_id=_item_id(obs)), batch, result)
+            return
         before = len(meeting.pending_events)
         try:
             recorded = meeting.observe(obs, self.settings(), item.record)
         except Exception as exc:  # a payload the rules cannot read: keep it, go on
             self._forget(meeting, batch)
-            self._quarantine(item, InputError(f"could not be decided: {exc!r}",
+            self._quarantine(item, InputError(f"could not be decided: {type(exc).__name__}: "
+                                              f"{exc}",
                                               line_no=item.line_no, item_id=_item_id(obs)),
                              batch, result)
             return

@@ -149,6 +149,14 @@ QUARANTINE_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS {i}quarantine_line"
                   " ON {p}quarantine (source, digest)")
 
 
+def _storable(value: str | None) -> str | None:
+    """Text as both stores hold it: a quarantine row describes input that may carry
+    NUL or unpaired surrogates (PostgreSQL text refuses both), so those are escaped."""
+    if value is None or value.isprintable():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def line_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
@@ -174,8 +182,10 @@ class _SideTables:
         if side.keys:
             cursor.executemany(self.upsert_key, sorted(side.keys.items()))
         if side.quarantine:
-            cursor.executemany(self.insert_quarantine,
-                               [(*row, line_digest(row[5])) for row in side.quarantine])
+            cursor.executemany(self.insert_quarantine, [
+                (_storable(row[0]), row[1], _storable(row[2]), _storable(row[3]),
+                 _storable(row[4]), row[5], _storable(row[6]), line_digest(row[5]))
+                for row in side.quarantine])
         if side.checkpoints:
             cursor.executemany(self.upsert_checkpoint, sorted(side.checkpoints.items()))
 

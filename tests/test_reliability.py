@@ -94,3 +94,34 @@ def test_snapshot_round_trip_through_the_store_keeps_removals(store: Store, tmp_
     assert isinstance(restored, Meeting)
     assert restored.removals[f"{ALICE}|{_graph_id(ALICE, 'gone')}"]["reason"] == "deleted"
     orjson.dumps(restored.removals)  # JSON-native, as snapshots are stored
+
+
+def test_malformed_corpus_every_line_quarantined_naming_its_field(store: Store, tmp_path: Path
+                                                                   ) -> None:
+    """Wrong types, unstorable text and out-of-range years, on both stores."""
+    from tests.malformed_corpus import run_corpus
+
+    report = run_corpus(store, tmp_path)
+    assert report["controls_quarantined"] == 0 and report["controls"] == 7
+    assert report["accepted_wrongly"] == []
+    assert report["quarantined_other_field"] == []
+    assert report["quarantined_right_field"] == report["tried"] > 100
+
+
+def test_a_far_future_time_quarantines_one_line_and_saves_the_rest(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    org = org_with_settings()
+    org.graph(1, ALICE, _item(1, "2026-11-19T08:00:00Z"))
+    lines = org.jsonl().splitlines()
+    bad = orjson.loads(lines[1])
+    bad["observed_at"] = "9999-12-31T23:59:59-14:00"
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b"\n".join([lines[0], orjson.dumps(bad), lines[1]]) + b"\n")
+    assert main(["ingest", str(feed), "--db", store_url]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "observed_at" in err
+    store = Store.open(store_url)
+    try:
+        assert meeting_of(store, ical_key(_ical("gone"))).items
+    finally:
+        store.close()

@@ -11,6 +11,7 @@ line, so one bad line never costs the rest of the file.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from adapters.graph import ids as graph_ids
 from adapters.graph import wire as graph_wire
 from adapters.salesforce import ids as salesforce_ids
 from adapters.salesforce import wire as salesforce_wire
-from adapters.wire import WireError, kind_of, parse_instant
+from adapters.wire import WireError, checked_text, kind_of, parse_instant
 from ledger.observations import Observation, SettingsChanged, SidebarSave, WriteRefused
 from ledger.settings import SettingsError, validate_changes
 
@@ -53,7 +54,11 @@ def envelope(kind: str, observed_at: str, payload: Any, *, mailbox: str | None =
     line["payload"] = payload
     if relations is not None:
         line["relations"] = relations
-    return orjson.dumps(line)
+    try:
+        return orjson.dumps(line)
+    except orjson.JSONEncodeError:  # text orjson will not write (an unpaired surrogate):
+        # escaped as JSON allows, so the line is recorded and then quarantined naming it
+        return json.dumps(line, ensure_ascii=True).encode()
 
 
 def _mailbox(line: dict[str, Any]) -> str:
@@ -62,7 +67,11 @@ def _mailbox(line: dict[str, Any]) -> str:
         raise FeedError(f"{line['kind']} needs 'mailbox', the mailbox owner's email address "
                         f"(got {mailbox!r})", field="mailbox",
                         item_id=_payload_id(line.get("payload")))
-    return mailbox.lower()
+    try:
+        return checked_text(mailbox, "mailbox", is_id=True).lower()
+    except WireError as exc:
+        raise FeedError(str(exc), field="mailbox",
+                        item_id=_payload_id(line.get("payload"))) from None
 
 
 def _payload_id(payload: Any) -> str | None:
@@ -179,10 +188,17 @@ def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation
             return _refused(payload, observed_at)
         return _settings(payload, observed_at)
     except WireError as exc:
-        field = exc.field if exc.field.startswith("relations") else f"payload.{exc.field}"
+        field = exc.field if exc.field.startswith("relations") or exc.field == "payload" \
+            else f"payload.{exc.field}"
         raise FeedError(f"{kind} {exc.item_id or _payload_id(payload) or ''}: {field}: "
                         f"{str(exc).partition(': ')[2]}".replace("  ", " "),
                         field=field, item_id=exc.item_id or _payload_id(payload)) from None
+    except FeedError:
+        raise
+    except Exception as exc:  # poison: a payload no check foresaw stops only its own line
+        raise FeedError(f"{kind} {_payload_id(payload) or ''}: could not be read: "
+                        f"{type(exc).__name__}: {exc}".replace("  ", " "),
+                        item_id=_payload_id(payload)) from None
 
 
 def parse_line(line: bytes, markers: Markers = DEFAULT_MARKERS) -> Observation:
@@ -190,10 +206,40 @@ def parse_line(line: bytes, markers: Markers = DEFAULT_MARKERS) -> Observation:
     try:
         decoded = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        bad = _unstorable_text(line)
+        if bad is not None:
+            raise FeedError(f"{bad}: contains an unpaired surrogate (\\ud800-\\udfff alone "
+                            "is not text)", field=bad) from None
         hint = " (the line is cut short: truncated file?)" if "unexpected end" in str(exc) \
             .lower() or not line.rstrip().endswith(b"}") else ""
         raise FeedError(f"not JSON{hint}: {exc}") from None
     return parse_envelope(decoded, markers)
+
+
+def _unstorable_text(line: bytes) -> str | None:
+    """Where a line orjson refused holds an unpaired surrogate, if that was why
+    (the standard library's parser accepts them, so it can point at the field)."""
+    try:
+        decoded = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+    def walk(value: Any, at: str) -> str | None:
+        if isinstance(value, str):
+            return at if any("\ud800" <= c <= "\udfff" for c in value) else None
+        if isinstance(value, dict):
+            for key, item in value.items():
+                found = walk(key, at) or walk(item, f"{at}.{key}" if at else str(key))
+                if found:
+                    return found
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                found = walk(item, f"{at}[{i}]")
+                if found:
+                    return found
+        return None
+
+    return walk(decoded, "")
 
 
 def read_feed(path: Path) -> Iterator[tuple[int, bytes, Observation | FeedError]]:

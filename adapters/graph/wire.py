@@ -21,7 +21,18 @@ import orjson
 from adapters.graph.body import html_to_text
 from adapters.graph.ids import checked_id
 from adapters.salesforce.ids import checked_event_id
-from adapters.wire import WireError, flag, kind_of, parse_instant, text, utc_iso
+from adapters.wire import (
+    WireError,
+    checked_utc,
+    flag,
+    integer,
+    kind_of,
+    obj,
+    opt_text,
+    parse_instant,
+    strings,
+    text,
+)
 from ledger.observations import Attendee, ExchangeItemGone, ExchangeItemSeen, ItemType
 from ledger.recurrence import is_classic, local, mask_days, month_number
 from ledger.timezones import to_iana, to_windows
@@ -75,7 +86,7 @@ def parse_date_time_zone(value: Any, field: str, item_id: str | None) -> str:
         if zone is None:
             raise WireError(f"{field}.timeZone", f"unknown time zone {zone_name!r}", item_id)
         parsed = parsed.replace(tzinfo=zone)
-    return utc_iso(parsed)
+    return checked_utc(parsed, f"{field}.dateTime", item_id)
 
 
 def _email(value: Any, field: str, item_id: str | None) -> tuple[str, str]:
@@ -85,10 +96,8 @@ def _email(value: Any, field: str, item_id: str | None) -> tuple[str, str]:
     address = value.get("emailAddress") if isinstance(value, dict) else None
     if not isinstance(address, dict):
         raise WireError(field, "expected {emailAddress: {address, name}}", item_id)
-    email, name = address.get("address") or "", address.get("name") or ""
-    if not isinstance(email, str) or not isinstance(name, str):
-        raise WireError(f"{field}.emailAddress", "address and name must be strings", item_id)
-    return email.lower(), name
+    at = f"{field}.emailAddress"
+    return text(address, "address", item_id, at=at).lower(), text(address, "name", item_id, at=at)
 
 
 def content_version(payload: dict[str, Any]) -> str:
@@ -132,38 +141,42 @@ def _recurrence(value: Any, item_id: str | None) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise WireError("recurrence", f"expected an object, got {kind_of(value)}", item_id)
-    pattern, range_ = value.get("pattern") or {}, value.get("range") or {}
-    if not isinstance(pattern, dict) or not isinstance(range_, dict):
-        raise WireError("recurrence", "pattern and range must be objects", item_id)
-    end_date = range_.get("endDate")
-    if range_.get("type") != "endDate" or end_date in (None, "", _NO_DATE):
+    pattern = obj(value, "pattern", item_id, at="recurrence") or {}
+    range_ = obj(value, "range", item_id, at="recurrence") or {}
+    p, r = "recurrence.pattern", "recurrence.range"
+    range_type = opt_text(range_, "type", item_id, at=r)
+    end_date = opt_text(range_, "endDate", item_id, at=r)
+    if range_type != "endDate" or end_date in (None, "", _NO_DATE):
         end_date = None
-    start_date = range_.get("startDate")
-    for name, day in (("recurrence.range.startDate", start_date),
-                      ("recurrence.range.endDate", end_date)):
+    start_date = opt_text(range_, "startDate", item_id, at=r)
+    for name, day in ((f"{r}.startDate", start_date), (f"{r}.endDate", end_date)):
         if day is not None and day != _NO_DATE:
             try:
-                date.fromisoformat(str(day))
+                date.fromisoformat(day)
             except ValueError:
                 raise WireError(name, f"{day!r} is not a date", item_id) from None
     return {
-        "type": pattern.get("type"), "interval": pattern.get("interval") or 1,
-        "days_of_week": list(pattern.get("daysOfWeek") or []),
-        "day_of_month": pattern.get("dayOfMonth") or None,
-        "month": pattern.get("month") or None, "index": pattern.get("index"),
-        "first_day_of_week": pattern.get("firstDayOfWeek"),
-        "range": range_.get("type"), "start_date": start_date, "end_date": end_date,
-        "occurrences": range_.get("numberOfOccurrences") or None,
-        "time_zone": range_.get("recurrenceTimeZone") or None,
+        "type": opt_text(pattern, "type", item_id, at=p),
+        "interval": integer(pattern, "interval", item_id, at=p) or 1,
+        "days_of_week": strings(pattern, "daysOfWeek", item_id, at=p),
+        "day_of_month": integer(pattern, "dayOfMonth", item_id, at=p) or None,
+        "month": integer(pattern, "month", item_id, at=p) or None,
+        "index": opt_text(pattern, "index", item_id, at=p),
+        "first_day_of_week": opt_text(pattern, "firstDayOfWeek", item_id, at=p),
+        "range": range_type, "start_date": start_date, "end_date": end_date,
+        "occurrences": integer(range_, "numberOfOccurrences", item_id, at=r) or None,
+        "time_zone": opt_text(range_, "recurrenceTimeZone", item_id, at=r),
     }
 
 
 def _body_text(body: Any, item_id: str | None) -> str:
     """The item's body as plain text (HTML converted here, so the ledger records text)."""
-    if not isinstance(body, dict):
+    if body is None:
         return ""
-    content = text(body, "content", item_id)
-    kind = body.get("contentType") or "html"
+    if not isinstance(body, dict):
+        raise WireError("body", f"expected an object (itemBody), got {kind_of(body)}", item_id)
+    content = text(body, "content", item_id, at="body")
+    kind = text(body, "contentType", item_id, at="body") or "html"
     if kind not in BODY_TYPES:
         raise WireError("body.contentType", f"expected text or html, got {kind!r}", item_id)
     return html_to_text(content) if kind == "html" else content
@@ -179,10 +192,13 @@ def to_observation(
     mailbox = mailbox.lower()
     removed = payload.get("@removed")
     if removed is not None:
-        reason = removed.get("reason") if isinstance(removed, dict) else None
+        if not isinstance(removed, dict):
+            raise WireError("@removed", f"expected an object {{reason}}, got {kind_of(removed)}",
+                            item_id)
+        reason = text(removed, "reason", item_id, at="@removed")
         return ExchangeItemGone(observed_at=observed_at, mailbox=mailbox, item_id=item_id,
                                 reason=REMOVAL_REASONS.get(str(reason), "not-visible"))
-    graph_type = payload.get("type") or "singleInstance"
+    graph_type = text(payload, "type", item_id) or "singleInstance"
     item_type = ITEM_TYPES.get(graph_type)
     if item_type is None:
         raise WireError("type", f"unknown event type {graph_type!r} (expected one of "
@@ -195,9 +211,7 @@ def to_observation(
         master_id = checked_id(master_id, "seriesMasterId", item_id)
     else:
         master_id = None
-    ical_uid = payload.get("iCalUId")
-    if ical_uid is not None and not isinstance(ical_uid, str):
-        raise WireError("iCalUId", f"expected a string, got {kind_of(ical_uid)}", item_id)
+    ical_uid = text(payload, "iCalUId", item_id, is_id=True)
     if not ical_uid and item_type in ("single", "master"):
         raise WireError("iCalUId", "missing: the meeting is keyed by it (select it with "
                                    "$select or read the full event)", item_id)
@@ -214,16 +228,17 @@ def to_observation(
         raise WireError("attendees", "expected a list", item_id)
     attendees = []
     for i, raw in enumerate(attendees_raw):
+        if not isinstance(raw, dict):
+            raise WireError(f"attendees[{i}]", f"expected an attendee object, got "
+                                               f"{kind_of(raw)}", item_id)
         email, name = _email(raw, f"attendees[{i}]", item_id)
-        status = raw.get("status") if isinstance(raw, dict) else None
-        response = status.get("response") if isinstance(status, dict) else None
-        attendees.append(Attendee(email=email, response=str(response or "none"), name=name))
-    body = payload.get("body") or {}
-    location = payload.get("location") or {}
-    categories = payload.get("categories") or []
-    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-        raise WireError("categories", "expected a list of strings", item_id)
-    zone = payload.get("originalStartTimeZone")
+        status = obj(raw, "status", item_id, at=f"attendees[{i}]") or {}
+        response = text(status, "response", item_id, at=f"attendees[{i}].status")
+        attendees.append(Attendee(email=email, response=response or "none", name=name))
+    body = payload.get("body")
+    location = obj(payload, "location", item_id) or {}
+    categories = strings(payload, "categories", item_id)
+    zone = opt_text(payload, "originalStartTimeZone", item_id)
     recurrence = _recurrence(payload.get("recurrence"), item_id)
     if not zone and recurrence is not None:
         zone = recurrence["time_zone"]
@@ -239,7 +254,7 @@ def to_observation(
                        if last_modified is not None else None),
         subject=text(payload, "subject", item_id),
         body=_body_text(body, item_id),
-        location=text(location, "displayName", item_id) if isinstance(location, dict) else "",
+        location=text(location, "displayName", item_id, at="location"),
         start=start, end=end,
         is_all_day=flag(payload, "isAllDay", item_id, False),
         sensitivity=text(payload, "sensitivity", item_id, "normal"),

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id, is_id
-from adapters.wire import WireError, flag, parse_instant, text
+from adapters.wire import WireError, flag, integer, opt_text, parse_instant, text
 from ledger.observations import Invitee, SalesforceEventGone, SalesforceEventSeen
 from ledger.recurrence import DAY_NAMES, GRAPH_TYPES, MONTHS, is_classic, local
 
@@ -42,17 +42,24 @@ def _time(record: dict[str, Any], field: str, item_id: str | None) -> str | None
     return None if value is None else parse_instant(value, field, item_id)
 
 
+#: Classic recurrence fields that are numbers (the others are text; the start a time).
+_CLASSIC_NUMBERS = frozenset({"RecurrenceInterval", "RecurrenceDayOfWeekMask",
+                              "RecurrenceDayOfMonth"})
+
+
 def _recurrence(record: dict[str, Any], item_id: str | None) -> dict[str, Any] | None:
-    if record.get("IsRecurrence2"):
-        pattern = record.get("Recurrence2PatternText")
-        if pattern is not None and not isinstance(pattern, str):
-            raise WireError("Recurrence2PatternText", "expected an RRULE string", item_id)
-        return {"rrule": pattern}
-    if not record.get("IsRecurrence"):
+    if flag(record, "IsRecurrence2", item_id):
+        return {"rrule": opt_text(record, "Recurrence2PatternText", item_id)}
+    if not flag(record, "IsRecurrence", item_id):
         return None
-    out = {name: record.get(field) for field, name in CLASSIC_RECURRENCE.items()}
-    if out["start"] is not None:
-        out["start"] = parse_instant(out["start"], "RecurrenceStartDateTime", item_id)
+    out: dict[str, Any] = {}
+    for field, name in CLASSIC_RECURRENCE.items():
+        if field == "RecurrenceStartDateTime":
+            out[name] = _time(record, field, item_id)
+        elif field in _CLASSIC_NUMBERS:
+            out[name] = integer(record, field, item_id)
+        else:
+            out[name] = opt_text(record, field, item_id)
     return out
 
 
@@ -81,14 +88,16 @@ def to_observation(
                 if rel.get(name) not in (None, ""):
                     checked_id(rel[name], f"relations[{i}].{name}", item_id,
                                prefix=EVENT_PREFIX if name == "EventId" else None)
-            if rel.get("IsWhat"):
+            if flag(rel, "IsWhat", item_id, at=f"relations[{i}]"):
                 continue  # a "related to" record, not a person
             found.append(Invitee(relation_id=checked_id(rel.get("RelationId"),
                                                         f"relations[{i}].RelationId", item_id),
-                                 status=str(rel.get("Status") or "New"),
-                                 is_invitee=bool(rel.get("IsInvitee", True))))
+                                 status=text(rel, "Status", item_id, "New",
+                                             at=f"relations[{i}]"),
+                                 is_invitee=flag(rel, "IsInvitee", item_id, True,
+                                                 at=f"relations[{i}]")))
         invitees = tuple(found)
-    marker = record.get(marker_field)
+    marker = opt_text(record, marker_field, item_id, is_id=True)
     return SalesforceEventSeen(
         observed_at=observed_at, event_id=event_id,
         series_id=series if series and series != event_id and not is_master else None,
@@ -105,7 +114,7 @@ def to_observation(
         is_all_day=flag(record, "IsAllDayEvent", item_id),
         is_private=flag(record, "IsPrivate", item_id),
         time_zone=text(record, "RecurrenceTimeZoneSidKey", item_id) or None,
-        ical_marker=marker if isinstance(marker, str) and marker else None,
+        ical_marker=marker,
         invitees=invitees,
     )
 
