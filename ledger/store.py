@@ -15,9 +15,9 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -79,6 +79,13 @@ class StoreURLError(ValueError):
     """A ``--db`` value that names no store we can open."""
 
 
+class NoLedgerError(LookupError):
+    """A store opened for reading holds no ledger (no file, or no event table in the schema).
+
+    Reading never creates one: a query against a mistyped path or schema must say so, not
+    answer "no rows" from a ledger it just made."""
+
+
 @dataclass(frozen=True)
 class StoreURL:
     kind: str  # "sqlite" | "postgresql"
@@ -89,6 +96,8 @@ class StoreURL:
     password: str = ""
     dbname: str = "test"
     schema: str = ""
+    #: Open for reading only: SQLite ``mode=ro``, no tables or schema created on either store.
+    read_only: bool = False
 
     @classmethod
     def parse(cls, value: str | None) -> StoreURL:
@@ -115,12 +124,26 @@ class StoreURL:
                                 "postgresql://USER@HOST:PORT/DB[?schema=NAME]")
         return cls(kind="sqlite", path=value)
 
+    def reading(self) -> StoreURL:
+        """The same store, opened for reading only."""
+        return replace(self, read_only=True)
+
+    @property
+    def sqlite_name(self) -> str:
+        """What ``sqlite3.connect(..., uri=True)`` opens: the path, or a ``mode=ro`` URI."""
+        if not self.read_only or self.path == ":memory:" or self.path.startswith("file:"):
+            return self.path
+        return f"file:{quote(os.path.abspath(self.path))}?mode=ro"
+
     def env(self) -> dict[str, str]:
+        create = {"CREATE_TABLE": "n"} if self.read_only else {}
         if self.kind == "sqlite":
             return {"PERSISTENCE_MODULE": get_topic(LedgerSQLiteFactory),
-                    "SQLITE_DBNAME": self.path, "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT),
-                    "APPLICATION_RECORDER_TOPIC": get_topic(LedgerSQLiteRecorder)}
-        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": self.dbname,
+                    "SQLITE_DBNAME": self.sqlite_name,
+                    "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT),
+                    "APPLICATION_RECORDER_TOPIC": get_topic(LedgerSQLiteRecorder), **create}
+        return {**create, "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": self.dbname,
                 "POSTGRES_HOST": self.host, "POSTGRES_PORT": str(self.port),
                 "POSTGRES_USER": self.user, "POSTGRES_PASSWORD": self.password,
                 "POSTGRES_SCHEMA": self.schema or "public",
@@ -353,12 +376,30 @@ def ensure_postgres_schema(url: StoreURL) -> None:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"'.encode())
 
 
+def ledger_exists(url: StoreURL) -> bool:
+    """Whether the store holds a ledger, found without creating anything."""
+    if url.kind == "sqlite":
+        return url.path == ":memory:" or os.path.isfile(url.path)
+    import psycopg
+
+    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SELECT to_regclass(%s)",
+                           (f'"{url.schema or "public"}"."{LedgerApp.name.lower()}_events"',)
+                           ).fetchone()
+    return row is not None and row[0] is not None
+
+
 class Store:
     """The ledger's database: events, side tables, and the queries intake needs."""
 
     def __init__(self, url: StoreURL) -> None:
         self.url = url
-        ensure_postgres_schema(url)
+        if url.read_only:
+            if not ledger_exists(url):
+                raise NoLedgerError(f"no ledger at {url}")
+        else:
+            ensure_postgres_schema(url)
         self.app = LedgerApp(env=url.env())
         self.recorder = self.app.recorder
         self.rows = cast(_RowRecorder, self.recorder)

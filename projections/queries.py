@@ -26,7 +26,10 @@ T = TypeVar("T")
 
 
 def _answer(store: Store, name: str, read: Callable[[Connection], T]) -> T:
-    runner.catch_up(store, [name])
+    if store.url.read_only:  # nothing may be written: the read model as it stands
+        runner.require_built(store, [name])
+    else:
+        runner.catch_up(store, [name])
     with runner.reading(store) as conn:
         return read(conn)
 

@@ -118,7 +118,7 @@ def _make_engine(url: StoreURL) -> Engine:
                          "in-memory SQLite database cannot be opened a second time")
     import sqlite3
 
-    path = url.path
+    path = url.sqlite_name  # a ``mode=ro`` URI when the store is opened for reading only
 
     def connect() -> sqlite3.Connection:
         # Same flags as the event store's own connections (``uri`` names allowed).
@@ -380,6 +380,22 @@ def drop(store: Store, names: Iterable[str] | None = None) -> None:
         metadata.drop_all(conn, tables=tables_of(chosen), checkfirst=True)
         if _has_table(conn, tracking.name):
             conn.execute(tracking.delete().where(tracking.c.name.in_(chosen)))
+
+
+class NotBuilt(LookupError):
+    """A read-only ledger whose read models were never built (nothing may be written)."""
+
+
+def require_built(store: Store, names: Iterable[str]) -> int:
+    """For a store opened read-only: the read models must exist as they stand; returns how
+    many log events they are behind (they cannot be caught up without writing)."""
+    chosen = selected(names)
+    done = positions(store)
+    missing = [n for n in chosen if n not in done]
+    if missing:
+        raise NotBuilt(f"the read model {', '.join(missing)} was never built in this "
+                       "read-only ledger (run 'syncledger project' where it can be written)")
+    return max(0, store.max_position() - min(done[n] for n in chosen))
 
 
 def positions(store: Store) -> dict[str, int]:

@@ -6,9 +6,20 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from adapters.cli import render
-from adapters.cli.common import EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    command,
+    emit_json,
+    emit_rows,
+    list_options,
+    one_of,
+    open_store,
+)
 from adapters.progress import Progress
 from ledger.store import Store
 
@@ -41,6 +52,20 @@ KINDS = {
     "plan": "operation: create, update, delete, set-categories",
     "analytics": "with --daily: observation, issue or conflict kind",
 }
+#: The values each --kind filter knows (a typo is refused, not answered with "no rows").
+#: Rule ids are also read from the ledger, so a rule added later is accepted too.
+KNOWN_KINDS: dict[str, tuple[str, ...]] = {
+    "mapping": ("single", "master", "occurrence", "exception"),
+    "conflicts": ("attendee-before-organizer",),
+    "issues": ("attendee-before-organizer", "lightning-recurrence", "organizer-not-user",
+               "private-item", "recurrence-conversion", "recurring-all-day",
+               "series-master-overwrite", "series-master-update", "unsupported-time-zone"),
+    "plan": ("create", "update", "delete", "set-categories"),
+}
+#: Sync states, one name each, everywhere (analytics, explain, demo, status).
+SYNC_STATES = ("synced", "pending", "not-synced", "conflict")
+#: The BI tables: --csv prints these.
+CSV_VIEWS = frozenset({"analytics", "mapping"})
 
 
 def _query_args(name: str) -> Callable[[argparse.ArgumentParser], None]:
@@ -48,41 +73,70 @@ def _query_args(name: str) -> Callable[[argparse.ArgumentParser], None]:
         p.add_argument("--mailbox", help="only rows of this mailbox (an email address)")
         p.add_argument("--kind", help=KINDS[name])
         if name in ("conflicts", "issues", "analytics"):
-            choices = ["synced", "pending", "not-synced", "conflict"] \
-                if name == "analytics" else ["open", "resolved"]
+            choices = list(SYNC_STATES) if name == "analytics" else ["open", "resolved"]
             p.add_argument("--state", choices=choices, help="only rows in this state")
         if name == "analytics":
             p.add_argument("--daily", action="store_true",
                            help="daily counts of observations, issues and conflicts by kind "
                                 "and mailbox instead (columns day, source, kind, mailbox, "
                                 "count; --kind filters on kind)")
+        list_options(p, csv=name in CSV_VIEWS)
         p.add_argument("--json", action="store_true",
                        help="an array of objects with snake_case keys, for scripts")
     return add
+
+
+def _check_kind(name: str, kind: str | None, rows: list[dict[str, Any]], key: str) -> None:
+    """Refuse a --kind nobody knows (close matches named); the ledger's own values count."""
+    if kind is None:
+        return
+    known = {*KNOWN_KINDS.get(name, ()), *(str(r[key]) for r in rows if r.get(key))}
+    if kind not in known:
+        try:
+            one_of(known, "kind")(kind)
+        except argparse.ArgumentTypeError as exc:
+            raise CliError(f"--kind: {exc}", EXIT_USAGE) from None
 
 
 def _run_query(args: argparse.Namespace, name: str) -> int:
     from projections import queries
 
     daily = bool(getattr(args, "daily", False))
-    shown = DAILY if daily else SHOWN[name]
+    shown, every = (DAILY, DAILY) if daily else (SHOWN[name], COLUMNS[name])
+    if name == "analytics" and not daily and args.kind is not None:
+        raise CliError("--kind applies to --daily only (meetings: --state)", EXIT_USAGE)
     store = open_store(args)
     try:
-        rows = queries.read_model(store, name, mailbox=args.mailbox, kind=args.kind,
-                                  state=getattr(args, "state", None), daily=daily)
+        _warn_if_stale(store, name)
+
+        def read(kind: str | None) -> list[dict[str, Any]]:
+            return queries.read_model(store, name, mailbox=args.mailbox, kind=kind,
+                                      state=getattr(args, "state", None), daily=daily)
+
+        rows = read(None)
+        if args.kind is not None:
+            _check_kind(name, args.kind, rows, "op" if name == "plan" else "kind")
+            rows = read(args.kind)
     except ValueError as exc:
-        print(f"syncledger {name}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(str(exc), EXIT_USAGE) from exc
     finally:
         store.close()
-    if args.json:
-        emit_json(rows)
-    elif rows:
-        print(render.table(rows, shown))
-        print(f"\n{len(rows)} row(s); --json for every column")
-    else:
-        print(f"no {name} rows")
-    return EXIT_OK
+    return emit_rows(args, rows, shown, every=every, noun=f"{name} rows")
+
+
+def _warn_if_stale(store: Store, name: str) -> None:
+    """A read-only ledger's read models cannot be caught up: say how far behind they are."""
+    from projections import runner
+
+    if store.url.read_only:
+        view = "analytics" if name == "analytics" else name
+        try:
+            behind = runner.require_built(store, [view])
+        except runner.NotBuilt as exc:
+            raise CliError(str(exc), EXIT_FAILED) from exc
+        if behind:
+            print(f"syncledger {name}: read-only ledger: {name} shown as it stands, "
+                  f"{behind:,} event(s) behind the log", file=sys.stderr)
 
 
 def _register(name: str, help_text: str) -> None:
@@ -108,7 +162,7 @@ def _applied(args: argparse.Namespace, label: str,
     """Run a catch-up or rebuild with a progress bar, then say what each projection applied."""
     from projections import runner
 
-    store = open_store(args)
+    store = open_store(args, writes=True)
     try:
         bar = Progress(label, total=store.max_position() or None)
         applied = work(store, lambda done, head: bar.update(done))
