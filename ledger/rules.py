@@ -48,9 +48,9 @@ from ledger.observations import (
     SidebarSave,
     WriteRefused,
 )
-from ledger.recurrence import classic_plan
+from ledger.recurrence import classic_plan, is_classic, last_date
 from ledger.settings import OrgSettings
-from ledger.timezones import salesforce_zone
+from ledger.timezones import salesforce_zone, to_iana
 from ledger.writes import write_item_key
 
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
@@ -84,7 +84,10 @@ def auto_save_applies(item: dict[str, Any], observed_at: str, settings: OrgSetti
     start = parse_time(item["start"])
     recurrence = item.get("recurrence")
     if recurrence and item["item_type"] == "master":
-        end_date = recurrence.get("end_date")
+        # the last occurrence's date: a numbered range's comes from expanding it (rrule)
+        last = last_date(recurrence, item["start"], to_iana(item["time_zone"] or "UTC")) \
+            if not is_classic(recurrence) else None
+        end_date = last.isoformat() if last else recurrence.get("end_date")
         ends_after = end_date is None or parse_time(end_date + "T23:59:59Z") >= now - AUTO_SAVE_PAST
         return start <= now + AUTO_SAVE_AHEAD and ends_after
     return now - AUTO_SAVE_PAST <= start <= now + AUTO_SAVE_AHEAD

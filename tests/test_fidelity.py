@@ -168,3 +168,17 @@ def test_every_pattern_is_capped_where_salesforce_caps_it(rec: dict[str, object]
 def test_patterns_classic_cannot_hold_are_problems(rec: dict[str, object], why: str) -> None:
     plan = classic_plan({**weekly(), **rec}, START, "America/Los_Angeles")
     assert plan.end_date is None and why in str(plan.problem)
+
+
+def test_auto_save_knows_when_a_numbered_series_ended() -> None:
+    from ledger.rules import auto_save_applies
+    from ledger.settings import OrgSettings
+
+    settings = OrgSettings().applied({"product_users": {"a@x.com": "005000000000001AAA"}})
+    master = {"is_organizer": True, "mailbox": "a@x.com", "item_type": "master",
+              "start": START, "time_zone": "Pacific Standard Time",
+              "recurrence": weekly(range="numbered", occurrences=3)}  # last: 2026-11-16
+    assert auto_save_applies(master, "2026-11-20T09:00:00Z", settings)
+    assert not auto_save_applies(master, "2026-12-05T09:00:00Z", settings)
+    endless = {**master, "recurrence": weekly()}
+    assert auto_save_applies(endless, "2026-12-05T09:00:00Z", settings)

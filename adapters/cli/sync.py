@@ -51,7 +51,9 @@ def _step(text: str) -> None:
     print(f"sync: {text}", file=sys.stderr, flush=True)
 
 
-@command("sync", "pull both calendars, record, and write what the plan calls for (one cycle)",
+@command("sync", "pull both calendars, record, and write what the plan calls for (one cycle); "
+         "exit 1 when a write failed, 0 when writes were only refused by the API (refused "
+         "writes become write-refused sync issues and are not retried until the item changes)",
          _sync_args)
 def cmd_sync(args: argparse.Namespace) -> int:
     if args.sandbox:
