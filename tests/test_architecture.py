@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ledger", "projections", "adapters")
 #: Who may import whom, folder by folder: adapters -> projections -> ledger.
 LAYERS = {"ledger": set(), "projections": {"ledger"}, "adapters": {"projections", "ledger"}}
-#: The only production modules that may reach the sandbox (the demo, ``sync --sandbox``).
-SANDBOX_USERS = {"adapters.cli.demo", "adapters.cli.sync"}
+#: The only production modules that may reach the sandbox (the demo, ``sync --sandbox``,
+#: ``run --sandbox``).
+SANDBOX_USERS = {"adapters.cli.demo", "adapters.cli.sync", "adapters.cli.service"}  # run --sandbox
 #: Libraries that reach a disk, a server or the network. In ``ledger/`` only the event
 #: store opens the database (STYLE.md: "store.py (opening the event store)").
 IO_MODULES = ("socket", "requests", "urllib.request", "http", "subprocess", "sqlite3",

@@ -132,3 +132,27 @@ class SandboxCloud:
         """The add-in's queue of explicit saves, emptied (a sync consumes them once)."""
         saves, self.pending_saves = self.pending_saves, []
         return saves
+
+    def write_config(self, path: Path) -> dict[str, str]:
+        """The config as a TOML file at ``path`` plus the secrets as environment variables,
+        for processes of their own (``syncledger worker``) pointed at these emulators."""
+        config = self.config()
+        users = ", ".join(f'"{k}" = "{v}"' for k, v in sorted(config.org["product_users"].items()))
+        path.write_text("\n".join([
+            "[graph]", f'tenant = "{self.graph.tenant}"',
+            f'client_id = "{self.graph.client_id}"',
+            f"mailboxes = {json.dumps(self.mailboxes)}",
+            f'authority_host = "{self.graph.url}"', f'base_url = "{self.graph.url}/v1.0"',
+            f"page_size = {self.page_size}",
+            "[salesforce]", f'instance_url = "{self.salesforce.url}"',
+            f'login_url = "{self.salesforce.url}"',
+            f'client_id = "{self.salesforce.client_id}"',
+            "[org]", f"domains = {json.dumps(config.org['org_domains'])}",
+            f"product_users = {{ {users} }}",
+            f"sync_private_items = {str(bool(config.org['sync_private_items'])).lower()}",
+            "[markers]", f'salesforce_field = "{self.marker_field}"',
+            f'exchange_property = "{self.marker_property}"',
+            "[tls]", f'ca_file = "{self.ca.ca_file}"', ""]))
+        return {"SYNCLEDGER_CONFIG": str(path),
+                "SYNCLEDGER_GRAPH_CLIENT_SECRET": self.graph.client_secret,
+                "SYNCLEDGER_SF_CLIENT_SECRET": self.salesforce.client_secret}

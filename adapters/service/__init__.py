@@ -1,0 +1,1 @@
+"""The sync as a service: ``syncledger run`` (one process) and ``syncledger worker`` (many)."""
