@@ -194,7 +194,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         app = worker.make_app(url, tick_seconds=args.tick)
         worker.ensure_schema(app, url)
-        worker.bind(worker.Context(store, config, _policy(args), args.stalled_after))
+        from adapters.service.scheduler import Log
+
+        worker.bind(worker.Context(store, config, _policy(args), args.stalled_after,
+                                   log=Log(args.log_format)))
         _metrics(args)
         worker.run_worker(app, name=args.name, heartbeat=args.heartbeat,
                           stalled_after=args.stalled_after)
@@ -268,11 +271,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = open_store(args)
     now = datetime.now(UTC)
     try:
-        if args.resume:
-            if not status.resume(store, args.resume.lower(), now.isoformat()):
-                print(f"syncledger status: no status for mailbox {args.resume}",
-                      file=sys.stderr)
-                return EXIT_NOT_FOUND
+        if args.resume and not status.resume(store, args.resume.lower(), now.isoformat()):
+            print(f"syncledger status: no status for mailbox {args.resume}", file=sys.stderr)
+            return EXIT_NOT_FOUND
         rows = status.rows(store, now=now, mailbox=args.mailbox, mailboxes=mailboxes)
     finally:
         store.close()

@@ -125,20 +125,27 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         req = Request(self.command, self.path, unquote(parts.path),
                       dict(parse_qsl(parts.query, keep_blank_values=True)), self.headers, body)
-        resp = self.server.emulator.dispatch(req)
-        if resp.delay:
-            time.sleep(resp.delay)
-        self.send_response(resp.status)
-        for name, value in resp.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.end_headers()
-        if resp.drop_after is None:
-            self.wfile.write(resp.body)
-            return
-        self.wfile.write(resp.body[:resp.drop_after])
-        self.wfile.flush()
-        self.close_connection = True
+        emulator = self.server.emulator
+        key = emulator.concurrency_key(req)
+        emulator.calls_began(key)
+        try:
+            resp = emulator.dispatch(req)
+            delay = max(resp.delay, emulator.latency)
+            if delay:
+                time.sleep(delay)
+            self.send_response(resp.status)
+            for name, value in resp.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.end_headers()
+            if resp.drop_after is None:
+                self.wfile.write(resp.body)
+                return
+            self.wfile.write(resp.body[:resp.drop_after])
+            self.wfile.flush()
+            self.close_connection = True
+        finally:
+            emulator.calls_ended(key)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
@@ -159,6 +166,15 @@ class Emulator:
         self.writes: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, int]] = []  # method, target, status
         self.tokens: set[str] = set()
+        #: Seconds added to every answer (a real API's round trip, for the service bench).
+        self.latency = 0.0
+        #: Requests in flight per concurrency key (Graph: the mailbox), the most ever seen
+        #: at once per key, and how many requests began while another of their key was
+        #: in flight: two workers pulling one mailbox at once show here.
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self.overlapping = 0
+        self._flight_lock = threading.Lock()
         self._own_ca = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -285,6 +301,26 @@ class Emulator:
 
     def handle(self, req: Request) -> Response:
         raise NotImplementedError
+
+    def concurrency_key(self, req: Request) -> str | None:
+        """What must never be called twice at once (None: no such rule)."""
+        return None
+
+    def calls_began(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self._flight_lock:
+            now = self.in_flight.get(key, 0) + 1
+            self.in_flight[key] = now
+            if now > 1:
+                self.overlapping += 1
+            self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), now)
+
+    def calls_ended(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self._flight_lock:
+            self.in_flight[key] -= 1
 
     def error(self, status: int, code: str, message: str) -> Response:
         raise NotImplementedError

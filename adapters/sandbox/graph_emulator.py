@@ -284,6 +284,11 @@ class GraphEmulator(Emulator):
     def is_write(self, req: Request) -> bool:
         return super().is_write(req) and req.path.startswith("/v1.0/")
 
+    def concurrency_key(self, req: Request) -> str | None:
+        """A mailbox: the service must never have two of its calls in flight at once."""
+        parts = [p for p in req.path.split("/") if p]
+        return parts[2].lower() if len(parts) >= 3 and parts[:2] == ["v1.0", "users"] else None
+
     def handle(self, req: Request) -> Response:
         parts = [p for p in req.path.split("/") if p]
         if len(parts) >= 2 and parts[0] == self.tenant:

@@ -51,7 +51,8 @@ class Log:
         self.stream = stream or sys.stderr
         self.json = fmt == "json" or (fmt == "auto" and not self.stream.isatty())
 
-    def job(self, rec: status.JobRecord, totals: Totals) -> None:
+    def job(self, rec: status.JobRecord, totals: Totals | None = None) -> None:
+        totals = totals or Totals()
         if self.json:
             self.stream.write(orjson.dumps({
                 "at": rec.ended, "event": "job", "kind": rec.kind, "key": rec.key,
@@ -80,14 +81,14 @@ class Log:
 class Scheduler:
     """The loop of ``syncledger run``."""
 
-    def __init__(self, store: Store, config: SyncConfig, *, policy: Policy = Policy(),
+    def __init__(self, store: Store, config: SyncConfig, *, policy: Policy | None = None,
                  clock: Callable[[], datetime] = utcnow, log: Log | None = None,
                  saves: Callable[[], list[tuple[str, dict[str, Any]]]] = lambda: [],
                  seed: int | None = None, tick: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self.config = config
-        self.policy = policy
+        self.policy = policy or Policy()
         self.clock = clock
         self.log = log or Log()
         self.saves = saves

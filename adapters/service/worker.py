@@ -80,6 +80,7 @@ class Context:
     config: SyncConfig
     policy: Policy
     stalled_after: float
+    log: Any = None  # adapters.service.scheduler.Log: one line per finished job
     clients: jobs.Clients | None = None
 
     def connected(self) -> jobs.Clients:
@@ -106,7 +107,7 @@ def _ctx() -> Context:
 def make_app(url: StoreURL, *, tick_seconds: int = 10) -> procrastinate.App:
     """The procrastinate app: its connector on the ledger's schema and the four job tasks."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=conninfo(url), kwargs={"autocommit": True}, min_size=1, max_size=4))
+        conninfo=conninfo(url), min_size=1, max_size=4))
 
     def run(kind: str, mailbox: str | None = None) -> None:
         ctx = _ctx()
@@ -119,7 +120,9 @@ def make_app(url: StoreURL, *, tick_seconds: int = 10) -> procrastinate.App:
             return
         started = utcnow()
         result = jobs.run_job(ctx.store, ctx.connected(), kind, mailbox)
-        finish(ctx.store, result, started, utcnow(), ctx.policy, previous)
+        rec = finish(ctx.store, result, started, utcnow(), ctx.policy, previous)
+        if ctx.log is not None:
+            ctx.log.job(rec)
         if kind in (jobs.MAILBOX, jobs.SALESFORCE):
             if sum(result.report.observed.values()) or result.report.writes:
                 defer(app, jobs.SALESFORCE_WRITES)

@@ -95,6 +95,7 @@ class SyncCycle:
         self.report = SyncReport()
         self.markers = Markers(config.exchange_marker_property, config.salesforce_marker_field)
         self.marker_id = graph_wire.marker_property_id(config.exchange_marker_property)
+        self._plan: list[dict[str, Any]] = []  # the plan as execute_plan last read it
         self.saves = list(saves or [])  # (mailbox, payload): explicit saves from the add-in
 
     # --- recording observations -----------------------------------------
@@ -137,12 +138,15 @@ class SyncCycle:
         """
         from projections import queries
 
+        plan_seen: list[dict[str, Any]] | None = None
         for _ in range(MAX_ROUNDS):
             self.report.rounds += 1
             self.on_step(f"plan round {self.report.rounds}")
             if not self.execute_plan(target=target, mailbox=mailbox):
+                plan_seen = self._plan  # nothing was written since it was read
                 break
-        pending = {w["key"] for w in queries.pending_writes(self.store)}
+        plan = plan_seen if plan_seen is not None else queries.pending_writes(self.store)
+        pending = {w["key"] for w in plan}
         self.outbox.settle_absent(pending, iso(self.clock()), target=target, mailbox=mailbox)
 
     def observe(self) -> None:
@@ -275,7 +279,8 @@ class SyncCycle:
         from projections import queries
 
         done = 0
-        for write in queries.pending_writes(self.store):
+        self._plan = queries.pending_writes(self.store)
+        for write in self._plan:
             if target is not None and write["target"] != target:
                 continue
             if mailbox is not None and write.get("mailbox") != mailbox:
