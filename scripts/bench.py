@@ -714,6 +714,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "directory, removed afterwards)")
     ap.add_argument("--report", type=Path, metavar="BENCH_JSON",
                     help="print the report of a saved bench.json (from --out) and stop")
+    ap.add_argument("--service", action="store_true",
+                    help="measure the service instead: one full cycle of 'syncledger worker' "
+                         "processes on the emulators (see --service-mailboxes) and stop")
+    ap.add_argument("--service-mailboxes", type=int, default=2000, metavar="N",
+                    help="with --service: mailboxes in the sandbox org (default 2000)")
+    ap.add_argument("--service-latency", type=float, default=0.05, metavar="SECONDS",
+                    help="with --service: delay of every emulator answer (default 0.05)")
+    ap.add_argument("--service-workers", default="1,2,4", metavar="N,N,...",
+                    help="with --service: worker counts to time (default 1,2,4)")
     ap.add_argument("--rss-child", nargs=2, metavar=("FEED", "DB"), help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -787,6 +796,14 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(args.report.read_text())
         saved["targets"] = targets(saved)
         print(json.dumps(saved, indent=2) if args.json else report(saved))
+        return 0
+    if args.service:
+        import benchservice
+
+        result = benchservice.measure_service(
+            args.service_mailboxes, args.service_latency,
+            [int(n) for n in args.service_workers.split(",") if n.strip()], log=log)
+        print(json.dumps(result, indent=2) if args.json else benchservice.report(result))
         return 0
     command = "python scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.out is not None:
