@@ -14,6 +14,7 @@ from uuid import UUID, uuid5
 
 NAMESPACE = UUID("5b0f7a4e-3c1d-4f6e-9a51-7d2c0e8b9f10")
 ORG_SETTINGS_ID = uuid5(NAMESPACE, "org-settings")
+DIRECTORY_ID = uuid5(NAMESPACE, "directory")
 
 _SF_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -37,6 +38,11 @@ def meeting_id(key: str) -> UUID:
 def uuid_of(hex_id: str) -> UUID:
     """The UUID of an id as the external-id index holds it (cached, as above)."""
     return UUID(hex_id)
+
+
+def waiting_key(email: str, meeting_hex: str) -> str:
+    """The index key saying that a meeting waits for a person with this email."""
+    return f"who:{email.lower()}|{meeting_hex}"
 
 
 def item_key(mailbox: str, item_id: str) -> str:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from ledger.directory import NO_PEOPLE, Directory, People
 from ledger.gc_passes import fewer_gc_passes
 from ledger.identity import (
     ORG_SETTINGS_ID,
@@ -29,17 +30,20 @@ from ledger.identity import (
     salesforce_id18,
     salesforce_key,
     uuid_of,
+    waiting_key,
 )
 from ledger.meeting import Meeting
 from ledger.observations import (
     ExchangeItemGone,
     ExchangeItemSeen,
     Observation,
+    PersonSeen,
     SalesforceEventGone,
     SalesforceEventSeen,
     SettingsChanged,
     SidebarSave,
     WriteRefused,
+    from_record,
 )
 from ledger.org import Org
 from ledger.settings import OrgSettings
@@ -156,6 +160,8 @@ class Ledger:
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, Meeting] = OrderedDict()
         self._org: Org | None = None
+        self._directory: Directory | None = None
+        self._directory_loaded = False
         self._settings: tuple[Org | None, int, OrgSettings] | None = None
         # Read ahead once per window of input (one query instead of one per
         # observation): index rows of the window's keys (None: no row), and
@@ -193,6 +199,16 @@ class Ledger:
         self._settings = (org, version, settings)
         return settings
 
+    def directory(self) -> Directory | None:
+        if not self._directory_loaded:
+            self._directory = self.store.directory()
+            self._directory_loaded = True
+        return self._directory
+
+    def people(self) -> People:
+        """The directory in force, for the meetings' decisions."""
+        return self.directory() or NO_PEOPLE
+
     def _lookup(self, keys: list[str]) -> dict[str, str]:
         """Index rows of ``keys``: from the window's read-ahead, else from the store."""
         known = self._keys
@@ -216,7 +232,7 @@ class Ledger:
         derived: set[str] = set()
         for item in window:
             obs = item.observation
-            if isinstance(obs, (InputError, SettingsChanged)):
+            if isinstance(obs, (InputError, SettingsChanged, PersonSeen)):
                 continue
             try:
                 route = routes[id(obs)] = route_keys(obs)
@@ -258,9 +274,9 @@ class Ledger:
         deferred: list[Intake] = []
         for item in _windows(items, max(self.batch_size, 1), self._read_ahead):
             result.read += 1
-            if isinstance(item.observation, SettingsChanged):
-                # Settings get a transaction of their own, so the log shows them
-                # exactly between the decisions made before and after them.
+            if isinstance(item.observation, (SettingsChanged, PersonSeen)):
+                # Settings and people get a transaction of their own, so the log
+                # shows them exactly between the decisions made before and after them.
                 self._flush(batch, result)
                 batch = _Batch()
                 self._take(item, batch, result, deferred)
@@ -299,6 +315,9 @@ class Ledger:
                 else:
                     result.duplicates += 1
                 return
+            if isinstance(obs, PersonSeen):
+                self._take_person(item, obs, batch, result)
+                return
             mid = self._route(obs, batch)
         except _Deferred as exc:
             if deferred is not None:
@@ -329,7 +348,7 @@ class Ledger:
             return
         before = len(meeting.pending_events)
         try:
-            recorded = meeting.observe(obs, self.settings(), item.record)
+            recorded = meeting.observe(obs, self.settings(), item.record, self.people())
         except Exception as exc:  # a payload the rules cannot read: keep it, go on
             self._forget(meeting, batch)
             self._quarantine(item, InputError(f"could not be decided: {type(exc).__name__}: "
@@ -350,6 +369,47 @@ class Ledger:
             known = batch.keys.get(key) or self._lookup([key]).get(key)
             if known is None or (not key.startswith(_FIRST_CLAIM) and known != hex_id):
                 batch.keys[key] = hex_id
+        self._index_waiting(meeting, batch)
+
+    def _index_waiting(self, meeting: Meeting, batch: _Batch) -> None:
+        """Index rows for the emails this meeting waits on (a later person finds it)."""
+        if not (meeting.unresolved or self.settings().auto_save == "with_contacts"):
+            return
+        hex_id = meeting.id.hex
+        for email in meeting.waiting_for(self.settings()):
+            batch.keys[waiting_key(email, hex_id)] = hex_id
+
+    def _take_person(self, item: Intake, obs: PersonSeen, batch: _Batch,
+                     result: IntakeResult) -> None:
+        """Record a person in the directory, then bring back every meeting waiting on
+        that email: an unresolved attendee becomes a relation (DOMAIN.md §12)."""
+        directory = self.directory() or Directory.start(obs.observed_at)
+        self._directory = directory
+        before = len(directory.pending_events)
+        if not directory.observe(obs):
+            result.duplicates += 1
+            return
+        batch.directory = directory
+        result.appended += len(directory.pending_events) - before
+        waiting = self.store.keys_with_prefix(waiting_key(obs.email, ""))
+        for mid in sorted({uuid_of(h) for h in waiting.values()}):
+            meeting = batch.meetings.get(mid) or self._cache.get(mid) or self._from_store(mid)
+            if meeting is None:
+                continue
+            batch.meetings[mid] = meeting
+            before = len(meeting.pending_events)
+            try:
+                recorded = meeting.observe(obs, self.settings(), None, directory)
+            except Exception as exc:  # keep the person; report the meeting, go on
+                self._forget(meeting, batch)
+                result.errors.append(f"meeting {mid.hex}: could not relate {obs.email}: "
+                                     f"{exc!r}")
+                continue
+            if recorded:
+                batch.observations.setdefault(mid, []).append(obs)
+                result.appended += len(meeting.pending_events) - before
+                result.meetings.add(mid.hex)
+                self._index_waiting(meeting, batch)
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
         if isinstance(obs, WriteRefused):
@@ -414,7 +474,7 @@ class Ledger:
             batch.meetings.pop(meeting.id, None)
             return
         for obs in earlier:
-            fresh.observe(obs, self.settings())
+            fresh.observe(obs, self.settings(), None, self.people())
         batch.meetings[meeting.id] = fresh
 
     def _field(self, name: str) -> str:
@@ -436,9 +496,12 @@ class Ledger:
     def _flush(self, batch: _Batch, result: IntakeResult) -> None:
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
                         checkpoints=batch.checkpoints)
-        aggregates: list[Meeting | Org] = [m for m in batch.meetings.values() if m.pending_events]
+        aggregates: list[Meeting | Org | Directory] = [
+            m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
             aggregates.append(batch.org)
+        if batch.directory is not None and batch.directory.pending_events:
+            aggregates.append(batch.directory)
         try:
             self.store.save(*aggregates, side=side)
         except IntegrityError:
@@ -465,6 +528,15 @@ class Ledger:
             for change in batch.org.changes[len(org.changes):]:
                 org.change(change, batch.org.modified_on.isoformat())
             self.store.save(org)
+        if batch.directory is not None:
+            self._directory_loaded = False
+            directory = self.directory() or Directory.start(
+                batch.directory.created_on.isoformat())
+            for rec in batch.directory.by_id.values():
+                if rec not in directory.by_id.values():
+                    directory.observe(from_record(rec))  # type: ignore[arg-type]
+            self.store.save(directory)
+            self._directory = directory
         settings = self.settings()
         keys_of: dict[str, dict[str, str]] = {}
         for key, hex_id in side.keys.items():
@@ -478,7 +550,7 @@ class Ledger:
                     assert derived is not None
                     fresh = Meeting.open(derived, observations[0].observed_at)
                 for obs in observations:
-                    fresh.observe(obs, settings)
+                    fresh.observe(obs, settings, None, self.people())
                 try:
                     self.store.save(fresh, side=own)
                     batch.meetings[mid] = fresh
@@ -501,6 +573,7 @@ class _Batch:
         field(default_factory=list)
     checkpoints: dict[str, str] = field(default_factory=dict)
     org: Org | None = None
+    directory: Directory | None = None
     count: int = 0  # observations recorded + lines quarantined
 
     @property

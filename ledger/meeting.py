@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from ledger.decision import Decision
+from ledger.directory import NO_PEOPLE, People
 from ledger.fields import exchange_fields, redact, salesforce_fields
 from ledger.identity import item_key, meeting_id, salesforce_id18
 from ledger.limits import MAX_LENGTH, shorten
@@ -26,13 +27,14 @@ from ledger.observations import (
     ExchangeItemGone,
     ExchangeItemSeen,
     Observation,
+    PersonSeen,
     SalesforceEventGone,
     SalesforceEventSeen,
     SidebarSave,
     WriteRefused,
     to_record,
 )
-from ledger.rules import PRIVATE_SENSITIVITIES, decide
+from ledger.rules import PRIVATE_SENSITIVITIES, decide, relate_people
 from ledger.settings import OrgSettings
 from ledger.writes import desired_writes, write_digest
 
@@ -41,7 +43,8 @@ class Meeting(Aggregate, MeetingState):
     """One meeting's history and what the ledger knows of it. ``observe`` is the only way in."""
 
     #: 2: ``removals`` (what each removal removed, so only a newer version undoes it)
-    class_version = 2
+    #: 3: ``people``, ``unresolved``, ``relations`` (attendees related, DOMAIN.md §12)
+    class_version = 3
 
     def __init__(self, key: str) -> None:
         MeetingState.__init__(self, key)
@@ -53,6 +56,14 @@ class Meeting(Aggregate, MeetingState):
         state["removals"] = {key: {"observed_at": None, "reason": reason, "version": None,
                                    "last_modified": None}
                              for key, reason in state.get("removed", {}).items()}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot taken before attendees were related: nobody related yet, nobody
+        unresolved, no relation agreed (the next observation relates them)."""
+        state.setdefault("people", {})
+        state.setdefault("unresolved", {})
+        state.setdefault("relations", {})
 
     # --- events: observations ------------------------------------------
 
@@ -73,6 +84,7 @@ class Meeting(Aggregate, MeetingState):
             m.removals.pop(key, None)
             m.versions[f"ex|{key}|{rec['version']}"] = rec["observed_at"]
             m.refresh_bases()
+            m.refresh_relations()
 
     class ExchangeItemRemoved(Aggregate.Event):
         observation: dict[str, Any]
@@ -87,6 +99,7 @@ class Meeting(Aggregate, MeetingState):
                 "version": item["version"] if item else None,
                 "last_modified": item["last_modified"] if item else None}
             m.versions[f"rm|{key}|{rec['reason']}|{rec['observed_at']}"] = rec["observed_at"]
+            m.refresh_relations()
 
     class SalesforceEventObserved(Aggregate.Event):
         observation: dict[str, Any]
@@ -100,6 +113,7 @@ class Meeting(Aggregate, MeetingState):
             m.sf_deleted.pop(rec["event_id"], None)
             m.versions[f"sf|{rec['event_id']}|{rec['version']}"] = rec["observed_at"]
             m.refresh_bases()
+            m.refresh_relations()
 
     class SalesforceEventDeleted(Aggregate.Event):
         observation: dict[str, Any]
@@ -198,6 +212,29 @@ class Meeting(Aggregate, MeetingState):
             m.shape = "single" if kind == "single" else "series"
             m.withdrawn.pop(self.item_key, None)
 
+    class AttendeeRelated(Aggregate.Event):
+        """An attendee email is this User, Contact or Lead (DOMAIN.md §12)."""
+
+        email: str
+        relation_id: str
+        person_type: str
+        source: str  # "product user" | "directory" | "salesforce invitee"
+
+        def apply(self, m: Meeting) -> None:
+            m.people[self.email] = {"relation_id": self.relation_id,
+                                    "person_type": self.person_type}
+            m.unresolved.pop(self.email, None)
+            m.refresh_relations()
+
+    class AttendeeUnresolved(Aggregate.Event):
+        """An attendee email matches no User, Contact or Lead (yet)."""
+
+        email: str
+        since: str
+
+        def apply(self, m: Meeting) -> None:
+            m.unresolved[self.email] = self.since
+
     class DownSyncAccepted(Aggregate.Event):
         salesforce_id: str
         mailbox: str
@@ -218,6 +255,7 @@ class Meeting(Aggregate, MeetingState):
             if m.shape is None:
                 m.shape = "single" if m.items[key]["item_type"] == "single" else "series"
             m.refresh_bases()
+            m.refresh_relations()
 
     class Unlinked(Aggregate.Event):
         mailbox: str
@@ -318,21 +356,54 @@ class Meeting(Aggregate, MeetingState):
                            timestamp=_ts(observed_at))
 
     def observe(self, obs: Observation, settings: OrgSettings,
-                record: dict[str, Any] | None = None) -> bool:
+                record: dict[str, Any] | None = None, people: People = NO_PEOPLE) -> bool:
         """Record one observation and everything that follows; False if already known.
 
         ``record``: ``to_record(obs)`` when the caller has it already; it becomes
         part of the new event, so the caller must not use it afterwards.
+        ``people``: the directory in force (``ledger.directory``). A ``PersonSeen``
+        is recorded there, not here: a meeting waiting on that email only records
+        what it decides because of it (False when nothing).
         """
         ts = _ts(obs.observed_at)
+        if isinstance(obs, PersonSeen):
+            before = len(self.pending_events)
+            for decision in decide(self, obs, settings, people):
+                self.trigger_event(getattr(Meeting, decision.event), timestamp=ts,
+                                   **decision.fields)
+            for decision in relate_people(self, obs, settings, people):
+                self.trigger_event(getattr(Meeting, decision.event), timestamp=ts,
+                                   **decision.fields)
+            if len(self.pending_events) == before:
+                return False
+            self._plan_writes(settings, ts)
+            return True
         if not self._record_observation(obs, settings, ts, record):
             return False
-        for decision in decide(self, obs, settings):
+        for decision in decide(self, obs, settings, people):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
         for decision in self._link_decisions(obs, settings):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
+        if self.saves or self.down_syncs:
+            for decision in relate_people(self, obs, settings, people):
+                self.trigger_event(getattr(Meeting, decision.event), timestamp=ts,
+                                   **decision.fields)
         self._plan_writes(settings, ts)
         return True
+
+    def waiting_for(self, settings: OrgSettings) -> list[str]:
+        """Emails a later directory observation should bring this meeting back for:
+        its unresolved attendees, and under ``with_contacts`` auto-save the unmatched
+        attendees of organizer items not saved yet."""
+        out = list(self.unresolved)
+        if settings.auto_save == "with_contacts":
+            for key, item in self.items.items():
+                if item["is_organizer"] and key not in self.links and not any(
+                        s["item_key"] == key for s in self.saves.values()):
+                    out += [a["email"] for a in item["attendees"]
+                            if a["email"] and a["email"] not in self.people
+                            and a["email"] != item["organizer"]]
+        return sorted(set(out))
 
     def _record_observation(self, obs: Observation, settings: OrgSettings, ts: datetime,
                             record: dict[str, Any] | None) -> bool:
@@ -358,7 +429,8 @@ class Meeting(Aggregate, MeetingState):
             self.trigger_event(Meeting.ExchangeItemRemoved, timestamp=ts,
                                observation=record or to_record(obs))
         elif isinstance(obs, SalesforceEventSeen):
-            if f"sf|{obs.event_id}|{obs.version}" in self.versions:
+            if f"sf|{obs.event_id}|{obs.version}" in self.versions \
+                    and not self._relations_changed(obs):
                 return False
             deleted = self.sf_deleted.get(obs.event_id)
             if deleted is not None and _ts(obs.version) <= _ts(deleted):
@@ -422,6 +494,18 @@ class Meeting(Aggregate, MeetingState):
             return True
         item = self.items.get(key)
         return item is not None and _ts(obs.observed_at) < _ts(item["observed_at"])
+
+    def _relations_changed(self, obs: SalesforceEventSeen) -> bool:
+        """Adding or answering an EventRelation leaves the Event's SystemModstamp as it
+        was, so a known version with other relations is news too."""
+        if obs.invitees is None:
+            return False
+        seen = self.sf.get(obs.event_id)
+        if seen is None or seen["version"] != obs.version:
+            return False  # an old version re-delivered: a duplicate, as before
+        old = seen["invitees"]
+        return old is None or [(i["relation_id"], i["status"], i["is_invitee"]) for i in old] \
+            != [(i.relation_id, i.status, i.is_invitee) for i in obs.invitees]
 
     # --- links: the id mapping ----------------------------------------
 

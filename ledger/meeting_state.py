@@ -12,6 +12,9 @@ from typing import Any
 from ledger.decision import Decision
 from ledger.identity import item_key
 
+#: Outlook response -> EventRelation Status (DOMAIN.md §4: anything else is New / Undecided).
+STATUS = {"accepted": "Accepted", "declined": "Declined"}
+
 
 def blocks(issue: dict[str, Any]) -> bool:
     """Whether an issue stops its item syncing (a warning only says how it was written;
@@ -53,8 +56,76 @@ class MeetingState:
         #: write key -> {"digest", "issue_key"}: writes an API refused (not sent again
         #: until the planned write differs; see ``Meeting._plan_writes``)
         self.refused: dict[str, dict[str, str]] = {}
+        #: attendee email -> {"relation_id", "person_type"}: whom Salesforce relates it to
+        self.people: dict[str, dict[str, Any]] = {}
+        self.unresolved: dict[str, str] = {}  # attendee email matching nobody -> since when
+        #: Salesforce id -> relation id -> "agreed" (both sides had it) | "dropped" (removed
+        #: in Salesforce while Outlook still lists it: left alone, DOMAIN.md §4)
+        self.relations: dict[str, dict[str, str]] = {}
 
     # --- questions the rules ask --------------------------------------
+
+    def relating_items(self) -> list[str]:
+        """Item keys whose attendees become the Event's relations: the organizer's save
+        (an ``organizer-not-user`` save relates nobody, as the seed says)."""
+        out = []
+        for saver, save in self.saves.items():
+            item = self.items.get(save["item_key"])
+            if item is not None and save["rule"] is None and item["organizer"] == saver:
+                out.append(save["item_key"])
+        return out
+
+    def desired_relations(self, key: str) -> dict[str, str]:
+        """Relation id -> Status the organizer's item calls for (DOMAIN.md §4, §12).
+
+        Every related attendee but the organizer, minus attendees who deleted their
+        own copy (an attendee's delete removes only that attendee)."""
+        item = self.items[key]
+        out: dict[str, str] = {}
+        for attendee in item["attendees"]:
+            email = attendee["email"]
+            person = self.people.get(email)
+            if person is None or email == item["organizer"] or self.copy_deleted(email):
+                continue
+            out.setdefault(person["relation_id"], STATUS.get(attendee["response"], "New"))
+        return out
+
+    def copy_deleted(self, email: str) -> bool:
+        return any(self.removed.get(k) == "deleted" and not i["is_organizer"]
+                   for k, i in self.items.items() if i["mailbox"] == email)
+
+    def observed_relations(self, sf_id: str) -> dict[str, str] | None:
+        """Invitee relation id -> Status as Salesforce was last seen to hold (None: not read)."""
+        event = self.sf.get(sf_id)
+        if event is None or event["invitees"] is None:
+            return None
+        return {i["relation_id"]: i["status"] for i in event["invitees"] if i["is_invitee"]}
+
+    def refresh_relations(self) -> None:
+        """Which relations both sides have agreed on, so that a later difference can be
+        told apart: added in Outlook, removed in Outlook, or removed in Salesforce."""
+        if not self.links or not self.saves:
+            return
+        for key in self.relating_items():
+            sf_id = self.links.get(key)
+            observed = self.observed_relations(sf_id) if sf_id else None
+            if sf_id is None or observed is None:
+                continue
+            desired = self.desired_relations(key)
+            known = self.relations.setdefault(sf_id, {})
+            for rid in desired.keys() & observed.keys():
+                known[rid] = "agreed"
+            for rid in list(known):
+                if rid not in desired and rid not in observed:
+                    del known[rid]
+                elif known[rid] == "agreed" and rid in desired and rid not in observed:
+                    known[rid] = "dropped"
+
+    def email_of(self, relation_id: str) -> str | None:
+        for email, person in self.people.items():
+            if person["relation_id"] == relation_id:
+                return email
+        return None
 
     @property
     def ical_uid(self) -> str | None:

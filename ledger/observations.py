@@ -157,6 +157,24 @@ class WriteRefused:
     kind: Literal["write.refused"] = "write.refused"
 
 
+@dataclass(frozen=True, slots=True)
+class PersonSeen:
+    """A Salesforce User, Contact or Lead the people look-up found (DOMAIN.md §12).
+
+    The directory of people is built from these, so that relating attendees
+    reads the ledger, not Salesforce, and a replay decides the same."""
+
+    observed_at: str
+    person_id: str  # 18-char Id
+    person_type: str  # one of PERSON_TYPES
+    email: str  # lower-cased
+    name: str
+    kind: Literal["salesforce.person"] = "salesforce.person"
+
+
+PERSON_TYPES = ("User", "Contact", "Lead")
+
+
 Observation = (
     ExchangeItemSeen
     | ExchangeItemGone
@@ -165,6 +183,7 @@ Observation = (
     | SidebarSave
     | SettingsChanged
     | WriteRefused
+    | PersonSeen
 )
 
 
@@ -292,4 +311,5 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
     "sidebar.save": _builder(SidebarSave),
     "org.settings": _builder(SettingsChanged),
     "write.refused": lambda record: _build_refused({**record,
-                                                     "fields": tuple(record["fields"])})}
+                                                     "fields": tuple(record["fields"])}),
+    "salesforce.person": _builder(PersonSeen)}

@@ -30,6 +30,11 @@ The table below is the whole policy; ``decide`` applies it in order.
 
 Severities: ``skip`` (not synced on purpose), ``issue`` (blocks the item,
 Outlook shows "Error"), ``warning`` (synced as far as Salesforce allows, said so).
+
+Beyond the seed's table (DOMAIN.md §4, §12): which items save themselves
+(``auto_save_applies``, the org's ``auto_save`` setting), saves and unsync
+requests by Outlook category (``category_save``, ``unsync_requested``), and
+whom a saved meeting's attendees are in Salesforce (``relate_people``).
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.decision import Decision
+from ledger.directory import NO_PEOPLE, People
 from ledger.identity import item_key
 from ledger.limits import MAX_LENGTH, duration_problem, too_long_fields
 from ledger.meeting_state import MeetingState
 from ledger.observations import (
     ExchangeItemSeen,
     Observation,
+    PersonSeen,
     SalesforceEventSeen,
     SidebarSave,
     WriteRefused,
@@ -63,6 +70,9 @@ OVERWRITE_FIELDS = ("description", "location", "what_id")
 #: Rules that record what was done, not a reason to stop: they never block a write.
 WARNINGS = frozenset({"text-too-long", "recurrence-capped"})
 SKIPS = frozenset({"private-item", "lightning-recurrence"})
+#: Outlook categories (DOMAIN.md §4): a product user gives an item "Salesforce" to save
+#: it and "Unsync" to have its Salesforce copy removed; synced items carry "Salesforce".
+SAVE_CATEGORY, UNSYNC_CATEGORY = "Salesforce", "Unsync"
 
 
 def severity_of(rule: str) -> str:
@@ -76,9 +86,16 @@ def parse_time(value: str) -> datetime:
 # --- scope -----------------------------------------------------------------
 
 
-def auto_save_applies(item: dict[str, Any], observed_at: str, settings: OrgSettings) -> bool:
-    """Organizer copies of product users auto-save from 14 days back to 60 ahead."""
+def auto_save_applies(item: dict[str, Any], observed_at: str, settings: OrgSettings,
+                      people: People = NO_PEOPLE) -> bool:
+    """Organizer copies of product users auto-save from 14 days back to 60 ahead, as the
+    org's ``auto_save`` says: never (``off``), always (``organizer``), or only with an
+    attendee who is a Contact or Lead (``with_contacts``)."""
+    if settings.auto_save == "off":
+        return False
     if not (item["is_organizer"] and settings.is_product_user(item["mailbox"])):
+        return False
+    if settings.auto_save == "with_contacts" and not has_customer(item, settings, people):
         return False
     now = parse_time(observed_at)
     start = parse_time(item["start"])
@@ -91,6 +108,39 @@ def auto_save_applies(item: dict[str, Any], observed_at: str, settings: OrgSetti
         ends_after = end_date is None or parse_time(end_date + "T23:59:59Z") >= now - AUTO_SAVE_PAST
         return start <= now + AUTO_SAVE_AHEAD and ends_after
     return now - AUTO_SAVE_PAST <= start <= now + AUTO_SAVE_AHEAD
+
+
+def has_customer(item: dict[str, Any], settings: OrgSettings, people: People) -> bool:
+    """An attendee (not a product user) matches a Contact or a Lead."""
+    for attendee in item["attendees"]:
+        email = attendee["email"]
+        if email and not settings.is_product_user(email):
+            person = people.match(email)
+            if person is not None and person["person_type"] in ("Contact", "Lead"):
+                return True
+    return False
+
+
+def category_save(state: MeetingState, key: str, settings: OrgSettings) -> bool:
+    """A product user gave the item the "Salesforce" category: an explicit save.
+
+    Once its sync was withdrawn (Salesforce copy deleted, or Unsync) the category
+    counts again only when it is put back."""
+    item = state.items[key]
+    if SAVE_CATEGORY not in item["categories"] or not settings.is_product_user(item["mailbox"]):
+        return False
+    if key not in state.withdrawn:
+        return True
+    previous = state.previous_items.get(key)
+    return previous is not None and SAVE_CATEGORY not in previous["categories"]
+
+
+def unsync_requested(state: MeetingState, key: str, settings: OrgSettings) -> bool:
+    """A product user gave a synced item the "Unsync" category: remove the Salesforce copy."""
+    item = state.items[key]
+    return (UNSYNC_CATEGORY in item["categories"] and key in state.links
+            and settings.is_product_user(item["mailbox"])
+            and item["item_type"] in ("single", "master"))
 
 
 # --- one function per rule id ----------------------------------------------
@@ -254,10 +304,13 @@ def salesforce_blocking(event: dict[str, Any]) -> list[tuple[str, str]]:
     return [(rule, msg) for rule, msg in checks if msg is not None]
 
 
-def decide(state: MeetingState, obs: Observation, settings: OrgSettings) -> list[Decision]:
+def decide(state: MeetingState, obs: Observation, settings: OrgSettings,
+           people: People = NO_PEOPLE) -> list[Decision]:
     """All decisions that follow from one new observation (already recorded)."""
     if isinstance(obs, ExchangeItemSeen):
-        return _decide_exchange_item(state, obs, settings)
+        return _decide_exchange_item(state, obs, settings, people)
+    if isinstance(obs, PersonSeen):
+        return _decide_person(state, obs, settings, people)
     if isinstance(obs, SidebarSave):
         return _decide_save(state, obs.mailbox, obs.item_id, obs.what_id, obs.who_id,
                             "explicit", settings)
@@ -316,14 +369,20 @@ def _issue_decisions(
 
 
 def _decide_exchange_item(
-    state: MeetingState, obs: ExchangeItemSeen, settings: OrgSettings
+    state: MeetingState, obs: ExchangeItemSeen, settings: OrgSettings, people: People
 ) -> list[Decision]:
     key = item_key(obs.mailbox, obs.item_id)
     item = state.items[key]
     previous = state.previous_items.get(key)
-    in_scope = state.item_in_scope(key) or (
-        key not in state.withdrawn and auto_save_applies(item, obs.observed_at, settings))
+    by_category = category_save(state, key, settings)
+    in_scope = state.item_in_scope(key) or by_category or (
+        key not in state.withdrawn and auto_save_applies(item, obs.observed_at, settings, people))
     out: list[Decision] = []
+    if unsync_requested(state, key, settings) and state.links[key] not in state.deletions:
+        out.append(Decision("SalesforceDeletionDecided", {
+            "salesforce_id": state.links[key],
+            "reason": f"Unsync category set by {obs.mailbox}"}))
+        return out
     if in_scope:
         base = {"direction": "to-salesforce", "mailbox": obs.mailbox, "exchange_id": obs.item_id,
                 "salesforce_id": state.links.get(key), "item_key": key}
@@ -341,10 +400,98 @@ def _decide_exchange_item(
             "effective_from": effective, "changes": changes,
             "previous": {f: previous[f] for f in changes} if previous else {},
         }))
-    if in_scope and key not in state.links and obs.mailbox not in state.saves \
-            and key not in state.withdrawn and auto_save_applies(item, obs.observed_at, settings):
-        out += _decide_save(state, obs.mailbox, obs.item_id, None, None, "auto", settings,
-                            pending=out)
+    if in_scope and key not in state.links and obs.mailbox not in state.saves:
+        if by_category:
+            out += _decide_save(state, obs.mailbox, obs.item_id, None, None, "category",
+                                settings, pending=out)
+        elif key not in state.withdrawn and auto_save_applies(item, obs.observed_at, settings,
+                                                              people):
+            out += _decide_save(state, obs.mailbox, obs.item_id, None, None, "auto", settings,
+                                pending=out)
+    return out
+
+
+def _decide_person(
+    state: MeetingState, obs: PersonSeen, settings: OrgSettings, people: People
+) -> list[Decision]:
+    """A directory change can make an organizer's item qualify for ``with_contacts``."""
+    if settings.auto_save != "with_contacts":
+        return []
+    out: list[Decision] = []
+    for key, item in sorted(state.items.items()):
+        if key in state.links or key in state.withdrawn or item["mailbox"] in state.saves \
+                or item["item_type"] not in ("single", "master"):
+            continue
+        if not any(a["email"] == obs.email for a in item["attendees"]):
+            continue
+        if auto_save_applies(item, obs.observed_at, settings, people):
+            base = {"direction": "to-salesforce", "mailbox": item["mailbox"],
+                    "exchange_id": item["item_id"], "salesforce_id": None, "item_key": key}
+            out += _issue_decisions(state, key, blocking_issues(state, item, settings), base)
+            out += _decide_save(state, item["mailbox"], item["item_id"], None, None, "auto",
+                                settings, pending=out)
+    return out
+
+
+def relate_people(
+    state: MeetingState, obs: Observation, settings: OrgSettings, people: People
+) -> list[Decision]:
+    """Whom the attendees of a saved meeting are in Salesforce (DOMAIN.md §12).
+
+    Each attendee email of the organizer's saved item is related once: a product
+    user to their User Id, anyone else to the directory's match (a User, else a
+    Contact, else a Lead); an email matching nobody is ``unresolved`` until a
+    directory observation matches it. Invitees first seen in Salesforce are
+    related back to an email, so they can be added in Outlook."""
+    out: list[Decision] = []
+    decided: set[str] = set()
+
+    def relate(email: str, since: str) -> None:
+        if email in decided:
+            return
+        decided.add(email)
+        uid = settings.user_id(email)
+        person = None if uid else people.match(email)
+        if uid is not None:
+            found = {"relation_id": uid, "person_type": "User"}
+            source = "product user"
+        elif person is not None:
+            found = {"relation_id": person["person_id"], "person_type": person["person_type"]}
+            source = "directory"
+        else:
+            if email not in state.unresolved:
+                out.append(Decision("AttendeeUnresolved", {"email": email, "since": since}))
+            return
+        if state.people.get(email) != found:
+            out.append(Decision("AttendeeRelated", {"email": email, **found, "source": source}))
+
+    for key in state.relating_items():
+        item = state.items[key]
+        for attendee in item["attendees"]:
+            email = attendee["email"]
+            if email and email != item["organizer"] and email not in state.people \
+                    and email not in state.unresolved:
+                relate(email, obs.observed_at)
+    if isinstance(obs, PersonSeen) and (obs.email in state.unresolved
+                                        or obs.email in state.people):
+        relate(obs.email, obs.observed_at)
+    if isinstance(obs, SalesforceEventSeen) and obs.invitees and (
+            state.sf_linked(obs.event_id) or obs.event_id in state.down_syncs):
+        known = {p["relation_id"] for p in state.people.values()}
+        for invitee in obs.invitees:
+            rid = invitee.relation_id
+            if not invitee.is_invitee or rid in known:
+                continue
+            email = settings.mailbox_of(rid)
+            person = people.person(rid)
+            if email is not None:
+                out.append(Decision("AttendeeRelated", {
+                    "email": email, "relation_id": rid, "person_type": "User",
+                    "source": "salesforce invitee"}))
+            elif person is not None:
+                out.append(Decision("AttendeeRelated", {
+                    "email": person["email"], "relation_id": rid,
+                    "person_type": person["person_type"], "source": "salesforce invitee"}))
     return out
 
 
@@ -362,7 +509,7 @@ def _decide_save(
     key = item_key(mailbox, item_id)
     item = state.items[key]
     out: list[Decision] = []
-    if how == "explicit":
+    if how in ("explicit", "category"):
         base = {"direction": "to-salesforce", "mailbox": mailbox, "exchange_id": item_id,
                 "salesforce_id": state.links.get(key), "item_key": key}
         out += _issue_decisions(state, key, blocking_issues(state, item, settings), base)
@@ -379,11 +526,14 @@ def _decide_save(
                 "rule": "attendee-before-organizer", "attendee": attendee,
                 "organizer": organizer, "conflict_key": conflict["conflict_key"],
             }))
+        # Who is related is decided next (``relate_people``); these are the product
+        # users among the attendees, as they stood at the save.
         invitees = [a["email"] for a in item["attendees"]]
         out.append(Decision("SaveAccepted", {
             "rule": None, "saver": saver, "mailbox": mailbox, "exchange_id": item_id,
             "item_key": key, "owner_id": settings.user_id(saver), "how": how,
-            "invitees": [settings.user_id(e) or e for e in invitees if e != organizer],
+            "invitees": [uid for e in invitees if e != organizer
+                         for uid in [settings.user_id(e)] if uid],
             "what_id": what_id, "who_id": who_id,
         }))
         return out

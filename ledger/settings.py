@@ -11,7 +11,14 @@ from typing import Any
 
 from ledger.timezones import DEFAULT_SALESFORCE_TIME_ZONES
 
-SETTING_KEYS = ("org_domains", "product_users", "sync_private_items", "salesforce_time_zones")
+SETTING_KEYS = ("org_domains", "product_users", "sync_private_items", "salesforce_time_zones",
+                "auto_save")
+#: Which Outlook items sync without an explicit save (DOMAIN.md §4, §12):
+#: ``off`` none; ``organizer`` a product user's own meetings from 14 days back to
+#: 60 ahead; ``with_contacts`` those of them with an attendee who is a Contact or Lead.
+AUTO_SAVE = ("off", "organizer", "with_contacts")
+#: The default keeps what every ledger recorded before the setting existed.
+DEFAULT_AUTO_SAVE = "organizer"
 
 
 class SettingsError(ValueError):
@@ -30,6 +37,7 @@ class OrgSettings:
     product_users: dict[str, str] = field(default_factory=dict)  # email -> SF User Id
     sync_private_items: bool = False
     salesforce_time_zones: frozenset[str] = frozenset(DEFAULT_SALESFORCE_TIME_ZONES)
+    auto_save: str = DEFAULT_AUTO_SAVE  # one of AUTO_SAVE
     version: int = 0  # how many settings changes are folded in
 
     def is_product_user(self, email: str) -> bool:
@@ -68,6 +76,7 @@ class OrgSettings:
             "product_users": dict(sorted(self.product_users.items())),
             "sync_private_items": self.sync_private_items,
             "salesforce_time_zones": sorted(self.salesforce_time_zones),
+            "auto_save": self.auto_save,
             "version": self.version,
         }
 
@@ -90,6 +99,10 @@ def validate_changes(changes: Any) -> dict[str, Any]:
             ):
                 raise SettingsError(key, "must be an object of email -> Salesforce User Id")
             out[key] = {k.lower(): v for k, v in sorted(value.items())}
+        elif key == "auto_save":
+            if value not in AUTO_SAVE:
+                raise SettingsError(key, f"must be one of {', '.join(AUTO_SAVE)} (got {value!r})")
+            out[key] = value
         else:  # sync_private_items
             if not isinstance(value, bool):
                 raise SettingsError(key, "must be true or false")

@@ -36,7 +36,8 @@ from eventsourcing.utils import get_topic
 from psycopg import sql
 
 from ledger.codec import OrjsonTranscoder, encode_state
-from ledger.identity import ORG_SETTINGS_ID
+from ledger.directory import Directory
+from ledger.identity import DIRECTORY_ID, ORG_SETTINGS_ID
 from ledger.meeting import Meeting
 from ledger.org import Org
 
@@ -498,6 +499,13 @@ class Store:
                           (after, limit))
         return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), bytes(r[4])) for r in rows]
 
+    def keys_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Index rows whose key starts with ``prefix`` (meetings waiting on an email)."""
+        # LIKE may match more than the prefix (an email may hold "_"): filtered below.
+        rows = self.query("SELECT key, meeting_id FROM {p}meeting_keys WHERE key LIKE ?",
+                          (prefix.replace("%", "_") + "%",))
+        return {str(k): str(v) for k, v in rows if str(k).startswith(prefix)}
+
     def meeting_ids(self) -> list[UUID]:
         """Every meeting the ledger holds, in a stable order."""
         rows = self.query("SELECT DISTINCT meeting_id FROM {p}meeting_keys ORDER BY meeting_id")
@@ -506,6 +514,12 @@ class Store:
     def checkpoint(self, name: str) -> str | None:
         rows = self.query("SELECT value FROM {p}checkpoints WHERE name = ?", (name,))
         return str(rows[0][0]) if rows else None
+
+    def checkpoints_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Checkpoints whose name starts with ``prefix`` (e.g. when each email was looked up)."""
+        rows = self.query("SELECT name, value FROM {p}checkpoints WHERE name LIKE ?",
+                          (prefix.replace("%", "_") + "%",))
+        return {str(k): str(v) for k, v in rows if str(k).startswith(prefix)}
 
     def quarantined(self) -> list[dict[str, Any]]:
         rows = self.query("SELECT id, source, line_no, item_id, field, error, raw, observed_at "
@@ -520,7 +534,8 @@ class Store:
 
     # --- aggregates ---------------------------------------------------
 
-    def save(self, *aggregates: Meeting | Org, side: SideRows | None = None) -> None:
+    def save(self, *aggregates: Meeting | Org | Directory, side: SideRows | None = None
+             ) -> None:
         """All pending events of ``aggregates`` plus ``side`` rows, in one transaction.
 
         What ``Application.save`` does, minus its generic per-event work
@@ -574,6 +589,16 @@ class Store:
     def org(self) -> Org | None:
         try:
             agg: Org = self.app.repository.get(ORG_SETTINGS_ID)
+        except Exception as exc:  # AggregateNotFoundError
+            if type(exc).__name__ == "AggregateNotFoundError":
+                return None
+            raise
+        return agg
+
+    def directory(self) -> Directory | None:
+        """The directory of people (``ledger.directory``), None before any look-up."""
+        try:
+            agg: Directory = self.app.repository.get(DIRECTORY_ID)
         except Exception as exc:  # AggregateNotFoundError
             if type(exc).__name__ == "AggregateNotFoundError":
                 return None

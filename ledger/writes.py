@@ -21,6 +21,9 @@ from ledger.settings import OrgSettings
 from ledger.timezones import salesforce_zone
 
 ERROR_CATEGORY = "Error"
+SAVE_CATEGORY, UNSYNC_CATEGORY = "Salesforce", "Unsync"
+#: Salesforce relates an Event to up to 50 Contacts or one Lead as its "Who" (DOMAIN.md §12).
+MAX_WHO_CONTACTS = 50
 
 
 def _write(
@@ -57,8 +60,8 @@ def desired_writes(m: MeetingState, settings: OrgSettings) -> dict[str, dict[str
             or m.deletions or m.links):
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for w in (*_creates(m, settings), *_category_writes(m), *_series_updates(m), *_overwrites(m),
-              *_deletions(m), *_two_way_updates(m)):
+    for w in (*_creates(m, settings), *_category_writes(m), *_series_updates(m),
+              *_overwrites(m), *_deletions(m), *_two_way_updates(m), *_relation_writes(m)):
         out[w["key"]] = w
     return out
 
@@ -86,8 +89,10 @@ def _creates(m: MeetingState, settings: OrgSettings) -> list[dict[str, Any]]:
             continue
         fields = {**_salesforce_texts(item), "start": item["start"], "end": item["end"],
                   "is_all_day": item["is_all_day"], "owner_id": save["owner_id"],
-                  "what_id": save["what_id"], "who_id": save["who_id"],
-                  "ical_marker": m.ical_uid, "invitees": save["invitees"],
+                  "what_id": save["what_id"],
+                  "who_id": save["who_id"] or (who_of(m, key) if save["rule"] is None else None),
+                  "ical_marker": m.ical_uid,
+                  "invitees": relation_fields(m, key) if save["rule"] is None else [],
                   "recurrence": _classic_recurrence(item, settings),
                   "time_zone": salesforce_zone(item["time_zone"],
                                                settings.salesforce_time_zones) or "UTC"}
@@ -101,7 +106,11 @@ def _creates(m: MeetingState, settings: OrgSettings) -> list[dict[str, Any]]:
         fields = {"subject": event["subject"], "body": event["description"],
                   "location": event["location"], "start": event["start"], "end": event["end"],
                   "is_all_day": event["is_all_day"], "salesforce_marker": sf_id,
-                  "recurrence": event["recurrence"], "attendee_status": "unknown"}
+                  "recurrence": event["recurrence"], "attendee_status": "unknown",
+                  "categories": [SAVE_CATEGORY],
+                  # Salesforce invitees become attendees with no response (DOMAIN.md §4)
+                  "attendees": [{"email": e, "response": "none"} for e in
+                                _invitee_emails(m, sf_id)]}
         out.append(_write("exchange", "create", mailbox, None, fields,
                           "created in Salesforce by a product user", f"ex-create|{sf_id}"))
     return out
@@ -115,24 +124,40 @@ def _salesforce_texts(item: dict[str, Any]) -> dict[str, str]:
 
 
 def _category_writes(m: MeetingState) -> list[dict[str, Any]]:
-    """Put "Error" on Outlook items with an open issue; take it off once resolved."""
+    """Outlook categories (DOMAIN.md §4): "Error" on items with an open issue, off once
+    resolved; "Salesforce" on synced single items; both "Salesforce" and "Unsync" off an
+    item whose sync was withdrawn (its Salesforce copy deleted or unsynced). A series
+    master is not tagged: Exchange would rewrite every occurrence for a label."""
     out = []
-    for key in m.flagged:
-        item = m.items.get(key)
-        if item is None or key in m.removed:
+    for key, item in m.items.items():
+        if key in m.removed:
             continue
-        wanted = any(i["item_key"] == key and i["outlook_category"] for i in m.issues.values())
+        synced = key in m.links and item["item_type"] == "single"
+        if not (synced or key in m.flagged or key in m.withdrawn):
+            continue
         cats = list(item["categories"])
-        if wanted and ERROR_CATEGORY not in cats:
-            new = [*cats, ERROR_CATEGORY]
-        elif not wanted and ERROR_CATEGORY in cats:
-            new = [c for c in cats if c != ERROR_CATEGORY]
-        else:
+        new = list(cats)
+        notes = []
+        if key in m.flagged:
+            wanted = any(i["item_key"] == key and i["outlook_category"]
+                         for i in m.issues.values())
+            if wanted and ERROR_CATEGORY not in new:
+                new.append(ERROR_CATEGORY)
+                notes.append("set the Outlook Error category")
+            elif not wanted and ERROR_CATEGORY in new:
+                new.remove(ERROR_CATEGORY)
+                notes.append("clear the Outlook Error category")
+        if synced and SAVE_CATEGORY not in new:
+            new.append(SAVE_CATEGORY)
+            notes.append("mark the item synced (Salesforce category)")
+        elif key in m.withdrawn and not synced and (SAVE_CATEGORY in new
+                                                    or UNSYNC_CATEGORY in new):
+            new = [c for c in new if c not in (SAVE_CATEGORY, UNSYNC_CATEGORY)]
+            notes.append("its Salesforce copy is gone: drop the Salesforce category")
+        if new == cats:
             continue
-        verb = "set" if wanted else "clear"
         out.append(_write("exchange", "set-categories", item["mailbox"], item["item_id"],
-                          {"categories": new}, f"{verb} the Outlook Error category",
-                          f"ex-categories|{key}|{verb}"))
+                          {"categories": new}, "; ".join(notes), f"ex-categories|{key}"))
     return out
 
 
@@ -201,4 +226,98 @@ def _two_way_updates(m: MeetingState) -> list[dict[str, Any]]:
                       for k, v in sf.items() if ex[k] != v}
             out.append(_write("exchange", "update", item["mailbox"], item["item_id"], fields,
                               "changed in Salesforce", f"ex-update|{key}"))
+    return out
+
+
+# --- people: EventRelations and the Who -----------------------------------------
+
+
+def relation_fields(m: MeetingState, key: str) -> list[dict[str, Any]]:
+    """The EventRelations a create sends: every related attendee as an invitee with its
+    Outlook status; Contacts (up to 50), or else one Lead, also as the Event's Who."""
+    desired = m.desired_relations(key)
+    parents = _parents(m, key)
+    return [{"relation_id": rid, "status": status, "is_parent": rid in parents}
+            for rid, status in desired.items()]
+
+
+def _parents(m: MeetingState, key: str) -> set[str]:
+    types = {p["relation_id"]: p["person_type"] for p in m.people.values()}
+    desired = list(m.desired_relations(key))
+    contacts = [r for r in desired if types.get(r) == "Contact"][:MAX_WHO_CONTACTS]
+    if contacts:
+        return set(contacts)
+    return set([r for r in desired if types.get(r) == "Lead"][:1])
+
+
+def who_of(m: MeetingState, key: str) -> str | None:
+    """``WhoId``: the first related Contact in attendee order, else the first Lead."""
+    types = {p["relation_id"]: p["person_type"] for p in m.people.values()}
+    desired = list(m.desired_relations(key))
+    for kind in ("Contact", "Lead"):
+        for rid in desired:
+            if types.get(rid) == kind:
+                return rid
+    return None
+
+
+def _invitee_emails(m: MeetingState, sf_id: str) -> list[str]:
+    observed = m.observed_relations(sf_id) or {}
+    return sorted(e for rid in observed for e in [m.email_of(rid)] if e)
+
+
+def _relation_writes(m: MeetingState) -> list[dict[str, Any]]:
+    """Attendee lists both ways (DOMAIN.md §4) for each synced organizer item: added in
+    Outlook -> related in Salesforce; removed in Outlook (or the attendee deleted their
+    copy) -> relation deleted; Outlook response -> Status; added in Salesforce -> added
+    in Outlook with no response; removed in Salesforce -> Outlook left as it is."""
+    out = []
+    for key in m.relating_items():
+        sf_id = m.links.get(key)
+        item = m.items[key]
+        observed = m.observed_relations(sf_id) if sf_id else None
+        if sf_id is None or observed is None or sf_id in m.sf_deleted or _blocked(m, key) \
+                or key in m.removed or sf_id in m.deletions:
+            continue
+        known = m.relations.get(sf_id, {})
+        desired = m.desired_relations(key)
+        parents = _parents(m, key)
+        for rid, status in desired.items():
+            if rid not in observed and rid not in known:
+                out.append(_write("salesforce", "relate", item["mailbox"], sf_id,
+                                  {"relation_id": rid, "status": status,
+                                   "is_parent": rid in parents},
+                                  "attendee added in Outlook", f"sf-relate|{sf_id}|{rid}"))
+            elif rid in observed and observed[rid] != status:
+                out.append(_write("salesforce", "relation-status", item["mailbox"], sf_id,
+                                  {"relation_id": rid, "status": status},
+                                  "attendee responded in Outlook",
+                                  f"sf-relation-status|{sf_id}|{rid}"))
+        added_in_sf = []
+        for rid in sorted(observed):
+            if rid in desired:
+                continue
+            if known.get(rid) == "agreed":
+                out.append(_write("salesforce", "unrelate", item["mailbox"], sf_id,
+                                  {"relation_id": rid}, "attendee removed in Outlook",
+                                  f"sf-unrelate|{sf_id}|{rid}"))
+            elif rid not in known:
+                email = m.email_of(rid)
+                listed = {a["email"] for a in item["attendees"]}
+                if email and email not in listed and not m.copy_deleted(email):
+                    added_in_sf.append(email)
+        if added_in_sf:
+            attendees = [{"email": a["email"], "name": a["name"], "response": a["response"]}
+                         for a in item["attendees"]]
+            attendees += [{"email": e, "name": "", "response": "none"} for e in added_in_sf]
+            out.append(_write("exchange", "update", item["mailbox"], item["item_id"],
+                              {"attendees": attendees}, "invitee added in Salesforce",
+                              f"ex-attendees|{key}"))
+        who = who_of(m, key)
+        event = m.sf.get(sf_id)
+        saved_who = next((s["who_id"] for s in m.saves.values() if s["item_key"] == key), None)
+        if event is not None and who and not saved_who and event["who_id"] is None:
+            out.append(_write("salesforce", "update", item["mailbox"], sf_id, {"who_id": who},
+                              "the first related Contact (or the Lead) is the Event's Who",
+                              f"sf-who|{sf_id}"))
     return out

@@ -109,7 +109,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     assert main(["demo", "--json"]) == 0  # runs again from scratch
     report = json.loads(capsys.readouterr().out)
     assert report["intake"]["quarantined"] == 0
-    assert len(report["meetings"]) == 11
+    assert len(report["meetings"]) == 13
 
 
 def test_a_concurrent_writer_is_retried_meeting_by_meeting(store_url: str) -> None:

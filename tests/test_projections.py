@@ -332,17 +332,20 @@ def test_queries_answer_a_conflict_an_issue_and_planned_writes(ledger: Store) ->
     assert [(w["meeting_id"], w["target"], w["op"], w["id"]) for w in plan] == sorted([
         (review_id, "salesforce", "create", None), (apac_id, "exchange", "set-categories", "A2")])
     create = next(w for w in plan if w["op"] == "create")
-    assert create["fields"]["invitees"] == [USERS[BOB]] and create["fields"]["ical_marker"] \
-        == "REVIEW"
+    assert create["fields"]["invitees"] == [
+        {"relation_id": USERS[BOB], "status": "Accepted", "is_parent": False}]
+    assert create["fields"]["ical_marker"] == "REVIEW"
     assert create["notify_attendees"] is False and create["mailbox"] == ALICE
     assert set(create) == {"target", "op", "meeting_id", "mailbox", "id", "fields", "reason",
                            "notify_attendees"}
     assert queries.mapping(ledger) == []
 
-    # The Salesforce copy appears (linked, create settled); the Error category shows up,
-    # then the zone is fixed (issue resolved, category cleared).
+    # The Salesforce copy appears (linked, create settled); the review gets the
+    # "Salesforce" category, the APAC item the Error category, then the zone is fixed
+    # (issue resolved, category cleared).
     ingest(ledger, [
         sf(at(5), SF_REVIEW, ical_marker="REVIEW", owner_id=USERS[ALICE]),
+        item(at(6), ALICE, "A1", version="v2", categories=("Salesforce",), **review),
         item(at(6), ALICE, "A2", version="v2", categories=("Error",),
              time_zone="Samoa Standard Time", **apac),
         item(at(7), ALICE, "A2", version="v3", categories=("Error",), **apac),
@@ -386,7 +389,7 @@ def test_queries_answer_a_conflict_an_issue_and_planned_writes(ledger: Store) ->
     assert daily == {("observation", "org.settings", ""): 1,
                      ("observation", "exchange.item", BOB): 1,
                      ("observation", "sidebar.save", BOB): 1,
-                     ("observation", "exchange.item", ALICE): 4,
+                     ("observation", "exchange.item", ALICE): 5,
                      ("observation", "salesforce.event", ""): 1,
                      ("conflict", "attendee-before-organizer", BOB): 1,
                      ("issue", "unsupported-time-zone", ALICE): 1}

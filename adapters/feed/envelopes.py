@@ -29,7 +29,7 @@ from ledger.observations import Observation, SettingsChanged, SidebarSave, Write
 from ledger.settings import SettingsError, validate_changes
 
 KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
-         "org.settings", "write.refused")
+         "org.settings", "write.refused", "salesforce.person")
 #: Domain field -> where a feed line holds it, for the ledger's quarantine rows.
 WIRE_FIELDS = {**graph_wire.FIELD_PATHS, "item_id": "payload.itemId"}
 _ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
@@ -186,6 +186,8 @@ def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation
             return _sidebar_save(payload, _mailbox(line), observed_at)
         if kind == "write.refused":
             return _refused(payload, observed_at)
+        if kind == "salesforce.person":
+            return salesforce_wire.person_to_observation(payload, observed_at)
         return _settings(payload, observed_at)
     except WireError as exc:
         field = exc.field if exc.field.startswith("relations") or exc.field == "payload" \

@@ -312,6 +312,18 @@ def removed_item(item_id: str) -> dict[str, Any]:
             "@removed": {"reason": "deleted"}}
 
 
+def attendee_emails(events: list[dict[str, Any]]) -> set[str]:
+    """Lower-cased attendee addresses of a page of Graph events (for the people look-up)."""
+    out: set[str] = set()
+    for event in events:
+        for attendee in event.get("attendees") or []:
+            address = attendee.get("emailAddress") if isinstance(attendee, dict) else None
+            email = address.get("address") if isinstance(address, dict) else None
+            if isinstance(email, str) and email:
+                out.add(email.lower())
+    return out
+
+
 #: Where an observation's fields sit in a Graph payload, for errors that name them.
 FIELD_PATHS = {"series_master_id": "payload.seriesMasterId"}
 
@@ -422,6 +434,12 @@ def observation_fields_to_graph(
             body["isAllDay"] = bool(value)
         elif name == "categories":
             body["categories"] = list(value)
+        elif name == "attendees":
+            # Graph replaces the list whole; attendees added from Salesforce carry no
+            # response (Graph sets "none" itself).
+            body["attendees"] = [{"type": "required", "emailAddress": {
+                "address": a["email"], "name": a.get("name") or a["email"]}}
+                for a in value]
         elif name == "recurrence" and value:
             rec = _graph_recurrence(value, fields.get("start"))
             if rec is not None:

@@ -27,7 +27,12 @@ from simple_salesforce.exceptions import (
 
 from adapters.http_session import make_session
 from adapters.salesforce.config import SalesforceConfig
-from adapters.salesforce.wire import soql_id_list
+from adapters.salesforce.wire import (
+    PERSON_FIELDS,
+    PERSON_PREFIXES,
+    soql_email_list,
+    soql_id_list,
+)
 
 T = TypeVar("T")
 
@@ -151,6 +156,27 @@ class SalesforceClient:
             soql = f"SELECT {RELATION_FIELDS} FROM EventRelation WHERE EventId IN {ids}"
             for rec in self.call(_query_all(soql)).get("records", []):
                 out.setdefault(rec["EventId"], []).append(dict(rec))
+        return out
+
+    def people_by_email(self, emails: list[str]) -> list[dict[str, Any]]:
+        """Users, Contacts and Leads with these emails (``Email IN (...)``, 100 a query)."""
+        out: list[dict[str, Any]] = []
+        for sobject in ("User", "Contact", "Lead"):
+            for i in range(0, len(emails), 100):
+                soql = (f"SELECT {PERSON_FIELDS} FROM {sobject} "
+                        f"WHERE Email IN {soql_email_list(emails[i:i + 100])} ORDER BY Id")
+                out += [dict(r) for r in self.call(_query_all(soql)).get("records", [])]
+        return out
+
+    def people_by_id(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The Users, Contacts and Leads these EventRelation RelationIds name."""
+        out: list[dict[str, Any]] = []
+        for prefix, sobject in PERSON_PREFIXES.items():
+            mine = sorted({i for i in ids if i.startswith(prefix)})
+            for i in range(0, len(mine), 200):
+                soql = (f"SELECT {PERSON_FIELDS} FROM {sobject} "
+                        f"WHERE Id IN {soql_id_list(mine[i:i + 200])}")
+                out += [dict(r) for r in self.call(_query_all(soql)).get("records", [])]
         return out
 
     def deleted(self, start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -9,12 +9,19 @@ they are put in SOQL, so nothing reaches a query that is not an Id.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id, is_id
 from adapters.wire import WireError, flag, integer, opt_text, parse_instant, text
-from ledger.observations import Invitee, SalesforceEventGone, SalesforceEventSeen
+from ledger.observations import (
+    PERSON_TYPES,
+    Invitee,
+    PersonSeen,
+    SalesforceEventGone,
+    SalesforceEventSeen,
+)
 from ledger.recurrence import DAY_NAMES, GRAPH_TYPES, MONTHS, is_classic, local
 
 DEFAULT_MARKER_FIELD = "SyncLedger_ICalUId__c"
@@ -132,6 +139,45 @@ def deleted_to_observation(payload: Any, observed_at: str) -> SalesforceEventGon
         else observed_at)
 
 
+def person_to_observation(record: Any, observed_at: str) -> PersonSeen:
+    """A User, Contact or Lead record as the people look-up returned it (with
+    ``attributes``, whose ``type`` says which)."""
+    if not isinstance(record, dict):
+        raise WireError("payload", "expected a User, Contact or Lead record object")
+    raw_id = record.get("Id")
+    item_id = raw_id if isinstance(raw_id, str) else None
+    person_id = checked_id(raw_id, "Id", item_id)
+    attributes = record.get("attributes")
+    kind = attributes.get("type") if isinstance(attributes, dict) else None
+    if kind not in PERSON_TYPES:
+        raise WireError("attributes.type", f"{kind!r} is not one of {', '.join(PERSON_TYPES)}",
+                        item_id)
+    email = record.get("Email")
+    if not isinstance(email, str) or "@" not in email:
+        raise WireError("Email", f"{email!r} is not an email address", item_id)
+    return PersonSeen(observed_at=observed_at, person_id=person_id, person_type=str(kind),
+                      email=email.strip().lower(), name=text(record, "Name", item_id))
+
+
+#: Key prefixes of the people an EventRelation can name (DOMAIN.md §12).
+PERSON_PREFIXES = {"005": "User", "003": "Contact", "00Q": "Lead"}
+PERSON_FIELDS = "Id, Name, Email"
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+
+
+def is_lookup_email(value: str) -> bool:
+    """An address safe to put in a SOQL string literal (no quote, no backslash)."""
+    return bool(_EMAIL.match(value)) and "'" not in value and "\\" not in value
+
+
+def soql_email_list(emails: list[str]) -> str:
+    """``('a@x.com','b@y.com')`` for a SOQL ``IN``; refuses anything that is not an address."""
+    bad = [e for e in emails if not isinstance(e, str) or not is_lookup_email(e)]
+    if bad or not emails:
+        raise ValueError(f"not email addresses: {bad!r}" if bad else "no emails given")
+    return "(" + ",".join(f"'{e}'" for e in emails) + ")"
+
+
 # --- writing ------------------------------------------------------------------
 
 
@@ -227,6 +273,20 @@ def deleted_record(event_id: str, deleted_at: str) -> dict[str, Any]:
     return {"id": event_id, "deletedDate": deleted_at}
 
 
-def invitee_relation(event_id: str, relation_id: str) -> dict[str, Any]:
-    """An EventRelation inviting a User, Contact or Lead (Status starts as New)."""
-    return {"EventId": event_id, "RelationId": relation_id, "IsInvitee": True}
+def invitee_relation(event_id: str, relation_id: str, status: str = "New",
+                     is_parent: bool = False) -> dict[str, Any]:
+    """An EventRelation inviting a User, Contact or Lead, with its Outlook status; a
+    Contact or Lead that is also the Event's Who has ``IsParent``."""
+    body: dict[str, Any] = {"EventId": event_id, "RelationId": relation_id, "IsInvitee": True,
+                            "Status": status}
+    if is_parent:
+        body["IsParent"] = True
+    return body
+
+
+def relation_status(status: str) -> dict[str, Any]:
+    return {"Status": status}
+
+
+def relation_record_id(relation: dict[str, Any]) -> str:
+    return str(relation["Id"])

@@ -44,7 +44,8 @@ class SandboxCloud:
     def __init__(self, feed: list[dict[str, Any]], *, mailboxes: list[str],
                  org: dict[str, Any], clock: Clock = utcnow, page_size: int = 50,
                  sf_page_size: int = 2000, marker_field: str = "SyncLedger_ICalUId__c",
-                 marker_property: str = "SyncLedgerSalesforceId") -> None:
+                 marker_property: str = "SyncLedgerSalesforceId",
+                 people: list[dict[str, Any]] | None = None) -> None:
         self.ca = TestCA()
         self.mailboxes = [m.lower() for m in mailboxes]
         self.org = org
@@ -53,8 +54,16 @@ class SandboxCloud:
         self.graph = GraphEmulator(sandbox_mailboxes(feed, self.mailboxes), ca=self.ca,
                                    clock=clock)
         events, relations = sandbox_records(feed)
-        self.salesforce = SalesforceEmulator(events, relations, ca=self.ca, clock=clock,
-                                             marker_field=marker_field, page_size=sf_page_size)
+        if people is None:  # the sandbox org's people, and a User for every product user
+            people = sandbox.people_records()
+            known = {p["Id"] for p in people}
+            people += [{"attributes": {"type": "User"}, "Id": uid, "Name": email,
+                        "Email": email}
+                       for email, uid in sorted(org.get("product_users", {}).items())
+                       if uid not in known]
+        self.salesforce = SalesforceEmulator(events, relations, people=people, ca=self.ca,
+                                             clock=clock, marker_field=marker_field,
+                                             page_size=sf_page_size)
         #: Explicit saves users made in the Outlook add-in, not yet handed to a sync.
         self.pending_saves: list[tuple[str, dict[str, Any]]] = [
             (line["mailbox"].lower(), line["payload"]) for line in feed

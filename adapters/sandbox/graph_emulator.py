@@ -540,6 +540,17 @@ class GraphEmulator(Emulator):
                 event[name] = list(props.values())
             elif name == "location":
                 event[name] = {"displayName": "", "locationType": "default", **(value or {})}
+            elif name == "attendees":
+                # Exchange keeps an attendee's response; a new one has none yet.
+                old = {str((a.get("emailAddress") or {}).get("address") or "").lower(): a
+                       for a in event.get("attendees") or []}
+                event[name] = [{"type": a.get("type", "required"),
+                                "status": (old.get(str((a.get("emailAddress") or {})
+                                                        .get("address") or "").lower())
+                                           or {}).get("status") or a.get("status")
+                                or {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                                "emailAddress": deep(a.get("emailAddress"))}
+                               for a in value or []]
             elif name == "body":
                 event[name] = _stored_body(value or {})
                 text = re.sub(r"<[^>]+>", "", str((value or {}).get("content") or ""))

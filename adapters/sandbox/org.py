@@ -7,7 +7,9 @@ build scenarios from it. Payloads are shaped like the public samples in
 ``shared/fixtures`` (Graph v1.0 ``event``, SOQL ``Event`` records).
 
 People (org domain contoso.com): alice, bob and carol use the sync; erin is
-in the org but does not; dave@fabrikam.com is external.
+in the org but does not; dave@fabrikam.com is external. In Salesforce, dave,
+nina and omar (Northwind) are Contacts, lena (Litware) is a Lead, and
+pat@tailspin.com matches nobody: the demo's unresolved attendee.
 """
 
 from __future__ import annotations
@@ -26,11 +28,19 @@ from ledger.identity import salesforce_id18
 ORG_DOMAIN = "contoso.com"
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 ERIN, DAVE = "erin@contoso.com", "dave@fabrikam.com"
+NINA, OMAR, LENA, PAT = ("nina@northwind.com", "omar@northwind.com", "lena@litware.com",
+                         "pat@tailspin.com")
 #: Ids are real 18-character Ids (checksum suffix included), so 15-character look-ups work.
 USER_IDS = {ALICE: salesforce_id18("0055e000001AbCd"), BOB: salesforce_id18("0055e000001BcDe"),
             CAROL: salesforce_id18("0055e000001CdEf")}
 NAMES = {ALICE: "Alice Adams", BOB: "Bob Brown", CAROL: "Carol Chen", ERIN: "Erin Evans",
-         DAVE: "Dave Dunn"}
+         DAVE: "Dave Dunn", NINA: "Nina Novak", OMAR: "Omar Ortiz", LENA: "Lena Lund",
+         PAT: "Pat Park"}
+#: Salesforce Contacts and Leads (email -> (type, Id)); pat@tailspin.com is in neither.
+CUSTOMERS = {DAVE: ("Contact", salesforce_id18("0035e000002DaVe")),
+             NINA: ("Contact", salesforce_id18("0035e000002NiNa")),
+             OMAR: ("Contact", salesforce_id18("0035e000002OmAr")),
+             LENA: ("Lead", salesforce_id18("00Q5e000001LeNa"))}
 MARKER_PROPERTY = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name SyncLedgerSalesforceId"
 ICAL_FIELD = "SyncLedger_ICalUId__c"
 START = datetime(2026, 11, 20, 9, 0)  # the feed's first observation (a Friday)
@@ -70,6 +80,7 @@ def graph_event(
     modified: str = "2026-11-19T08:00:00.0000000Z", revision: int = 0,
     original_start: str | None = None, categories: tuple[str, ...] = (),
     marker: str | None = None, cancelled: bool = False, ical: str | None = None,
+    responses: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Graph v1.0 event as calendarView/delta returns it (Prefer: ImmutableId)."""
     instance = name if master is None else f"{name}/{original_start or start}"
@@ -109,7 +120,8 @@ def graph_event(
         "recurrence": recurrence,
         "attendees": [
             {"type": "required",
-             "status": {"response": "accepted" if a != organizer else "none",
+             "status": {"response": (responses or {}).get(
+                 a, "accepted" if a != organizer else "none"),
                         "time": "2026-11-02T10:00:00.0000000Z"},
              "emailAddress": {"name": NAMES.get(a, a), "address": a}}
             for a in attendees
@@ -172,6 +184,19 @@ def relation(event_id: str, user: str, n: int, status: str = "Accepted") -> dict
             "IsInvitee": True, "IsParent": False, "IsWhat": False, "Status": status}
 
 
+def person_record(email: str) -> dict[str, Any]:
+    """A User, Contact or Lead as the people look-up (``SELECT Id, Name, Email``) returns it."""
+    kind, person_id = CUSTOMERS.get(email) or ("User", USER_IDS[email])
+    return {"attributes": {"type": kind,
+                           "url": f"/services/data/v59.0/sobjects/{kind}/{person_id}"},
+            "Id": person_id, "Name": NAMES[email], "Email": email}
+
+
+def people_records() -> list[dict[str, Any]]:
+    """Everyone the sandbox Salesforce org holds: the product users and the customers."""
+    return [person_record(e) for e in [*USER_IDS, *CUSTOMERS]]
+
+
 @dataclass
 class SandboxOrg:
     """The org's calendars and the order in which a sync first observed them."""
@@ -208,6 +233,10 @@ class SandboxOrg:
         self._add({"kind": "sidebar.save", "observed_at": _at(minute),
                           "mailbox": mailbox, "payload": payload})
 
+    def person(self, minute: int, email: str) -> None:
+        self._add({"kind": "salesforce.person", "observed_at": _at(minute),
+                   "payload": person_record(email)})
+
     def settings(self, minute: int, **changes: Any) -> None:
         self._add({"kind": "org.settings", "observed_at": _at(minute), "payload": changes})
 
@@ -220,6 +249,9 @@ def build() -> SandboxOrg:
     org = SandboxOrg()
     org.settings(0, org_domains=[ORG_DOMAIN], product_users=dict(USER_IDS),
                  sync_private_items=False)
+    # What the people look-up found for the attendees below (pat@tailspin.com: nobody).
+    for email in CUSTOMERS:
+        org.person(0, email)
 
     org.group = "review"
     # attendee-before-organizer, then resolved: Bob saves Alice's review before she does.
@@ -283,6 +315,22 @@ def build() -> SandboxOrg:
     org.graph(40, ALICE, graph_event(ALICE, "qbr", **qbr, kind="seriesMaster",  # type: ignore[arg-type]
                                      revision=1, modified="2026-11-20T09:40:00.0000000Z",
                                      recurrence=weekly("2026-11-30", ["monday"], 6)))
+
+    org.group = "renewal"
+    # Attendees related to Contacts: Alice's renewal call with Northwind (Nina is the
+    # Event's Who, Omar declined) and a Tailspin guest who matches nobody (unresolved).
+    org.graph(16, ALICE, graph_event(ALICE, "renewal", subject="Northwind renewal",
+                                     start="2026-11-27T16:00:00", end="2026-11-27T17:00:00",
+                                     organizer=ALICE, attendees=(ALICE, BOB, NINA, OMAR, PAT),
+                                     responses={OMAR: "declined", PAT: "none"},
+                                     location="Teams"))
+
+    org.group = "litware"
+    # A Lead as the Who: Bob's discovery call with Litware.
+    org.graph(17, BOB, graph_event(BOB, "litware", subject="Litware discovery call",
+                                   start="2026-11-30T21:00:00", end="2026-11-30T21:30:00",
+                                   organizer=BOB, attendees=(BOB, LENA),
+                                   responses={LENA: "tentativelyAccepted"}))
 
     org.group = "forecast"
     # series-master-update: a synced weekly series; its master changes on Nov 20.

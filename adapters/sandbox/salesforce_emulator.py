@@ -56,6 +56,17 @@ EVENT_FIELDS = frozenset((
 RELATION_FIELDS = frozenset((
     "Id", "EventId", "RelationId", "IsInvitee", "IsParent", "IsWhat", "Status", "RespondedDate",
     "Response", "SystemModstamp", "CreatedDate", "LastModifiedDate", "IsDeleted"))
+#: People an EventRelation can name (DOMAIN.md §12), queried by ``Email IN (...)``.
+PERSON_FIELDS = {
+    "User": frozenset(("Id", "Name", "Email", "IsActive", "Username", "SystemModstamp")),
+    "Contact": frozenset(("Id", "Name", "FirstName", "LastName", "Email", "AccountId",
+                          "SystemModstamp")),
+    "Lead": frozenset(("Id", "Name", "FirstName", "LastName", "Email", "Company",
+                       "IsConverted", "SystemModstamp")),
+}
+PERSON_PREFIXES = {"005": "User", "003": "Contact", "00Q": "Lead"}
+RELATION_STATUSES = ("New", "Accepted", "Declined")
+MAX_WHO_CONTACTS = 50
 NOT_WRITABLE = frozenset(("Id", "IsChild", "IsGroupEvent", "GroupEventType",
                           "RecurrenceActivityId", "SystemModstamp", "LastModifiedDate",
                           "CreatedDate", "CreatedById", "LastModifiedById", "IsDeleted",
@@ -66,7 +77,8 @@ RECURRENCE_FIELDS = ("RecurrenceType", "RecurrenceInterval", "RecurrenceDayOfWee
                      "RecurrenceDayOfMonth", "RecurrenceInstance", "RecurrenceMonthOfYear",
                      "RecurrenceStartDateTime", "RecurrenceEndDateOnly",
                      "RecurrenceTimeZoneSidKey")
-PREFIXES = {"Event": "00U", "EventRelation": "0RE"}
+PREFIXES = {"Event": "00U", "EventRelation": "0RE", "User": "005", "Contact": "003",
+            "Lead": "00Q"}
 
 # --- what Salesforce refuses (DOMAIN.md §11): one small table per kind of check -------
 # Other features add their fields here (e.g. Contact/Lead lookups add their own sObjects).
@@ -377,6 +389,7 @@ class SalesforceEmulator(Emulator):
 
     def __init__(self, events: list[dict[str, Any]] | None = None,
                  relations: list[dict[str, Any]] | None = None, *,
+                 people: list[dict[str, Any]] | None = None,
                  marker_field: str = "SyncLedger_ICalUId__c",
                  client_id: str = "sandbox-sf-client", client_secret: str = "sandbox-sf-secret",
                  username: str | None = None, password: str | None = None,
@@ -390,14 +403,18 @@ class SalesforceEmulator(Emulator):
         self.api_limit = api_limit
         self.api_used = 0
         self.fields_of = {"Event": EVENT_FIELDS | {marker_field},
-                          "EventRelation": RELATION_FIELDS}
-        self.records: dict[str, dict[str, dict[str, Any]]] = {"Event": {}, "EventRelation": {}}
+                          "EventRelation": RELATION_FIELDS, **PERSON_FIELDS}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {
+            name: {} for name in self.fields_of}
         self.deleted: list[dict[str, Any]] = []
         self.cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
-        self.counter = 0
+        #: one Id sequence per object, as Salesforce numbers each key prefix on its own
+        self.counters: dict[str, int] = {}
         self.last_stamp = datetime(2000, 1, 1, tzinfo=UTC)
         for record in events or []:
             self.put("Event", record)
+        for record in people or []:
+            self.put(record["attributes"]["type"], record)
         for record in relations or []:
             self.put("EventRelation", record)
 
@@ -433,14 +450,18 @@ class SalesforceEmulator(Emulator):
     def state(self) -> dict[str, Any]:
         with self.lock:
             return deep({"records": self.records, "deleted": self.deleted,
-                         "counter": self.counter, "api_used": self.api_used,
+                         "counter": self.counters, "api_used": self.api_used,
                          "last_stamp": self.last_stamp.isoformat()})
 
     def load_state(self, state: dict[str, Any]) -> None:
         with self.lock:
-            self.records = deep(state["records"])
+            self.records = {name: {} for name in self.fields_of}
+            self.records.update(deep(state["records"]))
             self.deleted = deep(state["deleted"])
-            self.counter, self.api_used = int(state["counter"]), int(state["api_used"])
+            counter = state["counter"]  # an int in clouds saved before per-object sequences
+            self.counters = dict(counter) if isinstance(counter, dict) else {
+                name: int(counter) for name in self.fields_of}
+            self.api_used = int(state["api_used"])
             self.last_stamp = datetime.fromisoformat(state["last_stamp"])
 
     def _stamp(self, record: dict[str, Any]) -> None:
@@ -454,8 +475,8 @@ class SalesforceEmulator(Emulator):
         """A fresh 18-character Id whose 15-character form no record has."""
         taken = {i[:15] for i in self.records[sobject]}
         while True:
-            self.counter += 1
-            short = f"{PREFIXES[sobject]}5eE{self.counter:09d}"
+            self.counters[sobject] = n = self.counters.get(sobject, 0) + 1
+            short = f"{PREFIXES[sobject]}5eE{n:09d}"
             if short not in taken:
                 return salesforce_id18(short)
 
@@ -628,6 +649,8 @@ class SalesforceEmulator(Emulator):
             if found is not None:
                 return self.error(400, *found)
         merged = {**(current or {}), **body}
+        if sobject in PERSON_FIELDS:
+            return None
         if sobject == "EventRelation":
             missing = [f for f in ("EventId", "RelationId") if not merged.get(f)]
         else:
@@ -636,16 +659,11 @@ class SalesforceEmulator(Emulator):
             return self.error(400, "REQUIRED_FIELD_MISSING",
                               f"Required fields are missing: [{', '.join(missing)}]", missing)
         if sobject == "EventRelation":
-            event = self.records["Event"].get(str(merged["EventId"]))
-            if event is None:
-                return self.error(400, "INVALID_CROSS_REFERENCE_KEY",
-                                  "invalid cross reference id", ["EventId"])
-            if current is None and any(
-                    r["EventId"] == event["Id"] and r["RelationId"] == merged["RelationId"]
-                    for r in self.records["EventRelation"].values()):
-                return self.error(400, "DUPLICATE_VALUE", "duplicate value found: RelationId "
-                                  "duplicates value on record with id", ["RelationId"])
-            return None
+            return self._check_relation(merged, current)
+        who = merged.get("WhoId")
+        if "WhoId" in body and who and self._person(str(who), ("Contact", "Lead")) is None:
+            return self.error(400, "INVALID_CROSS_REFERENCE_KEY",
+                              "Name ID: id value of incorrect type: " + str(who), ["WhoId"])
         try:
             start, end = parse_time(merged["StartDateTime"]), parse_time(merged["EndDateTime"])
         except (TypeError, ValueError):
@@ -667,6 +685,57 @@ class SalesforceEmulator(Emulator):
                 return self.error(400, *found)
         return None
 
+    def _person(self, record_id: str, types: tuple[str, ...] = ("User", "Contact", "Lead")
+                ) -> dict[str, Any] | None:
+        kind = PERSON_PREFIXES.get(record_id[:3])
+        if kind not in types:
+            return None
+        return next((r for i, r in self.records[str(kind)].items()
+                     if i[:15] == record_id[:15]), None)
+
+    def _check_relation(self, merged: dict[str, Any], current: dict[str, Any] | None
+                        ) -> Response | None:
+        """EventRelation as Salesforce checks it (DOMAIN.md §12): an existing Event that
+        is not a Classic occurrence, an existing User / Contact / Lead, a Status of the
+        picklist, and a Who of up to 50 Contacts or one Lead."""
+        event = next((r for i, r in self.records["Event"].items()
+                      if i[:15] == str(merged["EventId"])[:15]), None)
+        if event is None:
+            return self.error(400, "INVALID_CROSS_REFERENCE_KEY",
+                              "invalid cross reference id", ["EventId"])
+        if current is None and event.get("RecurrenceActivityId") not in (None, event["Id"]):
+            return self.error(400, "FIELD_INTEGRITY_EXCEPTION",
+                              "You can't add invitees or related records to an occurrence of "
+                              "a recurring event: relate them to the series", ["EventId"])
+        relation_id = str(merged["RelationId"])
+        person = self._person(relation_id)
+        if person is None:
+            return self.error(400, "INVALID_CROSS_REFERENCE_KEY",
+                              "Relation ID: id value of incorrect type: " + relation_id,
+                              ["RelationId"])
+        status = merged.get("Status")
+        if status is not None and status not in RELATION_STATUSES:
+            return self.error(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                              f"Status: bad value for restricted picklist field: {status}",
+                              ["Status"])
+        if current is None and any(
+                r["EventId"] == event["Id"] and r["RelationId"][:15] == relation_id[:15]
+                for r in self.records["EventRelation"].values()):
+            return self.error(400, "DUPLICATE_VALUE", "duplicate value found: RelationId "
+                              "duplicates value on record with id", ["RelationId"])
+        if merged.get("IsParent"):
+            kind = PERSON_PREFIXES[relation_id[:3]]
+            parents = [PERSON_PREFIXES.get(r["RelationId"][:3])
+                       for r in self.records["EventRelation"].values()
+                       if r["EventId"] == event["Id"] and r.get("IsParent")
+                       and r is not current] + [kind]
+            if kind == "User" or ("Lead" in parents and len(parents) > 1) \
+                    or parents.count("Contact") > MAX_WHO_CONTACTS:
+                return self.error(400, "FIELD_INTEGRITY_EXCEPTION",
+                                  "An event can be related to up to 50 contacts or one lead",
+                                  ["IsParent"])
+        return None
+
     def _create(self, sobject: str, req: Request) -> Response:
         body = req.json() or {}
         problem = self._check(sobject, body, None)
@@ -676,6 +745,11 @@ class SalesforceEmulator(Emulator):
         now = sf_time(self.clock())
         record: dict[str, Any] = {name: None for name in self.fields_of[sobject]}
         record.update(Id=record_id, CreatedDate=now, IsDeleted=False)
+        if sobject in PERSON_FIELDS:
+            record.update(body)
+            self._stamp(record)
+            self.records[sobject][record_id] = record
+            return json_response(201, {"id": record_id, "success": True, "errors": []})
         if sobject == "EventRelation":
             record.update(IsInvitee=False, IsParent=False, IsWhat=False, Status="New")
             record.update(body)

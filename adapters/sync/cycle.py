@@ -36,6 +36,9 @@ from ledger.store import Store
 from ledger.writes import write_digest
 
 MAX_ROUNDS = 4  # write -> observe -> plan again (e.g. categories after a create)
+#: An email found in no User, Contact or Lead is asked again after this long.
+LOOKUP_AGAIN_AFTER = timedelta(hours=24)
+LOOKED_UP = "people.looked_up:"  # checkpoint name prefix: email -> when it was last asked
 
 
 def utcnow() -> datetime:
@@ -210,6 +213,8 @@ class SyncCycle:
                 event = self._filled(mailbox, event, masters)
                 lines.append(envelope("graph.event", at, event, mailbox=mailbox))
             self.report.observed["graph"] += len(lines)
+            # Attendees are looked up first, so the page's saves relate them at once.
+            self.look_up_people(graph_wire.attendee_emails(page.events))
             # The page and the link that follows it commit together: a crash
             # never loses a page, and a repeated page appends nothing.
             self._record_lines(lines, f"graph:{mailbox}",
@@ -246,6 +251,44 @@ class SyncCycle:
         masters[master_id] = master
         return graph_wire.fill_stub(event, master)
 
+    def look_up_people(self, emails: set[str]) -> None:
+        """The directory of people (DOMAIN.md §12): attendee emails not asked about in the
+        last 24 hours are looked up among Users, Contacts and Leads, batched, and what
+        was found is recorded as ``salesforce.person`` observations; when each email
+        was asked is a checkpoint, written in the same transaction."""
+        settings = self.ledger.settings()
+        wanted = sorted(e for e in emails if e and not settings.is_product_user(e)
+                        and salesforce_wire.is_lookup_email(e))
+        if not wanted:
+            return
+        now = self.clock()
+        asked = self.store.checkpoints_with_prefix(LOOKED_UP)
+        due = [e for e in wanted if LOOKED_UP + e not in asked
+               or datetime.fromisoformat(asked[LOOKED_UP + e]) <= now - LOOKUP_AGAIN_AFTER]
+        if not due:
+            return
+        self.on_step(f"people ({len(due)} emails)")
+        records = self.sf.people_by_email(due)
+        self._record_people(records, {LOOKED_UP + e: now.isoformat() for e in due})
+
+    def _record_people(self, records: list[dict[str, Any]],
+                       checkpoints: dict[str, str] | None = None) -> None:
+        at = iso(self.clock())
+        lines = [envelope("salesforce.person", at, _plain(r)) for r in records]
+        self.report.observed["people"] = self.report.observed.get("people", 0) + len(lines)
+        self._record_lines(lines, "salesforce.people", checkpoints)
+
+    def _people_of_relations(self, relations: dict[str, list[dict[str, Any]]]) -> None:
+        """Contacts and Leads invited in Salesforce that the directory does not know."""
+        directory = self.ledger.directory()
+        unknown = sorted({salesforce_id18(salesforce_wire.relation_person(r))
+                          for rels in relations.values() for r in rels
+                          if is_salesforce_id(salesforce_wire.relation_person(r))
+                          and salesforce_wire.relation_person(r)[:3] in ("003", "00Q")}
+                         - set(directory.by_id if directory else ()))
+        if unknown:
+            self._record_people(self.sf.people_by_id(unknown))
+
     def pull_salesforce(self) -> None:
         name = "salesforce.modstamp"
         watermark = self.store.checkpoint(name)
@@ -253,6 +296,7 @@ class SyncCycle:
             if not records:
                 continue
             relations = self.sf.relations([salesforce_wire.record_id(r) for r in records])
+            self._people_of_relations(relations)
             at = iso(self.clock())
             lines = [envelope("salesforce.event", at, _plain(r),
                               relations=[_plain(x) for x in
@@ -345,8 +389,7 @@ class SyncCycle:
             return [envelope("salesforce.deleted", iso(self.clock()), gone)], {"id": write["id"]}
         if op == "create":
             marker = fields.get("ical_marker")
-            invitees = [salesforce_id18(i) for i in fields.pop("invitees", [])
-                        if is_salesforce_id(i)]
+            invitees = _invitees(fields.pop("invitees", []))
             existing = self.sf.find_by_marker(marker) if recovering and marker else []
             invited: set[str] = set()
             if existing:  # created before a crash or a lost answer: finish, don't redo
@@ -357,10 +400,13 @@ class SyncCycle:
                 body = salesforce_wire.fields_to_salesforce(
                     fields, marker_field=self.config.salesforce_marker_field)
                 event_id = self.sf.create(salesforce_wire.EVENT, body)
-            for relation_id in invitees:
+            for relation_id, status, is_parent in invitees:
                 if relation_id not in invited:
-                    self.sf.create(salesforce_wire.EVENT_RELATION,
-                                   salesforce_wire.invitee_relation(event_id, relation_id))
+                    self.sf.create(salesforce_wire.EVENT_RELATION, salesforce_wire.invitee_relation(
+                        event_id, relation_id, status, is_parent))
+        elif op in ("relate", "unrelate", "relation-status"):
+            event_id = write["id"]
+            self._perform_relation(event_id, op, fields)
         else:  # update
             event_id = write["id"]
             body = salesforce_wire.fields_to_salesforce(
@@ -373,6 +419,28 @@ class SyncCycle:
         line = envelope("salesforce.event", iso(self.clock()), _plain(record),
                         relations=[_plain(r) for r in relations])
         return [line], {"id": event_id}
+
+    def _perform_relation(self, event_id: str, op: str, fields: dict[str, Any]) -> None:
+        """One attendee's EventRelation: created, deleted, or its Status set."""
+        relation_id = str(fields["relation_id"])
+        if not (is_salesforce_id(event_id) and is_salesforce_id(relation_id)):
+            raise ValueError(f"not Salesforce Ids: {event_id!r}, {relation_id!r}")
+        relation_id = salesforce_id18(relation_id)
+        current = [r for r in self.sf.relations([event_id]).get(event_id, [])
+                   if salesforce_id18(salesforce_wire.relation_person(r)) == relation_id]
+        if op == "relate" and not current:
+            self.sf.create(salesforce_wire.EVENT_RELATION, salesforce_wire.invitee_relation(
+                event_id, relation_id, str(fields.get("status") or "New"),
+                bool(fields.get("is_parent"))))
+        elif op == "unrelate":
+            for rel in current:
+                self.sf.delete(salesforce_wire.EVENT_RELATION,
+                               salesforce_wire.relation_record_id(rel))
+        elif op == "relation-status":
+            for rel in current:
+                self.sf.update(salesforce_wire.EVENT_RELATION,
+                               salesforce_wire.relation_record_id(rel),
+                               salesforce_wire.relation_status(str(fields["status"])))
 
     def _perform_exchange(self, write: dict[str, Any], recovering: bool
                           ) -> tuple[list[bytes], dict[str, Any]]:
@@ -405,6 +473,20 @@ class SyncCycle:
 
 def _described(write: dict[str, Any], error: str | None) -> str:
     return f"{write['target']} {write['op']} {write.get('id') or write['key']}: {error or ''}"
+
+
+def _invitees(planned: list[Any]) -> list[tuple[str, str, bool]]:
+    """(relation id, Status, is the Who) of a create's invitees; a plan written before
+    statuses were planned lists bare Ids (invited as New)."""
+    out = []
+    for entry in planned:
+        if isinstance(entry, str):
+            entry = {"relation_id": entry}
+        rid = entry.get("relation_id") if isinstance(entry, dict) else None
+        if isinstance(rid, str) and is_salesforce_id(rid):
+            out.append((salesforce_id18(rid), str(entry.get("status") or "New"),
+                        bool(entry.get("is_parent"))))
+    return out
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
