@@ -87,7 +87,7 @@ NOT_BLOCKING = ("text-too-long", "recurrence-capped", "write-refused")
 
 
 def explain(store: Store, any_id: str) -> dict[str, Any]:
-    """JSON keys: id, meeting_id, synced, rule, message, action, evidence."""
+    """JSON keys: id, meeting_id, synced, rule, message, action, evidence, people."""
     r = resolve(store, any_id)
     m = store.meeting(r.meeting_id)
     org = store.org()
@@ -96,7 +96,17 @@ def explain(store: Store, any_id: str) -> dict[str, Any]:
     verdict = _verdict(m, r, settings)
     wanted = verdict.pop("evidence_filter")
     evidence = [_evidence(e) for e in entries if wanted(e)]
-    return {"id": any_id, "meeting_id": str(r.meeting_id), **verdict, "evidence": evidence}
+    return {"id": any_id, "meeting_id": str(r.meeting_id), **verdict, "evidence": evidence,
+            "people": _people(m)}
+
+
+def _people(m: Meeting) -> dict[str, Any]:
+    """Whom the attendees are in Salesforce, and who matches nobody (since when, why)."""
+    return {"related": {e: dict(p) for e, p in sorted(m.people.items())},
+            "unresolved": [{"email": e, "since": since,
+                            "why": "no Salesforce User, Contact or Lead has this email; it "
+                                   "is related once a look-up finds one"}
+                           for e, since in sorted(m.unresolved.items())]}
 
 
 def _focus(m: Meeting, r: Resolved) -> str | None:

@@ -19,6 +19,7 @@ from projections import analytics as _analytics
 from projections import conflicts as _conflicts
 from projections import issues as _issues
 from projections import mapping as _mapping
+from projections import people as _people
 from projections import plan as _plan
 from projections import runner
 
@@ -104,9 +105,23 @@ def pending_writes(store: Store) -> list[dict[str, Any]]:
 def analytics_meetings(store: Store, *, mailbox: str | None = None,
                        state: str | None = None) -> list[dict[str, Any]]:
     """meeting_id, organizer, organizer_is_user, attendees_are_users, start, recurrence,
-    sync_state, open_issue_kinds, what_id. ``state`` filters on ``sync_state``."""
-    return _answer(store, "analytics", lambda c: _analytics.select_meetings(
+    sync_state, open_issue_kinds, what_id, related_users, related_contacts,
+    related_leads, unresolved_attendees. ``state`` filters on ``sync_state``."""
+    runner.catch_up(store, ["people"])
+    with runner.reading(store) as conn:
+        coverage = _people.select_coverage(conn)
+    none = dict.fromkeys(_people.COUNTS, 0)
+    rows = _answer(store, "analytics", lambda c: _analytics.select_meetings(
         c, mailbox=mailbox, state=state))
+    return [{**r, **coverage.get(r["meeting_id"], none)} for r in rows]
+
+
+def unresolved(store: Store, *, state: str | None = "open",
+               meeting_id: str | None = None) -> list[dict[str, Any]]:
+    """meeting_id, email, since, state (open | resolved), resolved_at, relation_id:
+    attendees whose email matched no User, Contact or Lead. ``state=None``: all."""
+    return _answer(store, "people", lambda c: _people.select_unresolved(
+        c, state=state, meeting_id=meeting_id))
 
 
 def analytics_daily(store: Store, *, mailbox: str | None = None, kind: str | None = None

@@ -40,12 +40,13 @@ from projections.base import Bulk, Handler, Projection, metadata, tracking
 from projections.conflicts import ConflictsProjection
 from projections.issues import IssuesProjection
 from projections.mapping import MappingProjection
+from projections.people import PeopleProjection
 from projections.plan import PlanProjection
 
 #: Every projection by name, in the order they are written in a batch.
 PROJECTIONS: dict[str, type[Projection]] = {
     p.name: p for p in (MappingProjection, ConflictsProjection, IssuesProjection,
-                        PlanProjection, AnalyticsProjection)
+                        PlanProjection, AnalyticsProjection, PeopleProjection)
 }
 NAMES = tuple(PROJECTIONS)
 #: Events per transaction: larger batches fold more of a meeting's events into one

@@ -382,7 +382,10 @@ def test_queries_answer_a_conflict_an_issue_and_planned_writes(ledger: Store) ->
     assert meetings[review_id] == {
         "meeting_id": review_id, "organizer": ALICE, "organizer_is_user": True,
         "attendees_are_users": "all", "start": "2026-11-25T10:00:00Z", "recurrence": "single",
-        "sync_state": "synced", "open_issue_kinds": "", "what_id": None}
+        "sync_state": "synced", "open_issue_kinds": "", "what_id": None,
+        # Bob, a product user, is related as a User
+        "related_users": 1, "related_contacts": 0, "related_leads": 0,
+        "unresolved_attendees": 0}
     assert meetings[apac_id]["sync_state"] == "pending"  # the category write
     daily = {(r["source"], r["kind"], r["mailbox"]): r["count"]
              for r in queries.analytics_daily(ledger)}

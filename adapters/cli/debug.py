@@ -119,6 +119,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"  why      {out['message']}")
     if out["action"]:
         print(f"  action   {out['action']}")
+    for email, person in out["people"]["related"].items():
+        print(f"  related  {email} -> {person['person_type']} {person['relation_id']}")
+    for entry in out["people"]["unresolved"]:
+        print(f"  unresolved {entry['email']} since {entry['since']}: {entry['why']}")
     print("  evidence")
     for e in out["evidence"]:
         rule = f" [{e['rule']}]" if e["rule"] else ""

@@ -33,7 +33,9 @@ COLUMNS = {
     "plan": ["target", "op", "meeting_id", "mailbox", "id", "fields", "reason",
              "notify_attendees"],
     "analytics": ["meeting_id", "organizer", "organizer_is_user", "attendees_are_users",
-                  "start", "recurrence", "sync_state", "open_issue_kinds", "what_id"],
+                  "start", "recurrence", "sync_state", "open_issue_kinds", "what_id",
+                  "related_users", "related_contacts", "related_leads",
+                  "unresolved_attendees"],
 }
 #: Narrower columns for people; --json always carries every key.
 SHOWN = {
@@ -42,7 +44,8 @@ SHOWN = {
     "issues": ["kind", "severity", "direction", "mailbox", "message", "state",
                "outlook_category"],
     "plan": ["target", "op", "mailbox", "id", "reason", "fields"],
-    "analytics": ["organizer", "start", "recurrence", "sync_state", "open_issue_kinds"],
+    "analytics": ["organizer", "start", "recurrence", "sync_state", "open_issue_kinds",
+                  "related_contacts", "related_leads", "unresolved_attendees"],
 }
 DAILY = ["day", "source", "kind", "mailbox", "count"]
 KINDS = {
@@ -148,6 +151,36 @@ _register("conflicts", "sync conflicts (an attendee saved before the organizer)"
 _register("issues", "sync issues and skips, by rule id")
 _register("plan", "pending writes to either calendar that follow from the ledger")
 _register("analytics", "the BI tables: one row per meeting, or daily counts (--daily)")
+
+
+def _unresolved_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true",
+                   help="also attendees related since (state resolved)")
+    p.add_argument("--json", action="store_true",
+                   help="an array of objects with snake_case keys, for scripts")
+
+
+@command("unresolved", "attendees whose email matches no Salesforce User, Contact or Lead "
+         "(meeting, email, since when); a later look-up that finds one relates them",
+         _unresolved_args)
+def cmd_unresolved(args: argparse.Namespace) -> int:
+    from projections import queries
+
+    store = open_store(args)
+    try:
+        rows = queries.unresolved(store, state=None if args.all else "open")
+    finally:
+        store.close()
+    if args.json:
+        emit_json(rows)
+    elif rows:
+        from adapters.cli import render
+
+        print(render.table(rows, ["meeting_id", "email", "since", "state"]))
+        print(f"\n{len(rows)} row(s); --json for every column")
+    else:
+        print("no unresolved attendees")
+    return EXIT_OK
 
 
 def _project_args(p: argparse.ArgumentParser) -> None:
