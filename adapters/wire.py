@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 #: Years a ledger time may have (see the module docstring).
 MIN_YEAR, MAX_YEAR = 2, 9998
@@ -88,6 +89,14 @@ def parse_instant(value: Any, field: str, item_id: str | None = None) -> str:
     if parsed.tzinfo is None:
         raise WireError(field, f"{value!r} has no zone (expected e.g. ...Z)", item_id)
     return checked_utc(parsed, field, item_id)
+
+
+def path_segment(value: str) -> str:
+    """``value`` quoted as exactly one URL path segment (``/``, ``?``, ``#``, ``%`` escaped).
+
+    Ids are checked where they enter; this is the second guard, where they
+    leave: whatever an id holds, it cannot climb out of its segment."""
+    return quote(value, safe="")
 
 
 def kind_of(value: Any) -> str:

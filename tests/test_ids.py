@@ -12,6 +12,7 @@ from adapters.feed.envelopes import FeedError, envelope, parse_line
 from adapters.graph import ids as graph_ids
 from adapters.graph import wire as graph_wire
 from adapters.salesforce import ids as sf_ids
+from adapters.salesforce import soql
 from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError
 from ledger.identity import salesforce_id18
@@ -125,7 +126,7 @@ def test_feed_lines_with_bad_ids_are_refused_naming_the_field() -> None:
 
 
 def test_soql_id_lists_take_ids_only() -> None:
-    assert salesforce_wire.soql_id_list([EVENT]) == f"('{EVENT}')"
+    assert soql.soql_id_list([EVENT]) == f"('{EVENT}')"
     for bad in (["x') OR Id != ('"], [ACCOUNT[:17] + "Q"], []):
         with pytest.raises(ValueError):
-            salesforce_wire.soql_id_list(bad)
+            soql.soql_id_list(bad)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from adapters.feed.envelopes import FeedError, envelope, parse_line, read_feed
 from adapters.graph import wire as graph_wire
+from adapters.salesforce import soql
 from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError, utc_iso
 from ledger.observations import ExchangeItemGone, ExchangeItemSeen, SalesforceEventGone
@@ -169,11 +170,11 @@ def test_a_bad_salesforce_id_is_named() -> None:
 
 
 def test_soql_id_lists_refuse_anything_but_ids() -> None:
-    assert salesforce_wire.soql_id_list(["00U5e000000AbCd", "00U5e000000AbCdEAK"]) == \
+    assert soql.soql_id_list(["00U5e000000AbCd", "00U5e000000AbCdEAK"]) == \
         "('00U5e000000AbCd','00U5e000000AbCdEAK')"
     for bad in (["x') OR Id != ('"], ["00U5e000000AbC'"], []):
         with pytest.raises(ValueError):
-            salesforce_wire.soql_id_list(bad)
+            soql.soql_id_list(bad)
 
 
 def test_what_the_sync_writes_reads_back_as_what_it_meant() -> None:

@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 import msal
 import requests
 
 from adapters.graph.config import GraphConfig
+from adapters.graph.odata import odata_string
 from adapters.http_session import make_session
+from adapters.wire import path_segment
 
 SCOPES = ["https://graph.microsoft.com/.default"]
 RESYNC_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
@@ -145,7 +147,7 @@ class GraphClient:
     def delta_pages(self, mailbox: str, start: str, end: str, link: str | None = None
                     ) -> Iterator[DeltaPage]:
         """Pages of calendarView/delta from ``link`` (a saved next/delta link) or from the start."""
-        url = link or (f"users/{quote(mailbox)}/calendarView/delta?"
+        url = link or (f"users/{path_segment(mailbox)}/calendarView/delta?"
                        f"startDateTime={start}&endDateTime={end}")
         while True:
             try:
@@ -177,7 +179,7 @@ class GraphClient:
         """
         try:
             body: dict[str, Any] = self.request(
-                "GET", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}",
+                "GET", f"users/{path_segment(mailbox)}/events/{path_segment(event_id)}",
                 params=_expand(property_id)).json()
         except GraphError as exc:
             if exc.status == 404:
@@ -188,22 +190,22 @@ class GraphClient:
     def find_by_property(self, mailbox: str, property_id: str, value: str
                          ) -> list[dict[str, Any]]:
         """Events whose single-value extended property equals ``value`` (outbox recovery)."""
-        flt = (f"singleValueExtendedProperties/any(ep: ep/id eq '{property_id}' and "
-               f"ep/value eq '{value.replace(chr(39), chr(39) * 2)}')")
-        body = self.request("GET", f"users/{quote(mailbox)}/events",
+        flt = (f"singleValueExtendedProperties/any(ep: ep/id eq {odata_string(property_id)} "
+               f"and ep/value eq {odata_string(value)})")
+        body = self.request("GET", f"users/{path_segment(mailbox)}/events",
                             params={"$filter": flt, **(_expand(property_id) or {})}).json()
         return list(body.get("value", []))
 
     # --- writes -------------------------------------------------------
 
     def create_event(self, mailbox: str, body: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = self.request("POST", f"users/{quote(mailbox)}/events",
+        out: dict[str, Any] = self.request("POST", f"users/{path_segment(mailbox)}/events",
                                            json=body).json()
         return out
 
     def patch_event(self, mailbox: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self.request(
-            "PATCH", f"users/{quote(mailbox)}/events/{quote(event_id, safe='')}", json=body
+            "PATCH", f"users/{path_segment(mailbox)}/events/{path_segment(event_id)}", json=body
         ).json()
         return out
 
@@ -211,8 +213,8 @@ class GraphClient:
 def _expand(property_id: str | None) -> dict[str, str] | None:
     if property_id is None:
         return None
-    escaped = property_id.replace("'", "''")
-    return {"$expand": f"singleValueExtendedProperties($filter=id eq '{escaped}')"}
+    return {"$expand":
+            f"singleValueExtendedProperties($filter=id eq {odata_string(property_id)})"}
 
 
 def _link(body: dict[str, Any], suffix: str) -> str | None:

@@ -27,12 +27,9 @@ from simple_salesforce.exceptions import (
 
 from adapters.http_session import make_session
 from adapters.salesforce.config import SalesforceConfig
-from adapters.salesforce.wire import (
-    PERSON_FIELDS,
-    PERSON_PREFIXES,
-    soql_email_list,
-    soql_id_list,
-)
+from adapters.salesforce.soql import soql_id_list, soql_string
+from adapters.salesforce.wire import PERSON_FIELDS, PERSON_PREFIXES, soql_email_list
+from adapters.wire import path_segment
 
 T = TypeVar("T")
 
@@ -191,9 +188,8 @@ class SalesforceClient:
 
     def find_by_marker(self, ical_uid: str) -> list[dict[str, Any]]:
         """Events stamped with this iCalUId (outbox recovery after a crash)."""
-        value = ical_uid.replace("\\", "\\\\").replace("'", "\\'")
         soql = (f"SELECT {EVENT_FIELDS}, {self.marker_field} FROM Event "
-                f"WHERE {self.marker_field} = '{value}'")
+                f"WHERE {self.marker_field} = {soql_string(ical_uid)}")
         return [dict(r) for r in self.call(lambda sf: sf.query_all(soql)).get("records", [])]
 
     # --- writes -------------------------------------------------------
@@ -203,12 +199,14 @@ class SalesforceClient:
         return str(result["id"])
 
     def update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None:
-        self.call(lambda sf: _sobject(sf, sobject).update(record_id, fields))
+        segment = path_segment(record_id)
+        self.call(lambda sf: _sobject(sf, sobject).update(segment, fields))
 
     def delete(self, sobject: str, record_id: str) -> bool:
         """True when deleted, False when it was already gone (a retried delete)."""
         try:
-            self.call(lambda sf: _sobject(sf, sobject).delete(record_id))
+            segment = path_segment(record_id)
+            self.call(lambda sf: _sobject(sf, sobject).delete(segment))
         except SalesforceResourceNotFound:
             return False
         return True

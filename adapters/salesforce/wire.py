@@ -13,7 +13,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id, is_id
+from adapters.salesforce.soql import soql_string
+from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id
 from adapters.wire import WireError, flag, integer, opt_text, parse_instant, text
 from ledger.observations import (
     PERSON_TYPES,
@@ -175,18 +176,10 @@ def soql_email_list(emails: list[str]) -> str:
     bad = [e for e in emails if not isinstance(e, str) or not is_lookup_email(e)]
     if bad or not emails:
         raise ValueError(f"not email addresses: {bad!r}" if bad else "no emails given")
-    return "(" + ",".join(f"'{e}'" for e in emails) + ")"
+    return "(" + ",".join(soql_string(e) for e in emails) + ")"
 
 
 # --- writing ------------------------------------------------------------------
-
-
-def soql_id_list(ids: list[str]) -> str:
-    """``('id1','id2')`` for a SOQL ``IN``; refuses anything that is not an Id."""
-    bad = [i for i in ids if not is_id(i)]
-    if bad or not ids:
-        raise ValueError(f"not Salesforce Ids: {bad!r}" if bad else "no ids given")
-    return "(" + ",".join(f"'{i}'" for i in ids) + ")"
 
 
 def _sf_time(value: str) -> str:

@@ -47,6 +47,11 @@ class Request:
     headers: Message
     body: bytes
 
+    def segments(self) -> list[str]:
+        """The path's segments, each decoded on its own (as a real router does): an
+        escaped ``%2F`` stays inside its segment instead of splitting it."""
+        return [unquote(p) for p in urlsplit(self.target).path.split("/") if p]
+
     def param(self, name: str) -> str | None:
         """A query parameter, its name matched case-insensitively (as Graph does)."""
         for key, value in self.query.items():

@@ -290,7 +290,7 @@ class GraphEmulator(Emulator):
         return parts[2].lower() if len(parts) >= 3 and parts[:2] == ["v1.0", "users"] else None
 
     def handle(self, req: Request) -> Response:
-        parts = [p for p in req.path.split("/") if p]
+        parts = req.segments()
         if len(parts) >= 2 and parts[0] == self.tenant:
             return self._identity(req, parts[1:])
         if not parts or parts[0] != "v1.0":

@@ -239,9 +239,15 @@ def _tokens(soql: str) -> list[str]:
     return [t for t in out if t]
 
 
+#: SOQL's escape sequences in quoted strings (the SOQL reference, "Quoted String Escape
+#: Sequences"); any other escaped character stands for itself.
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+
+
 def _literal(token: str) -> Any:
     if token.startswith("'"):
-        return re.sub(r"\\(.)", r"\1", token[1:-1])
+        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), token[1:-1],
+                      flags=re.S)
     low = token.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -505,8 +511,7 @@ class SalesforceEmulator(Emulator):
         if not self.authorized(req):
             return self.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.api_used += 1
-        version, rest = match.group(1), match.group(2).rstrip("/")
-        parts = rest.split("/")
+        version, parts = match.group(1), req.segments()[3:]
         if parts[0] == "query":
             if len(parts) == 2:
                 return self._more(version, parts[1])
