@@ -47,6 +47,16 @@ def redact(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def redact_event(record: dict[str, Any]) -> dict[str, Any]:
+    """A private Salesforce Event's record without subject, description, location or people."""
+    out = dict(record)
+    out["subject"] = out["description"] = out["location"] = ""
+    if out.get("invitees") is not None:
+        out["invitees"] = []
+    out["redacted"] = True
+    return out
+
+
 def exchange_fields(item: dict[str, Any]) -> dict[str, Any]:
     """The fields both calendars share, from an Exchange item record."""
     return {"subject": comparable("subject", item["subject"]),

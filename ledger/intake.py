@@ -152,8 +152,12 @@ class Ledger:
     """Writes observations into a store; keeps recently used meetings in memory."""
 
     def __init__(self, store: Store, *, batch_size: int = 2000, cache_size: int = 2000,
-                 field_names: Mapping[str, str] | None = None) -> None:
+                 field_names: Mapping[str, str] | None = None,
+                 redact_raw: Callable[[bytes], bytes | None] | None = None) -> None:
         self.store = store
+        #: blanks a private item's content in a raw line before it is quarantined (the
+        #: adapters know the wire); applied while the org does not sync private items
+        self.redact_raw = redact_raw
         #: how the input names a domain field, for quarantine rows (the adapters know)
         self.field_names = dict(field_names or {})
         self.batch_size = batch_size
@@ -484,8 +488,14 @@ class Ledger:
                     result: IntakeResult) -> None:
         line = err.line_no if err.line_no is not None else item.line_no
         observed_at = getattr(item.observation, "observed_at", None)
-        batch.quarantine.append((item.source, line, err.item_id, err.field, str(err),
-                                 item.raw, observed_at))
+        raw, message = item.raw, str(err)
+        if self.redact_raw is not None and not self.settings().sync_private_items:
+            blanked = self.redact_raw(raw)
+            if blanked is not None:
+                raw, message = blanked, f"{message} (private item: subject, body, location " \
+                    "and attendees blanked in the kept line)"
+        batch.quarantine.append((item.source, line, err.item_id, err.field, message,
+                                 raw, observed_at))
         batch.count += 1
         result.quarantined += 1
         where = f"{item.source} line {line}" if line is not None else item.source

@@ -19,7 +19,7 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from ledger.decision import Decision
 from ledger.directory import NO_PEOPLE, People
-from ledger.fields import exchange_fields, redact, salesforce_fields
+from ledger.fields import exchange_fields, redact, redact_event, salesforce_fields
 from ledger.identity import item_key, meeting_id, salesforce_id18
 from ledger.limits import MAX_LENGTH, shorten
 from ledger.meeting_state import MeetingState
@@ -34,7 +34,7 @@ from ledger.observations import (
     WriteRefused,
     to_record,
 )
-from ledger.rules import PRIVATE_SENSITIVITIES, decide, relate_people
+from ledger.rules import decide, is_private_sensitivity, relate_people
 from ledger.settings import OrgSettings
 from ledger.writes import desired_writes, write_digest
 
@@ -417,7 +417,7 @@ class Meeting(Aggregate, MeetingState):
                 # Graph shows the marker only when asked (never in delta); it is
                 # stamped once and never removed, so unseen means unchanged.
                 rec["salesforce_marker"] = prior["salesforce_marker"]
-            if obs.sensitivity in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
+            if is_private_sensitivity(obs.sensitivity) and not settings.sync_private_items:
                 rec = redact(rec)
             changed = _changed(prior, rec)
             self.trigger_event(Meeting.ExchangeItemObserved, timestamp=ts,
@@ -436,6 +436,8 @@ class Meeting(Aggregate, MeetingState):
             if deleted is not None and _ts(obs.version) <= _ts(deleted):
                 return False  # an old version re-delivered: the deletion stands
             rec = record or to_record(obs)
+            if obs.is_private and not settings.sync_private_items:
+                rec = redact_event(rec)
             changed = _changed(self.sf.get(obs.event_id), rec)
             self.trigger_event(Meeting.SalesforceEventObserved, timestamp=ts,
                                observation=rec, changed=changed)
@@ -524,7 +526,8 @@ class Meeting(Aggregate, MeetingState):
             elif (obs.series_id is None and not obs.ical_marker and not self.items
                   and not any(i["rule"] in ("lightning-recurrence", "recurring-all-day")
                               for i in self.issues.values())
-                  and obs.event_id not in self.down_syncs and obs.owner_id):
+                  and obs.event_id not in self.down_syncs and obs.owner_id
+                  and (not obs.is_private or settings.sync_private_items)):
                 mailbox = settings.mailbox_of(obs.owner_id)
                 if mailbox is not None:
                     out.append(Decision("DownSyncAccepted", {

@@ -61,6 +61,11 @@ from ledger.timezones import salesforce_zone, to_iana
 from ledger.writes import write_item_key
 
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
+
+
+def is_private_sensitivity(value: str) -> bool:
+    """Private, personal or confidential, however the source spelled it ("Private")."""
+    return value.strip().lower() in PRIVATE_SENSITIVITIES
 AUTO_SAVE_PAST = timedelta(days=14)
 AUTO_SAVE_AHEAD = timedelta(days=60)
 #: Fields whose change on an Exchange series master is pushed to Salesforce.
@@ -148,7 +153,7 @@ def unsync_requested(state: MeetingState, key: str, settings: OrgSettings) -> bo
 
 def private_item(item: dict[str, Any], settings: OrgSettings) -> str | None:
     """Private items are not synced unless the org switch allows it."""
-    if item["sensitivity"] in PRIVATE_SENSITIVITIES and not settings.sync_private_items:
+    if is_private_sensitivity(item["sensitivity"]) and not settings.sync_private_items:
         return f"the item is marked {item['sensitivity']} and the org does not sync private items"
     return None
 

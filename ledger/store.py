@@ -391,6 +391,26 @@ def ledger_exists(url: StoreURL) -> bool:
     return row is not None and row[0] is not None
 
 
+#: Files the ledger creates: readable by their owner only (README, "Security").
+FILE_MODE = 0o600
+
+
+def private_file(url: StoreURL) -> None:
+    """Create a new SQLite ledger file owner-only before SQLite opens it.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's mode, so
+    they are owner-only too, whatever the shell's umask."""
+    if url.kind != "sqlite" or url.path in ("", ":memory:") or url.path.startswith("file:"):
+        return
+    try:
+        fd = os.open(url.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite will report the problem in its own words
+    os.close(fd)
+
+
 class Store:
     """The ledger's database: events, side tables, and the queries intake needs."""
 
@@ -401,6 +421,7 @@ class Store:
                 raise NoLedgerError(f"no ledger at {url}")
         else:
             ensure_postgres_schema(url)
+            private_file(url)
         self.app = LedgerApp(env=url.env())
         self.recorder = self.app.recorder
         self.rows = cast(_RowRecorder, self.recorder)

@@ -111,6 +111,8 @@ def _creates(m: MeetingState, settings: OrgSettings) -> list[dict[str, Any]]:
                   # Salesforce invitees become attendees with no response (DOMAIN.md §4)
                   "attendees": [{"email": e, "response": "none"} for e in
                                 _invitee_emails(m, sf_id)]}
+        if event.get("is_private"):  # only down-synced when the org syncs private items
+            fields["sensitivity"] = "private"
         out.append(_write("exchange", "create", mailbox, None, fields,
                           "created in Salesforce by a product user", f"ex-create|{sf_id}"))
     return out

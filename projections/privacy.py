@@ -23,7 +23,7 @@ HIDDEN = "(private)"
 
 def is_private_meeting(m: Meeting, entries: list[dict[str, Any]] | None = None) -> bool:
     """Any item of the meeting private now, or (with its timeline) at any time before."""
-    if any(i.get("sensitivity") in PRIVATE_SENSITIVITIES or i.get("redacted")
+    if any(str(i.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITIES or i.get("redacted")
            for i in m.items.values()):
         return True
     if any(e.get("is_private") for e in m.sf.values()):
@@ -32,7 +32,7 @@ def is_private_meeting(m: Meeting, entries: list[dict[str, Any]] | None = None) 
         for name in ("sensitivity", "is_private", "redacted"):
             value = entry["changes"].get(name)
             values = value if isinstance(value, list) else [value]
-            if any(v in PRIVATE_SENSITIVITIES or v is True for v in values):
+            if any(str(v).lower() in PRIVATE_SENSITIVITIES or v is True for v in values):
                 return True
     return False
 

@@ -38,6 +38,7 @@ from adapters.cli.common import (
     StoreUnavailable,
     root_reason,
 )
+from adapters.files import restrict_umask
 from ledger.store import StoreURLError
 
 EXIT_HELP = {0: "ok", 1: "failed", 2: "bad usage", 3: "input quarantined", 4: "not found"}
@@ -102,6 +103,7 @@ def _in_help_order() -> list[tuple[str, tuple[Handler, Arguments, str]]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restrict_umask()  # the ledger, its WAL/SHM, cloud state, records: owner-only
     parser = build_parser()
     try:
         import argcomplete

@@ -23,6 +23,7 @@ import requests
 
 from adapters.cli import render
 from adapters.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.files import owner_only
 from adapters.sync.config import ConfigError, SyncConfig, describe, load
 from ledger.store import Store, StoreURL
 
@@ -118,7 +119,7 @@ def _recording(path: Path | None) -> Iterator[BinaryIO | None]:
     if path is None:
         yield None
         return
-    with path.open("ab") as handle:
+    with open(path, "ab", opener=owner_only) as handle:
         yield handle
 
 

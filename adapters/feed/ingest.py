@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.feed.envelopes import WIRE_FIELDS, FeedError, read_feed
+from adapters.feed.privacy import redact_line
 from adapters.feed.reader_process import PARALLEL_MIN_BYTES, read_feed_in_child
 from adapters.progress import Progress
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
@@ -51,7 +52,8 @@ def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None 
                  batch_size: int = 2000, in_child: bool | None = None) -> IntakeResult:
     """Ingest feed files in order; one result over all of them (``in_child``: see
     ``feed_items``)."""
-    ledger = Ledger(store, batch_size=batch_size, field_names=WIRE_FIELDS)
+    ledger = Ledger(store, batch_size=batch_size, field_names=WIRE_FIELDS,
+                    redact_raw=redact_line)
     total = IntakeResult()
     for path in paths:
         size = os.path.getsize(path)

@@ -257,7 +257,7 @@ def to_observation(
         location=text(location, "displayName", item_id, at="location"),
         start=start, end=end,
         is_all_day=flag(payload, "isAllDay", item_id, False),
-        sensitivity=text(payload, "sensitivity", item_id, "normal"),
+        sensitivity=text(payload, "sensitivity", item_id, "normal").strip().lower(),
         time_zone=zone if isinstance(zone, str) and zone else None,
         organizer=organizer, attendees=tuple(attendees), recurrence=recurrence,
         categories=tuple(categories),
@@ -432,6 +432,8 @@ def observation_fields_to_graph(
             body[name] = _zoned_time(value, zone) if zone else _graph_time(value)
         elif name == "is_all_day":
             body["isAllDay"] = bool(value)
+        elif name == "sensitivity" and value:
+            body["sensitivity"] = str(value)
         elif name == "categories":
             body["categories"] = list(value)
         elif name == "attendees":

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from adapters.files import owner_only
 from adapters.graph.config import GraphConfig
 from adapters.salesforce.config import SalesforceConfig
 from adapters.sandbox import org as sandbox
@@ -127,7 +128,8 @@ class SandboxCloud:
     def save(self, path: Path, **extra: Any) -> None:
         state = {"graph": self.graph.state(), "salesforce": self.salesforce.state(),
                  "pending_saves": self.pending_saves, **extra}
-        path.write_text(json.dumps(state))
+        with open(path, "w", opener=owner_only) as handle:
+            handle.write(json.dumps(state))
 
     def load(self, path: Path) -> dict[str, Any]:
         """Resume a saved cloud; returns the whole saved state (extras included)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
+from uuid import UUID
 
 from adapters.feed.envelopes import (
     WIRE_FIELDS,
@@ -23,6 +24,7 @@ from adapters.feed.envelopes import (
     parse_line,
     refused_payload,
 )
+from adapters.feed.privacy import redact_line
 from adapters.graph import wire as graph_wire
 from adapters.graph.client import DeltaExpired, GraphClient, GraphError
 from adapters.salesforce import wire as salesforce_wire
@@ -33,6 +35,7 @@ from adapters.sync.refusals import Refusal, refusal
 from ledger.identity import exchange_index_key, is_salesforce_id, salesforce_id18
 from ledger.intake import InputError, Intake, IntakeResult, Ledger
 from ledger.store import Store
+from ledger.write_targets import target_refusal
 from ledger.writes import write_digest
 
 MAX_ROUNDS = 4  # write -> observe -> plan again (e.g. categories after a create)
@@ -93,7 +96,7 @@ class SyncCycle:
         self.clock = clock
         self.record = record
         self.on_step = on_step
-        self.ledger = Ledger(store, field_names=WIRE_FIELDS)
+        self.ledger = Ledger(store, field_names=WIRE_FIELDS, redact_raw=redact_line)
         self.outbox = Outbox(store)
         self.report = SyncReport()
         self.markers = Markers(config.exchange_marker_property, config.salesforce_marker_field)
@@ -107,7 +110,9 @@ class SyncCycle:
         out = []
         for line in lines:
             if self.record is not None:
-                self.record.write(line + b"\n")
+                private = None if self.ledger.settings().sync_private_items \
+                    else redact_line(line)
+                self.record.write((private or line) + b"\n")
             try:
                 out.append(Intake(source, None, line, parse_line(line, self.markers)))
             except FeedError as exc:
@@ -341,6 +346,10 @@ class SyncCycle:
                 continue
             now = iso(self.clock())
             self.outbox.sending(key, write, write["meeting_id"], now)
+            guard = self._target_refusal(write)
+            if guard is not None:  # defence in depth: never written, reason recorded
+                self._refused(key, write, guard)
+                continue
             try:
                 lines, result = self._perform(write, recovering=entry is not None)
             except Exception as exc:  # one bad write never stops the others
@@ -372,6 +381,12 @@ class SyncCycle:
                                   refused.message, refused.fields)
         self._record_lines([envelope("write.refused", iso(self.clock()), payload)],
                            f"result:{write['target']}")
+
+    def _target_refusal(self, write: dict[str, Any]) -> Refusal | None:
+        """The ledger's answer to "is this write's target the meeting's own?" as a refusal."""
+        meeting = self.store.meeting(UUID(write["meeting_id"]))
+        reason = target_refusal(meeting, write, self.ledger.settings())
+        return None if reason is None else Refusal(0, "TARGET_NOT_THIS_MEETINGS", reason, [])
 
     def _perform(self, write: dict[str, Any], recovering: bool
                  ) -> tuple[list[bytes], dict[str, Any]]:
