@@ -62,7 +62,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
     except ConfigError as exc:
-        print("syncledger sync: the configuration is incomplete "
+        print("syncledger sync: the configuration is incomplete or wrong "
               "(see 'syncledger config check'):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
@@ -229,7 +229,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         if args.json:
             emit_json({"complete": False, "problems": exc.problems})
         else:
-            print("The live-sync configuration is incomplete:")
+            print("The live-sync configuration is incomplete or wrong:")
             for problem in exc.problems:
                 print(f"  - {problem}")
         return EXIT_USAGE

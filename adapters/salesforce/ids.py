@@ -30,7 +30,9 @@ def id_problem(value: object, *, prefix: str | None = None) -> str | None:
     if len(value) == 18 and salesforce_id18(value[:15]) != value[:15] + value[15:].upper():
         return f"{value!r} is not a Salesforce Id (its case checksum does not match)"
     if prefix is not None and not value.startswith(prefix):
-        return f"{value!r} is not an Event Id (Event Ids start with {prefix})"
+        if prefix == EVENT_PREFIX:
+            return f"{value!r} is not an Event Id (Event Ids start with {prefix})"
+        return f"{value!r} does not have the key prefix {prefix}"
     return None
 
 

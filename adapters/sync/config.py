@@ -42,6 +42,7 @@ from typing import Any
 
 from adapters.graph.config import GraphConfig
 from adapters.salesforce.config import SalesforceConfig
+from adapters.sync.config_schema import schema_problems
 
 ENV = {
     "graph.tenant": "SYNCLEDGER_GRAPH_TENANT",
@@ -90,6 +91,15 @@ def _get(data: dict[str, Any], dotted: str) -> Any:
     return data.get(section, {}).get(key)
 
 
+def env_problems() -> list[str]:
+    """Variables that look like ours but are not (a typo would otherwise be ignored)."""
+    known = {*ENV.values(), *SECRETS.values()}
+    return [f"{name} is not a known variable (known: {', '.join(sorted(known))})"
+            for name in sorted(os.environ)
+            if name.startswith(("SYNCLEDGER_GRAPH_", "SYNCLEDGER_SF_", "SYNCLEDGER_ORG_"))
+            and name not in known]
+
+
 def load(path: str | None = None) -> SyncConfig:
     """Read and validate; raise ConfigError listing every problem at once."""
     file = path or os.environ.get("SYNCLEDGER_CONFIG")
@@ -102,6 +112,8 @@ def load(path: str | None = None) -> SyncConfig:
             problems.append(f"config file {file} does not exist")
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"config file {file}: {exc}")
+    problems += schema_problems(data)
+    problems += env_problems()
 
     def need(dotted: str) -> Any:
         value = _get(data, dotted)
@@ -119,6 +131,9 @@ def load(path: str | None = None) -> SyncConfig:
 
     tenant, client_id, mailboxes = need("graph.tenant"), need("graph.client_id"), \
         need("graph.mailboxes")
+    if isinstance(mailboxes, list):
+        problems += [f"graph.mailboxes: {m!r} is not an email address" for m in mailboxes
+                     if isinstance(m, str) and "@" not in m]
     graph_secret = secret("graph")
     instance_url, sf_client = need("salesforce.instance_url"), need("salesforce.client_id")
     sf_secret = secret("salesforce")
@@ -127,7 +142,7 @@ def load(path: str | None = None) -> SyncConfig:
     domains = need("org.domains")
     org = data.get("org", {})
     users = org.get("product_users") or {}
-    if not users:
+    if not users and "org.product_users" not in " ".join(problems):
         problems.append("org.product_users is missing: which mailboxes use the sync "
                         "(email = Salesforce User Id) in the config file")
     ca_file = _get(data, "tls.ca_file")
