@@ -62,11 +62,12 @@ def test_every_15_character_id_has_one_valid_18_character_form(short: str) -> No
         assert not sf_ids.is_id(long[:17] + wrong)
 
 
-@pytest.mark.parametrize("value", ["", "a/b", "a?b", "a#b", "a\x00b", "a\nb", "a\x85b",
+@pytest.mark.parametrize("value", ["", "a/b", "a?b", "a#b", "a\x00b", "a\nb", "a\x85b", "a%2Fb",
+                                   "it's", 'a"b', "a\\b", "a b", "rtl\u200f", "\u202eevil",
                                    "x" * (graph_ids.MAX_LENGTH + 1), None, 7])
 def test_a_graph_id_is_one_path_segment(value: Any) -> None:
     assert not graph_ids.is_id(value)
-    assert graph_ids.is_id("AAMkAGI2TG93AAA=") and graph_ids.is_id("a%2Fb..c")
+    assert graph_ids.is_id("AAMkAGI2TG93AAA=") and graph_ids.is_id("AAMk-_+=.x..c")
 
 
 @pytest.mark.parametrize("payload, field", [

@@ -1,9 +1,10 @@
 """Graph item ids read from outside: checked before they become part of a URL or a key.
 
 A Graph id is opaque, but it is always one URL path segment: a non-empty
-string with no ``/``, ``?`` or ``#`` and no control character (real ids are
-base64-like, about 150 characters; longer than ``MAX_LENGTH`` is refused too,
-so a hostile payload cannot fill the index or a URL). Anything else is
+string with no ``/``, ``?`` or ``#`` and no control character. Real ids are
+base64-like ASCII of about 150 characters, so this also refuses white space,
+quotes, backslashes, ``%``, non-ASCII (bidi marks) and more than
+``MAX_LENGTH`` characters: a hostile payload cannot fill the index or a URL. Anything else is
 refused with the field named.
 """
 
@@ -14,7 +15,10 @@ import re
 from adapters.wire import WireError
 
 MAX_LENGTH = 1024
-_BAD = re.compile(r"[/?#\x00-\x1f\x7f-\x9f]")
+#: Besides ``/ ? #`` and control characters: what no Graph id holds (they are ASCII,
+#: base64-like) and what would change meaning in a URL, a query or a log line: white
+#: space, quotes, backslash, ``%`` and anything outside printable ASCII (bidi marks).
+_BAD = re.compile(r"[/?#\x00-\x20\x7f-\U0010ffff%\\\"'`<>]")
 
 
 def id_problem(value: object) -> str | None:
@@ -28,7 +32,8 @@ def id_problem(value: object) -> str | None:
     bad = _BAD.search(value)
     if bad is not None:
         return (f"contains {bad.group()!r} at {bad.start()}: a Graph id is one URL path "
-                "segment, without '/', '?', '#' or control characters")
+                "segment of printable ASCII, without '/', '?', '#', '%', quotes, "
+                "backslashes, spaces or control characters")
     return None
 
 

@@ -25,6 +25,7 @@ from adapters.feed.envelopes import (
     refused_payload,
 )
 from adapters.feed.privacy import redact_line
+from adapters.graph import ids as graph_ids
 from adapters.graph import wire as graph_wire
 from adapters.graph.client import DeltaExpired, GraphClient, GraphError
 from adapters.salesforce import wire as salesforce_wire
@@ -233,7 +234,9 @@ class SyncCycle:
         already knows keep their marker (it is never removed), so only new ones
         cost a request.
         """
-        heads = [e for e in events if graph_wire.is_series_head(e)]
+        # An item whose id is not a Graph id is never asked for: its line is recorded as
+        # delta gave it, and quarantined there with the field named.
+        heads = [e for e in events if graph_wire.is_series_head(e) and graph_ids.is_id(e.get("id"))]
         keys = {exchange_index_key(mailbox, e["id"]): e["id"] for e in heads}
         known = set(self.store.lookup_keys(keys)) if keys else set()
         fresh = {event_id for key, event_id in keys.items() if key not in known}
@@ -248,7 +251,7 @@ class SyncCycle:
                 ) -> dict[str, Any]:
         """An occurrence stub completed from its series master (fetched when not at hand)."""
         master_id = graph_wire.occurrence_stub_master_id(event)
-        if not master_id:
+        if not master_id or not graph_ids.is_id(master_id):
             return event
         master = masters.get(master_id) or self.graph.get_event(mailbox, master_id)
         if master is None:
