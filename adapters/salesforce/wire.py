@@ -13,8 +13,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from adapters.salesforce.soql import soql_string
 from adapters.salesforce.ids import EVENT_PREFIX, checked_event_id, checked_id
+from adapters.salesforce.soql import soql_string
 from adapters.wire import WireError, flag, integer, opt_text, parse_instant, text
 from ledger.observations import (
     PERSON_TYPES,
