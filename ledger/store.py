@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -317,7 +318,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                                    without_rowid="") for s in SIDE_TABLES]
 
     def create_table(self) -> None:
-        super().create_table()
+        """The library's tables, then ours. Several processes may open one new ledger at
+        once (workers): PostgreSQL refuses concurrent ``CREATE OR REPLACE FUNCTION`` of the
+        same function ("tuple concurrently updated"), and the statements are idempotent,
+        so a loser simply runs them again."""
+        for attempt in range(5):
+            try:
+                super().create_table()
+                break
+            except Exception as exc:  # the library wraps psycopg's InternalError
+                if "concurrently updated" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         with self.datastore.transaction(commit=True) as curs:
             for statement in self._side_ddl:
                 curs.execute(statement.encode())
