@@ -34,8 +34,11 @@ from ledger.identity import (
 )
 from ledger.meeting import Meeting
 from ledger.observations import (
+    ORG_LEVEL,
+    CalendarRead,
     ExchangeItemGone,
     ExchangeItemSeen,
+    GuardNoted,
     Observation,
     PersonSeen,
     SalesforceEventGone,
@@ -46,6 +49,7 @@ from ledger.observations import (
     from_record,
 )
 from ledger.org import Org
+from ledger.safety import Safety
 from ledger.settings import OrgSettings
 from ledger.store import SideRows, Store
 
@@ -236,7 +240,7 @@ class Ledger:
         derived: set[str] = set()
         for item in window:
             obs = item.observation
-            if isinstance(obs, (InputError, SettingsChanged, PersonSeen)):
+            if isinstance(obs, (InputError, SettingsChanged, PersonSeen, *ORG_LEVEL)):
                 continue
             try:
                 route = routes[id(obs)] = route_keys(obs)
@@ -278,9 +282,9 @@ class Ledger:
         deferred: list[Intake] = []
         for item in _windows(items, max(self.batch_size, 1), self._read_ahead):
             result.read += 1
-            if isinstance(item.observation, (SettingsChanged, PersonSeen)):
-                # Settings and people get a transaction of their own, so the log
-                # shows them exactly between the decisions made before and after them.
+            if isinstance(item.observation, (SettingsChanged, PersonSeen, *ORG_LEVEL)):
+                # Settings, people, full reads and guard notes get a transaction of their
+                # own, so the log shows them exactly between the decisions made around them.
                 self._flush(batch, result)
                 batch = _Batch()
                 self._take(item, batch, result, deferred)
@@ -321,6 +325,16 @@ class Ledger:
                 return
             if isinstance(obs, PersonSeen):
                 self._take_person(item, obs, batch, result)
+                return
+            if isinstance(obs, ORG_LEVEL):
+                safety = batch.safety or self.store.safety() or Safety.start(obs.observed_at)
+                before = len(safety.pending_events)
+                if safety.observe(obs):
+                    batch.safety = safety
+                    batch.safety_observations.append(obs)
+                    result.appended += len(safety.pending_events) - before
+                else:
+                    result.duplicates += 1
                 return
             mid = self._route(obs, batch)
         except _Deferred as exc:
@@ -506,12 +520,14 @@ class Ledger:
     def _flush(self, batch: _Batch, result: IntakeResult) -> None:
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
                         checkpoints=batch.checkpoints)
-        aggregates: list[Meeting | Org | Directory] = [
+        aggregates: list[Meeting | Org | Directory | Safety] = [
             m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
             aggregates.append(batch.org)
         if batch.directory is not None and batch.directory.pending_events:
             aggregates.append(batch.directory)
+        if batch.safety is not None:
+            aggregates.append(batch.safety)
         try:
             self.store.save(*aggregates, side=side)
         except IntegrityError:
@@ -547,6 +563,17 @@ class Ledger:
                     directory.observe(from_record(rec))  # type: ignore[arg-type]
             self.store.save(directory)
             self._directory = directory
+        if batch.safety is not None:
+            for _attempt in range(5):
+                safety = self.store.safety() or Safety.start(
+                    batch.safety_observations[0].observed_at)
+                for note in batch.safety_observations:
+                    safety.observe(note)
+                try:
+                    self.store.save(safety)
+                    break
+                except IntegrityError:
+                    continue
         settings = self.settings()
         keys_of: dict[str, dict[str, str]] = {}
         for key, hex_id in side.keys.items():
@@ -584,6 +611,9 @@ class _Batch:
     checkpoints: dict[str, str] = field(default_factory=dict)
     org: Org | None = None
     directory: Directory | None = None
+    #: full reads and guard notes get a transaction of their own, like settings
+    safety: Safety | None = None
+    safety_observations: list[CalendarRead | GuardNoted] = field(default_factory=list)
     count: int = 0  # observations recorded + lines quarantined
 
     @property

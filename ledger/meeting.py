@@ -535,7 +535,9 @@ class Meeting(Aggregate, MeetingState):
         elif isinstance(obs, ExchangeItemSeen) and obs.salesforce_marker:
             key = item_key(obs.mailbox, obs.item_id)
             sf_id = salesforce_id18(obs.salesforce_marker)
-            if self.links.get(key) != sf_id:
+            # One Exchange copy per Event: a second copy with the same marker is a
+            # duplicate (reconciliation removes it), not a second link.
+            if self.links.get(key) != sf_id and sf_id not in self.links.values():
                 out.append(Decision("Linked", {
                     "mailbox": obs.mailbox, "exchange_id": obs.item_id, "salesforce_id": sf_id,
                     "occurrence_start": obs.occurrence_start, "how": "exchange marker"}))
@@ -571,7 +573,9 @@ class Meeting(Aggregate, MeetingState):
         saved = [s["item_key"] for s in self.saves.values()]
         saved += [k for k, v in self.links.items() if v == obs.series_id]
         if obs.series_id is None:
-            return str(saved[0]) if obs.ical_marker and saved else None
+            # A second Event with the same marker is a duplicate, never a new link.
+            free = [k for k in saved if k not in self.links]
+            return str(free[0]) if obs.ical_marker and free else None
         # A Classic occurrence: the saved series' occurrence with the same start.
         master_keys = {self.master_key(k) for k in saved}
         for key, item in self.items.items():

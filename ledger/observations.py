@@ -175,6 +175,34 @@ class PersonSeen:
 PERSON_TYPES = ("User", "Contact", "Lead")
 
 
+@dataclass(frozen=True, slots=True)
+class CalendarRead:
+    """A whole calendar as a full read returned it (not a delta): which ids were there.
+
+    ``source`` is ``exchange`` (one mailbox's calendarView) or ``salesforce`` (one
+    owner's Events); absence from a full read is evidence, so it is recorded.
+    """
+
+    observed_at: str
+    source: str  # exchange | salesforce
+    mailbox: str
+    start: str
+    end: str
+    ids: tuple[str, ...]
+    kind: Literal["calendar.read"] = "calendar.read"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardNoted:
+    """The mass-change guard held a mailbox's writes, a person approved them, or it let go."""
+
+    observed_at: str
+    mailbox: str
+    action: str  # held | approved | released
+    reason: str
+    kind: Literal["sync.guard"] = "sync.guard"
+
+
 Observation = (
     ExchangeItemSeen
     | ExchangeItemGone
@@ -184,7 +212,12 @@ Observation = (
     | SettingsChanged
     | WriteRefused
     | PersonSeen
+    | CalendarRead
+    | GuardNoted
 )
+
+#: Observations about whole calendars or the org, kept by ``ledger.safety.Safety``.
+ORG_LEVEL = (CalendarRead, GuardNoted)
 
 
 def to_record(obs: Observation) -> dict[str, Any]:
@@ -312,4 +345,6 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
     "org.settings": _builder(SettingsChanged),
     "write.refused": lambda record: _build_refused({**record,
                                                      "fields": tuple(record["fields"])}),
-    "salesforce.person": _builder(PersonSeen)}
+    "salesforce.person": _builder(PersonSeen),
+    "calendar.read": _builder(CalendarRead),
+    "sync.guard": _builder(GuardNoted)}

@@ -41,6 +41,7 @@ from ledger.directory import Directory
 from ledger.identity import DIRECTORY_ID, ORG_SETTINGS_ID
 from ledger.meeting import Meeting
 from ledger.org import Org
+from ledger.safety import SAFETY_ID, Safety
 
 DEFAULT_DB = "syncledger.db"
 SNAPSHOT_INTERVAL = 100
@@ -567,8 +568,8 @@ class Store:
 
     # --- aggregates ---------------------------------------------------
 
-    def save(self, *aggregates: Meeting | Org | Directory, side: SideRows | None = None
-             ) -> None:
+    def save(self, *aggregates: Meeting | Org | Directory | Safety,
+             side: SideRows | None = None) -> None:
         """All pending events of ``aggregates`` plus ``side`` rows, in one transaction.
 
         What ``Application.save`` does, minus its generic per-event work
@@ -632,6 +633,16 @@ class Store:
         """The directory of people (``ledger.directory``), None before any look-up."""
         try:
             agg: Directory = self.app.repository.get(DIRECTORY_ID)
+        except Exception as exc:  # AggregateNotFoundError
+            if type(exc).__name__ == "AggregateNotFoundError":
+                return None
+            raise
+        return agg
+
+    def safety(self) -> Safety | None:
+        """Full reads and the mass-change guard's state (``ledger.safety``)."""
+        try:
+            agg: Safety = self.app.repository.get(SAFETY_ID)
         except Exception as exc:  # AggregateNotFoundError
             if type(exc).__name__ == "AggregateNotFoundError":
                 return None

@@ -97,7 +97,7 @@ def explain(store: Store, any_id: str) -> dict[str, Any]:
     wanted = verdict.pop("evidence_filter")
     evidence = [_evidence(e) for e in entries if wanted(e)]
     return {"id": any_id, "meeting_id": str(r.meeting_id), **verdict, "evidence": evidence,
-            "people": _people(m)}
+            "people": _people(m), "full_reads": full_reads(store, m)}
 
 
 def _people(m: Meeting) -> dict[str, Any]:
@@ -107,6 +107,25 @@ def _people(m: Meeting) -> dict[str, Any]:
                             "why": "no Salesforce User, Contact or Lead has this email; it "
                                    "is related once a look-up finds one"}
                            for e, since in sorted(m.unresolved.items())]}
+
+
+def full_reads(store: Store, m: Meeting) -> list[dict[str, Any]]:
+    """The latest full read (reconciliation) of each calendar this meeting has copies in:
+    when, the window, and which of its copies it listed (none listed: they were gone)."""
+    safety = store.safety()
+    if safety is None:
+        return []
+    ex_ids = {i["item_id"] for i in m.items.values()}
+    mailboxes = {i["mailbox"] for i in m.items.values()}
+    out = []
+    for read in sorted(safety.reads.values(), key=lambda r: (r["source"], r["mailbox"])):
+        if read["mailbox"] not in mailboxes:
+            continue
+        mine = ex_ids if read["source"] == "exchange" else set(m.sf)
+        out.append({"source": read["source"], "mailbox": read["mailbox"],
+                    "observed_at": read["observed_at"], "start": read["start"],
+                    "end": read["end"], "listed": sorted(mine & set(read["ids"]))})
+    return out
 
 
 def _focus(m: Meeting, r: Resolved) -> str | None:

@@ -39,6 +39,9 @@ issues_table = sa.Table(
 )
 
 _write = upserter(issues_table)
+
+#: The org-level issue kind of the mass-change guard (``ledger.safety``).
+MASS_CHANGE = "mass-change-guard"
 _resolve = Bulk(lambda _: issues_table.update().where(
     issues_table.c.meeting_id == sa.bindparam("mid"),
     issues_table.c.issue_key == sa.bindparam("ik"),
@@ -59,7 +62,26 @@ class IssuesProjection(Projection):
 
     def handlers(self) -> Mapping[str, Handler]:
         return {"Meeting.SyncIssueRaised": self.on_raised,
-                "Meeting.SyncIssueResolved": self.on_resolved}
+                "Meeting.SyncIssueResolved": self.on_resolved,
+                "Safety.MassChangeHeld": self.on_held,
+                "Safety.MassChangeReleased": self.on_released}
+
+    # The mass-change guard's holds are org-level issues: one per mailbox, on the
+    # ledger's safety aggregate, resolved when the guard lets the mailbox go.
+
+    def on_held(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.on_raised(meeting_id, {
+            "issue_key": f"{MASS_CHANGE}|{state['mailbox']}", "rule": MASS_CHANGE,
+            "severity": "issue", "direction": "both", "mailbox": state["mailbox"],
+            "exchange_id": None, "salesforce_id": None, "item_key": None,
+            "message": f"writes held for approval: {state['reason']} (run 'syncledger "
+                       f"approve {state['mailbox']}' to let them through once)",
+            "outlook_category": False, "timestamp": state["timestamp"]}, position)
+
+    def on_released(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.on_resolved(meeting_id, {"issue_key": f"{MASS_CHANGE}|{state['mailbox']}",
+                                      "timestamp": state["timestamp"],
+                                      "reason": state["reason"]}, position)
 
     def on_raised(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         key = (meeting_id, state["issue_key"])

@@ -53,7 +53,7 @@ def test_explain_gives_the_rule_and_evidence_for_every_non_synced_item(
         out = run_json(capsys, "explain", any_id, "--db", demo_db, "--json")
         assert isinstance(out, dict)
         assert set(out) == {"id", "meeting_id", "synced", "rule", "message", "action",
-                            "evidence", "people"}
+                            "evidence", "people", "full_reads"}
         assert out["synced"] is False and out["rule"] == rule, (any_id, out)
         assert out["message"] and out["action"]
         assert out["evidence"] and all(e["position"] > 0 for e in out["evidence"])

@@ -63,3 +63,148 @@ def test_a_fresh_ledger_adopts_the_marked_copies_instead_of_creating_second_ones
     assert pairs(store) == before
     salesforce_ids = [sf for _, _, sf in pairs(store)]
     assert len(salesforce_ids) == len(set(salesforce_ids))
+
+
+# --- reconcile: drift of every class, the plan, apply, a second run --------------------
+
+
+def reconcile(store: Store, cloud: SandboxCloud, *, apply_plan: bool = False,
+              allow: bool = False) -> dict[str, Any]:
+    from adapters.cli.sync import build_cycle
+    from adapters.reconcile.job import Reconciliation, window
+    from adapters.reconcile.plans import Plans, apply
+
+    cycle = build_cycle(store, cloud.config(), clock=clock, sleep=lambda s: None,
+                        on_step=lambda s: None)
+    start, end = window(NOW, 14, 60)
+    report = Reconciliation(cycle).run(list(cloud.config().graph.mailboxes), start, end)
+    plans = Plans(store)
+    plan = plans.propose(report, "2026-11-20T13:00:00Z")
+    result = {**plan.as_dict()}
+    if apply_plan:
+        result["outcome"] = apply(plan, plans, cycle, allow_mass_change=allow)
+    return result
+
+
+def by_class(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for row in rows:
+        out.setdefault(row["class"], set()).update(
+            i for i in (row["exchange_id"], row["salesforce_id"]) if i)
+    return out
+
+
+def test_reconcile_reports_each_class_of_drift_and_its_plan_converges(
+        store: Store, cloud: SandboxCloud) -> None:
+    from adapters.sandbox.drift import make_drift
+
+    sync(store, cloud)
+    assert reconcile(store, cloud)["drift"] == []  # a clean sync leaves no drift
+    made = make_drift(cloud, "2026-11-26")
+    cloud.clear_log()
+    first = reconcile(store, cloud)
+    assert cloud.writes() == []  # proposing writes nothing
+    found = by_class(first["drift"])
+    assert set(found) == set(made)
+    extra_contract, twin, *invites = made.pop("duplicate")
+    for kind, ids in made.items():
+        assert set(ids) <= found[kind], (kind, ids, found[kind])
+    # One of the two identical invitations is reported against the other.
+    assert {extra_contract, twin} <= found["duplicate"] and found["duplicate"] & set(invites)
+    writes = {(w["target"], w["op"], w.get("id")) for w in first["writes"]}
+    assert ("exchange", "delete", extra_contract) in writes
+    assert ("salesforce", "delete", twin) in writes
+    assert not any(w.get("id") in invites for w in first["writes"])  # reported, kept
+    assert {("salesforce", "create"), ("exchange", "create")} <= {
+        (t, o) for t, o, _ in writes}
+
+    second = reconcile(store, cloud, apply_plan=True, allow=True)
+    outcome = second["outcome"]
+    assert not outcome["failed"] and not outcome["held"], outcome
+    assert cloud.graph.event("bob@contoso.com", extra_contract) is None
+    assert cloud.salesforce.get("Event", twin) is None
+    assert all(cloud.graph.event("carol@contoso.com", i) is not None for i in invites)
+    third = reconcile(store, cloud)
+    assert third["writes"] == [], third["writes"]
+    assert {r["class"] for r in third["drift"]} <= {"duplicate", "orphan-marker"}, third["drift"]
+    # The mapping stays one-to-one on both sides.
+    rows = queries.mapping(store)
+    assert len({r["salesforce_id"] for r in rows}) == len(rows)
+    assert len({(r["mailbox"], r["exchange_id"]) for r in rows}) == len(rows)
+
+
+# --- the mass-change guard ---------------------------------------------------------------
+
+
+def open_guard_issues(store: Store) -> dict[str, str]:
+    return {i["mailbox"]: i["message"] for i in queries.issues(store, kind="mass-change-guard")
+            if i["state"] == "open"}
+
+
+def approve(store: Store, mailbox: str) -> None:
+    from adapters.feed.envelopes import envelope, parse_line
+    from ledger.intake import Intake, Ledger
+
+    line = envelope("sync.guard", "2026-11-20T13:00:00Z",
+                    {"action": "approved", "reason": "test"}, mailbox=mailbox)
+    Ledger(store).ingest([Intake("approve", None, line, parse_line(line))])
+
+
+def test_the_guard_holds_a_fifty_percent_deletion_until_approved(
+        store: Store, cloud: SandboxCloud) -> None:
+    from adapters.sandbox import org as sandbox
+
+    sync(store, cloud)
+    alice = {r["meeting_id"] for r in queries.mapping(store, mailbox=sandbox.ALICE)}
+    assert len(alice) == 4
+    for name in ("Quarterly pipeline review", "Customer QBR"):  # half of her meetings
+        item = next(e for e in cloud.graph.calendar(sandbox.ALICE) if e["subject"] == name)
+        cloud.graph.remove_event(sandbox.ALICE, item["id"])
+    cloud.clear_log()
+    held = sync(store, cloud)
+    assert cloud.writes() == [] and held["writes"] == []
+    assert set(held["held"]) == {sandbox.ALICE}
+    assert {(w["target"], w["op"]) for w in held["withheld"]} == {("salesforce", "delete")}
+    assert "delete 2" in open_guard_issues(store)[sandbox.ALICE]
+    again = sync(store, cloud)  # still held, nothing written, the issue stays open
+    assert cloud.writes() == [] and set(again["held"]) == {sandbox.ALICE}
+    approve(store, sandbox.ALICE)
+    through = sync(store, cloud)
+    assert through["held"] == {}
+    assert sorted(w["op"] for w in through["writes"]) == ["delete", "delete"]
+    assert open_guard_issues(store) == {}
+    assert sync(store, cloud)["writes"] == []
+
+
+def test_an_empty_read_holds_the_mailbox_and_its_deletions(
+        store: Store, cloud: SandboxCloud) -> None:
+    from adapters.sandbox import org as sandbox
+
+    sync(store, cloud)
+    # Bob's calendar reads empty (a permissions glitch, a wiped mailbox) on a full read.
+    cloud.graph.events[sandbox.BOB].clear()
+    cloud.graph.expire_delta_tokens()
+    cloud.clear_log()
+    first = sync(store, cloud)
+    assert set(first["held"]) == {sandbox.BOB} and cloud.writes() == []
+    assert "returned no items" in open_guard_issues(store)[sandbox.BOB]
+    # A reconciliation confirms the copy is gone and plans its deletion: held too, both
+    # by 'apply' and by later (delta) syncs, until a person approves.
+    plan = reconcile(store, cloud, apply_plan=True)
+    assert any(w["op"] == "delete" for w in plan["writes"])
+    assert set(plan["outcome"]["held"]) == {sandbox.BOB} and not plan["outcome"]["done"]
+    later = sync(store, cloud)
+    assert set(later["held"]) == {sandbox.BOB} and cloud.writes() == []
+    dry = sync(store, cloud, allow_mass_change=False, dry_run=True)
+    assert any(w["op"] == "delete" for w in dry["planned"]) and cloud.writes() == []
+    through = sync(store, cloud, allow_mass_change=True)
+    assert [w["op"] for w in through["writes"]] == ["delete"]
+    assert open_guard_issues(store) == {}
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(store: Store, cloud: SandboxCloud) -> None:
+    dry = sync(store, cloud, dry_run=True)
+    assert cloud.writes() == [] and dry["writes"] == []
+    shown = sorted((w["target"], w["op"], w["key"]) for w in dry["planned"])
+    real = sync(store, cloud)
+    assert sorted((w["target"], w["op"], w["key"]) for w in real["writes"]) == shown

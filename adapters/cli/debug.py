@@ -128,6 +128,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         rule = f" [{e['rule']}]" if e["rule"] else ""
         print(f"    #{e['position']:<6} {e['time']} {e['source']:<10} {e['type']}{rule} "
               f"{render.cell(e['detail'], 90)}")
+    if out["full_reads"]:
+        print("  full reads (reconcile)")
+    for read in out["full_reads"]:
+        listed = ", ".join(read["listed"]) or "none of its copies (gone)"
+        print(f"    {read['observed_at']} {read['source']:<10} {read['mailbox']} "
+              f"{read['start']} .. {read['end']}: listed {render.cell(listed, 70)}")
     return EXIT_OK
 
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from adapters.cli import debug, demo, feed, query, serve, service, sync
+from adapters.cli import debug, demo, feed, query, reconcile, serve, service, sync
 from adapters.cli.common import (
     COMMANDS,
     EXIT_FAILED,
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Each command module registers its commands on import; --help lists them in this order
 #: (modules not named here, e.g. added later, come after, in registration order).
-COMMAND_MODULES = (feed, demo, query, debug, sync, service, serve)
+COMMAND_MODULES = (feed, demo, query, debug, sync, service, reconcile, serve)
 
 
 def _in_help_order() -> list[tuple[str, tuple[Handler, Arguments, str]]]:

@@ -45,6 +45,11 @@ def _sync_args(p: argparse.ArgumentParser) -> None:
                         "(default: next to the ledger, <db>.cloud.json)")
     p.add_argument("--fresh", action="store_true",
                    help="with --sandbox: start from an empty ledger and a new cloud")
+    p.add_argument("--dry-run", action="store_true",
+                   help="read and record both calendars, then print the writes a cycle would "
+                        "carry out (and what the mass-change guard would hold); write nothing")
+    p.add_argument("--allow-mass-change", action="store_true",
+                   help="let writes the mass-change guard would hold through, this once")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -70,7 +75,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     store = open_store(args, create=True)
     try:
         with _recording(args.record) as record:
-            outcome = run_cycle(store, config, record=record)
+            outcome = run_cycle(store, config, record=record, dry_run=args.dry_run,
+                                allow_mass_change=args.allow_mass_change)
     finally:
         store.close()
     return _print(outcome, args.json)
@@ -80,7 +86,8 @@ def run_cycle(store: Store, config: SyncConfig, *, record: BinaryIO | None = Non
               clock: Callable[[], datetime] | None = None,
               saves: list[tuple[str, dict[str, Any]]] | None = None,
               sleep: Callable[[float], None] = time.sleep,
-              on_step: Callable[[str], None] = _step) -> dict[str, Any]:
+              on_step: Callable[[str], None] = _step, dry_run: bool = False,
+              allow_mass_change: bool = False) -> dict[str, Any]:
     """One cycle with the production clients; the report, or the error that stopped it."""
     from adapters.graph.client import GraphClient, GraphError
     from adapters.salesforce.client import (
@@ -94,7 +101,8 @@ def run_cycle(store: Store, config: SyncConfig, *, record: BinaryIO | None = Non
     sf = SalesforceClient(config.salesforce, config.salesforce_marker_field, sleep=sleep,
                           max_backoff=config.max_backoff_seconds)
     cycle = SyncCycle(store, config, graph, sf, clock=clock or utcnow, record=record,
-                      on_step=on_step, saves=saves)
+                      on_step=on_step, saves=saves, dry_run=dry_run,
+                      allow_mass_change=allow_mass_change)
     began = time.monotonic()
     error = None
     try:
@@ -107,11 +115,80 @@ def run_cycle(store: Store, config: SyncConfig, *, record: BinaryIO | None = Non
             error = f"{type(exc).__name__}: {exc}"
         else:
             raise
-    return {**cycle.report.as_dict(), "error": error,
+    return {**cycle.report.as_dict(), "error": error, "dry_run": dry_run,
             "seconds": round(time.monotonic() - began, 2),
             "requests": {"graph": graph.requests_made, "graph_throttled": graph.throttled,
                          "salesforce_logins": sf.logins,
                          "salesforce_limited": sf.limited}}
+
+
+def build_cycle(store: Store, config: SyncConfig, *, clock: Callable[[], datetime],
+                sleep: Callable[[float], None] = time.sleep,
+                on_step: Callable[[str], None] = _step, **options: Any) -> Any:
+    """A ``SyncCycle`` with the production clients (reconciliation uses its parts)."""
+    from adapters.graph.client import GraphClient
+    from adapters.salesforce.client import SalesforceClient
+    from adapters.sync.cycle import SyncCycle
+
+    graph = GraphClient(config.graph, sleep=sleep, max_backoff=config.max_backoff_seconds)
+    sf = SalesforceClient(config.salesforce, config.salesforce_marker_field, sleep=sleep,
+                          max_backoff=config.max_backoff_seconds)
+    return SyncCycle(store, config, graph, sf, clock=clock, on_step=on_step, **options)
+
+
+#: What stops a live command: the clients' own errors (one line for the user).
+def stopped_by(exc: BaseException) -> str | None:
+    from adapters.graph.client import GraphError
+    from adapters.salesforce.client import RequestLimitExceeded, SalesforceAuthError
+
+    if isinstance(exc, (GraphError, SalesforceAuthError, RequestLimitExceeded,
+                        requests.RequestException)) \
+            or type(exc).__module__.startswith(("simple_salesforce", "msal")):
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@contextmanager
+def live_session(args: argparse.Namespace
+                 ) -> Iterator[tuple[Store, SyncConfig, Callable[[], datetime]]]:
+    """The ledger, configuration and clock of a live command: ``--config`` or ``--sandbox``.
+
+    With ``--sandbox`` the emulators run for the duration, resumed from and saved
+    to the cloud state next to the ledger, as for ``sync --sandbox``. Raises
+    ``ConfigError`` when a real org's configuration is incomplete.
+    """
+    if not getattr(args, "sandbox", False):
+        config = load(getattr(args, "config", None))
+        store = open_store(args, create=True)
+        try:
+            yield store, config, lambda: datetime.now(UTC)
+        finally:
+            store.close()
+        return
+    from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
+
+    db = args.db or SANDBOX_DB
+    url = StoreURL.parse(db)
+    state_file = getattr(args, "cloud_state", None) or Path(
+        (url.path if url.kind == "sqlite" and url.path != ":memory:" else SANDBOX_DB)
+        + ".cloud.json")
+    offset = [0.0]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=offset[0])
+
+    cloud = SandboxCloud.demo(clock=clock)
+    if state_file.exists():
+        offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
+    else:
+        offset[0] = sandbox_offset(datetime.now(UTC))
+    with cloud:
+        store = Store(url)
+        try:
+            yield store, cloud.config(), clock
+        finally:
+            store.close()
+            cloud.save(state_file, clock_offset=offset[0])
 
 
 @contextmanager
@@ -153,7 +230,8 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
         try:
             with _recording(args.record) as record:
                 outcome = run_cycle(store, cloud.config(), record=record, clock=clock,
-                                    saves=cloud.take_saves())
+                                    saves=cloud.take_saves(), dry_run=args.dry_run,
+                                    allow_mass_change=args.allow_mass_change)
         finally:
             store.close()
         outcome["ledger"] = str(url)
@@ -164,7 +242,9 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
 
 
 def _print(outcome: dict[str, Any], as_json: bool) -> int:
-    status = EXIT_FAILED if outcome["error"] or outcome["failures"] else EXIT_OK
+    # A held mailbox is a plan not carried out: exit 1, like a failed write.
+    status = EXIT_FAILED if outcome["error"] or outcome["failures"] or outcome.get("held") \
+        else EXIT_OK
     if as_json:
         emit_json(outcome)
         return status
@@ -183,6 +263,17 @@ def _print(outcome: dict[str, Any], as_json: bool) -> int:
           f"{req['salesforce_limited']} request-limit refusal(s)")
     if outcome["resyncs"]:
         print(f"resynced   {', '.join(outcome['resyncs'])} (delta token expired: full sync)")
+    for mailbox, reason in sorted(outcome.get("held", {}).items()):
+        print(f"HELD       {mailbox}: {reason}; nothing written for it "
+              f"(syncledger approve {mailbox}, or --allow-mass-change)")
+    if outcome.get("planned") or outcome.get("dry_run"):
+        planned = outcome["planned"]
+        print(f"\nPLAN, NOT CARRIED OUT (--dry-run) ({len(planned)})")
+        print(render.table(planned, ["target", "op", "mailbox", "id", "reason"])
+              if planned else "  (none)")
+    if outcome.get("withheld"):
+        print(f"\nHELD BACK ({len(outcome['withheld'])})")
+        print(render.table(outcome["withheld"], ["target", "op", "mailbox", "id", "reason"]))
     writes = outcome["writes"]
     print(f"\nWRITES ({len(writes)})")
     print(render.table(writes, ["target", "op", "id", "reason"]) if writes else "  (none)")

@@ -25,11 +25,19 @@ from adapters.graph import wire as graph_wire
 from adapters.salesforce import ids as salesforce_ids
 from adapters.salesforce import wire as salesforce_wire
 from adapters.wire import WireError, checked_text, kind_of, parse_instant
-from ledger.observations import Observation, SettingsChanged, SidebarSave, WriteRefused
+from ledger.observations import (
+    CalendarRead,
+    GuardNoted,
+    Observation,
+    SettingsChanged,
+    SidebarSave,
+    WriteRefused,
+)
 from ledger.settings import SettingsError, validate_changes
 
 KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
-         "org.settings", "write.refused", "salesforce.person")
+         "org.settings", "write.refused", "salesforce.person", "calendar.read",
+         "sync.guard")
 #: Domain field -> where a feed line holds it, for the ledger's quarantine rows.
 WIRE_FIELDS = {**graph_wire.FIELD_PATHS, "item_id": "payload.itemId"}
 _ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
@@ -143,6 +151,42 @@ def _settings(payload: Any, observed_at: str) -> SettingsChanged:
         raise WireError(exc.key, str(exc)) from None
 
 
+def _calendar_read(payload: Any, mailbox: str, observed_at: str) -> CalendarRead:
+    """``{"source": "exchange" | "salesforce", "start", "end", "ids": [...]}``."""
+    if not isinstance(payload, dict):
+        raise WireError("payload", f"expected {{source, start, end, ids}}, got {kind_of(payload)}")
+    unknown = sorted(set(payload) - {"source", "start", "end", "ids"})
+    if unknown:
+        raise WireError(unknown[0], "unknown key (known: source, start, end, ids)")
+    source = payload.get("source")
+    if source not in ("exchange", "salesforce"):
+        raise WireError("source", f"expected 'exchange' or 'salesforce', got {source!r}")
+    ids = payload.get("ids")
+    if not isinstance(ids, list):
+        raise WireError("ids", "expected a list of item ids")
+    checked = tuple(salesforce_ids.checked_event_id(i, f"ids[{n}]") if source == "salesforce"
+                    else graph_ids.checked_id(i, f"ids[{n}]") for n, i in enumerate(ids))
+    return CalendarRead(observed_at=observed_at, source=str(source), mailbox=mailbox,
+                        start=parse_instant(payload.get("start"), "start"),
+                        end=parse_instant(payload.get("end"), "end"), ids=checked)
+
+
+def _guard(payload: Any, mailbox: str, observed_at: str) -> GuardNoted:
+    """``{"action": "held" | "approved" | "released", "reason"}``."""
+    if not isinstance(payload, dict):
+        raise WireError("payload", f"expected {{action, reason}}, got {kind_of(payload)}")
+    unknown = sorted(set(payload) - {"action", "reason"})
+    if unknown:
+        raise WireError(unknown[0], "unknown key (known: action, reason)")
+    action, reason = payload.get("action"), payload.get("reason")
+    if action not in ("held", "approved", "released"):
+        raise WireError("action", f"expected held, approved or released, got {action!r}")
+    if not isinstance(reason, str):
+        raise WireError("reason", "expected a string")
+    return GuardNoted(observed_at=observed_at, mailbox=mailbox, action=str(action),
+                      reason=reason)
+
+
 @dataclass(frozen=True)
 class Markers:
     """Names of the cross-reference markers (configurable; these are the defaults)."""
@@ -188,6 +232,10 @@ def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation
             return _refused(payload, observed_at)
         if kind == "salesforce.person":
             return salesforce_wire.person_to_observation(payload, observed_at)
+        if kind == "calendar.read":
+            return _calendar_read(payload, _mailbox(line), observed_at)
+        if kind == "sync.guard":
+            return _guard(payload, _mailbox(line), observed_at)
         return _settings(payload, observed_at)
     except WireError as exc:
         field = exc.field if exc.field.startswith("relations") or exc.field == "payload" \

@@ -196,7 +196,47 @@ class GraphClient:
                             params={"$filter": flt, **(_expand(property_id) or {})}).json()
         return list(body.get("value", []))
 
+    def calendar_view(self, mailbox: str, start: str, end: str, *,
+                      property_id: str | None = None) -> list[dict[str, Any]]:
+        """Every item of the window as it is now (``calendarView``, not delta), all pages.
+
+        Singles, occurrences and exceptions; series masters are not in a view and
+        are read with ``get_event``. Reconciliation reads this way.
+        """
+        return self._all_pages(f"users/{path_segment(mailbox)}/calendarView",
+                               {"startDateTime": start, "endDateTime": end,
+                                **(_expand(property_id) or {})})
+
+    def instances(self, mailbox: str, master_id: str, start: str, end: str, *,
+                  property_id: str | None = None) -> list[dict[str, Any]]:
+        """A series' occurrences and exceptions in the window (``/instances``)."""
+        return self._all_pages(
+            f"users/{path_segment(mailbox)}/events/{path_segment(master_id)}/instances",
+            {"startDateTime": start, "endDateTime": end, **(_expand(property_id) or {})})
+
+    def _all_pages(self, url: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        next_url: str | None = url
+        first = True
+        while next_url is not None:
+            body = self.request("GET", next_url, params=params if first else None,
+                                page_size=self.config.page_size).json()
+            out.extend(body.get("value", []))
+            next_url = self._relative(_link(body, "nextlink"))
+            first = False
+        return out
+
     # --- writes -------------------------------------------------------
+
+    def delete_event(self, mailbox: str, event_id: str) -> bool:
+        """True when deleted, False when it was already gone (a retried delete)."""
+        try:
+            self.request("DELETE", f"users/{path_segment(mailbox)}/events/{path_segment(event_id)}")
+        except GraphError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     def create_event(self, mailbox: str, body: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self.request("POST", f"users/{path_segment(mailbox)}/events",

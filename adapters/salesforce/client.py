@@ -186,6 +186,14 @@ class SalesforceClient:
         records = self.call(lambda sf: sf.query(soql)).get("records", [])
         return dict(records[0]) if records else None
 
+    def events_of(self, owner_id: str, start: str, end: str) -> list[dict[str, Any]]:
+        """One owner's Events overlapping the window, as they are now (reconciliation)."""
+        owner = soql_id_list([owner_id])[1:-1]
+        soql = (f"SELECT {EVENT_FIELDS}, {self.marker_field} FROM Event WHERE OwnerId = {owner} "
+                f"AND StartDateTime < {_soql_datetime(end)} AND EndDateTime > "
+                f"{_soql_datetime(start)} ORDER BY StartDateTime, Id")
+        return [dict(r) for r in self.call(lambda sf: sf.query_all(soql)).get("records", [])]
+
     def find_by_marker(self, ical_uid: str) -> list[dict[str, Any]]:
         """Events stamped with this iCalUId (outbox recovery after a crash)."""
         soql = (f"SELECT {EVENT_FIELDS}, {self.marker_field} FROM Event "

@@ -23,7 +23,7 @@ import re
 from datetime import date, datetime, time
 from itertools import islice
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule
@@ -307,6 +307,14 @@ class GraphEmulator(Emulator):
         rest = parts[3:]
         if rest == ["calendarView", "delta"] and req.method == "GET":
             return self._delta(req, mailbox)
+        if rest == ["calendarView"] and req.method == "GET":
+            return self._view(req, mailbox, None)
+        if len(rest) == 3 and rest[0] == "events" and rest[2] == "instances" \
+                and req.method == "GET":
+            if rest[1] not in self.events[mailbox]:
+                return self.error(404, "ErrorItemNotFound",
+                                  "The specified object was not found in the store.")
+            return self._view(req, mailbox, rest[1])
         if rest == ["events"]:
             if req.method == "GET":
                 return self._find(req, mailbox)
@@ -398,6 +406,38 @@ class GraphEmulator(Emulator):
             self.delta_tokens[token] = {k: session[k] for k in ("mailbox", "start", "end", "seq")}
             body["@odata.deltaLink"] = link + f"$deltatoken={token}"
         body["value"] = page
+        return json_response(200, body)
+
+    def _view(self, req: Request, mailbox: str, master_id: str | None) -> Response:
+        """``calendarView`` (singles, occurrences, exceptions in the window) or one series'
+        ``instances``, paged with ``$skip`` as Graph pages them."""
+        start, end = req.param("startDateTime"), req.param("endDateTime")
+        if not start or not end:
+            return self.error(400, "ErrorInvalidParameter", "This request requires a time "
+                              "window specified by the query string parameters "
+                              "StartDateTime and EndDateTime.")
+        page_size = DEFAULT_PAGE
+        match = re.search(r"odata\.maxpagesize\s*=\s*(\d+)", req.headers.get("Prefer") or "")
+        if match:
+            page_size = max(int(match.group(1)), 1)
+        lo, hi = _window_time(start), _window_time(end)
+        box = self.events[mailbox]
+        rows = [e for e in box.values() if e.get("type") != "seriesMaster"
+                and (master_id is None or e.get("seriesMasterId") == master_id)
+                and self._overlaps(e, lo, hi)]
+        rows.sort(key=lambda e: (e["start"]["dateTime"], e["id"]))
+        skip = int(req.param("$skip") or 0)
+        page = rows[skip:skip + page_size]
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.url}/v1.0/$metadata#Collection(event)",
+            "value": [self._wire(mailbox, e, expand=_expanded(req)) for e in page]}
+        if skip + page_size < len(rows):
+            query = {"startDateTime": start, "endDateTime": end, "$skip": str(skip + page_size)}
+            if req.param("$expand"):
+                query["$expand"] = str(req.param("$expand"))
+            path = "calendarView" if master_id is None else f"events/{master_id}/instances"
+            body["@odata.nextLink"] = (f"{self.url}/v1.0/users/{quote(mailbox)}/{path}?"
+                                       + urlencode(query, quote_via=quote))
         return json_response(200, body)
 
     def _round(self, mailbox: str, start: str, end: str, since: int | None) -> dict[str, Any]:

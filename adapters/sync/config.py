@@ -28,6 +28,10 @@ are. The TOML file (``--config`` or ``$SYNCLEDGER_CONFIG``) looks like::
     salesforce_field = "SyncLedger_ICalUId__c"
     exchange_property = "SyncLedgerSalesforceId"
 
+    [guard]
+    # share = 0.2, count = 50, minimum = 2   (mass-change guard: hold a plan deleting or
+    # overwriting more than share or count of a mailbox's synced meetings, and at least minimum)
+
     [tls]
     # ca_file = "/etc/ssl/corporate-proxy.pem"   (a private CA; default: the system's)
 """
@@ -80,6 +84,11 @@ class SyncConfig:
     salesforce_marker_field: str = "SyncLedger_ICalUId__c"
     exchange_marker_property: str = "SyncLedgerSalesforceId"
     max_backoff_seconds: float = 30.0
+    #: mass-change guard ([guard] share / count): a plan deleting or overwriting more
+    #: than this share, or this number, of a mailbox's synced items waits for approval
+    mass_change_share: float = 0.20
+    mass_change_count: int = 50
+    mass_change_minimum: int = 2
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:
@@ -161,6 +170,18 @@ def load(path: str | None = None) -> SyncConfig:
         value = _get(data, url_name)
         if value and not str(value).startswith("https://"):
             problems.append(f"{url_name} must be an https:// URL, not {value!r}")
+    guard = data.get("guard", {})
+    share = os.environ.get("SYNCLEDGER_MASS_CHANGE_SHARE") or guard.get("share", 0.20)
+    count = os.environ.get("SYNCLEDGER_MASS_CHANGE_COUNT") or guard.get("count", 50)
+    minimum = guard.get("minimum", 2)
+    try:
+        share, count, minimum = float(share), int(count), int(minimum)
+        if not 0 < share <= 1 or count < 1 or minimum < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"guard.share must be a fraction in (0, 1], guard.count and "
+                        f"guard.minimum whole numbers >= 1, not {share!r} / {count!r} / "
+                        f"{minimum!r}")
     if problems:
         raise ConfigError(problems)
     graph = GraphConfig(
@@ -180,7 +201,9 @@ def load(path: str | None = None) -> SyncConfig:
         org={"org_domains": list(domains), "product_users": dict(users),
              "sync_private_items": bool(org.get("sync_private_items", False))},
         salesforce_marker_field=markers.get("salesforce_field", "SyncLedger_ICalUId__c"),
-        exchange_marker_property=markers.get("exchange_property", "SyncLedgerSalesforceId"))
+        exchange_marker_property=markers.get("exchange_property", "SyncLedgerSalesforceId"),
+        mass_change_share=float(share), mass_change_count=int(count),
+        mass_change_minimum=int(minimum))
 
 
 def describe(config: SyncConfig) -> dict[str, Any]:

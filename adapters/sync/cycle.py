@@ -70,6 +70,11 @@ class SyncReport:
     recovered: list[str] = field(default_factory=list)
     resyncs: list[str] = field(default_factory=list)
     rounds: int = 0
+    #: mailbox -> why the mass-change guard holds its writes this cycle
+    held: dict[str, str] = field(default_factory=dict)
+    #: writes the guard held back (not sent), and, for a dry run, the whole plan
+    withheld: list[dict[str, Any]] = field(default_factory=list)
+    planned: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, result: IntakeResult) -> None:
         self.appended += result.appended
@@ -81,7 +86,8 @@ class SyncReport:
                 "duplicates_skipped": self.duplicates, "quarantined": self.quarantined,
                 "writes": self.writes, "failures": list(self.failed.values()),
                 "refused_writes": list(self.refused.values()),
-                "recovered": self.recovered, "resyncs": self.resyncs, "rounds": self.rounds}
+                "recovered": self.recovered, "resyncs": self.resyncs, "rounds": self.rounds,
+                "held": self.held, "withheld": self.withheld, "planned": self.planned}
 
 
 class SyncCycle:
@@ -89,7 +95,8 @@ class SyncCycle:
                  salesforce: SalesforceClient, *, clock: Callable[[], datetime] = utcnow,
                  record: BinaryIO | None = None,
                  on_step: Callable[[str], None] = lambda step: None,
-                 saves: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+                 saves: list[tuple[str, dict[str, Any]]] | None = None,
+                 dry_run: bool = False, allow_mass_change: bool = False) -> None:
         self.store = store
         self.config = config
         self.graph = graph
@@ -104,6 +111,11 @@ class SyncCycle:
         self.marker_id = graph_wire.marker_property_id(config.exchange_marker_property)
         self._plan: list[dict[str, Any]] = []  # the plan as execute_plan last read it
         self.saves = list(saves or [])  # (mailbox, payload): explicit saves from the add-in
+        self.dry_run = dry_run  # read and record, plan, but write nothing to either calendar
+        self.allow_mass_change = allow_mass_change
+        #: items each full (not incremental) Graph read returned, by mailbox
+        self.full_reads: dict[str, int] = {}
+        self.held: dict[str, str] | None = None  # the guard's verdict, once per cycle
 
     # --- recording observations -----------------------------------------
 
@@ -121,6 +133,30 @@ class SyncCycle:
                     str(exc), item_id=exc.item_id, field=exc.field)))
         return out
 
+    def record_lines(self, lines: list[bytes], source: str) -> None:
+        """Record feed lines read outside the cycle's own pulls (reconciliation)."""
+        self._record_lines(lines, source)
+
+    def perform(self, write: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one write through the outbox, record the answer; the result.
+
+        For a plan reviewed elsewhere (``syncledger apply``): the same outbox
+        entry, states and recording as the cycle's own writes.
+        """
+        key = outbox_key(write)
+        entry = self.outbox.get(key)
+        if entry is not None and entry.state == "done":
+            return entry.result or {}
+        self.outbox.sending(key, write, write.get("meeting_id") or "", iso(self.clock()))
+        try:
+            lines, result = self._perform(write, recovering=entry is not None)
+        except Exception as exc:
+            self.outbox.finish(key, "failed", iso(self.clock()), error=str(exc)[:500])
+            raise
+        self.outbox.finish(key, "done", iso(self.clock()), result=result)
+        self._record_lines(lines, f"result:{write['target']}")
+        return result
+
     def _record_lines(self, lines: list[bytes], source: str,
                       checkpoints: dict[str, str] | None = None) -> None:
         self.report.add(self.ledger.ingest(self._safe_items(lines, source),
@@ -135,7 +171,13 @@ class SyncCycle:
         (``adapters/sync/jobs.py``): one mailbox's pull and its Exchange writes, the
         org-wide Salesforce pull, the Salesforce writes, the projections' catch-up.
         """
+        from projections import queries
+
         self.observe()
+        if self.dry_run:
+            self.report.planned = [_shown(w) for w in queries.pending_writes(self.store)]
+            self.guard(queries.pending_writes(self.store))
+            return self.report
         self.write_rounds()
         return self.report
 
@@ -207,6 +249,30 @@ class SyncCycle:
             self.report.resyncs.append(mailbox)
             self._pull_delta(mailbox, name, start, end, None)
 
+    def guard(self, writes: list[dict[str, Any]]) -> dict[str, str]:
+        """The mass-change guard's verdict for this cycle (decided once, then kept).
+
+        Held mailboxes get no write at all this cycle; the hold, and its end, are
+        recorded as ``sync.guard`` observations (an org-level sync issue).
+        """
+        from adapters.sync import guard
+        from ledger.safety import Limits
+
+        if self.held is not None:
+            return self.held
+        verdict = guard.decide(self.store, writes, self.config.graph.mailboxes,
+                               full_reads=self.full_reads,
+                               limits=Limits(self.config.mass_change_share,
+                                             self.config.mass_change_count,
+                                             self.config.mass_change_minimum),
+                               allow=self.allow_mass_change)
+        self.held = self.report.held = verdict.held
+        if verdict.notes and not self.dry_run:
+            at = iso(self.clock())
+            self._record_lines([envelope("sync.guard", at, {"action": a, "reason": r},
+                                         mailbox=m) for m, a, r in verdict.notes], "guard")
+        return self.held
+
     def _pull_delta(self, mailbox: str, name: str, start: str, end: str,
                     link: str | None) -> None:
         masters: dict[str, dict[str, Any]] = {}
@@ -225,6 +291,8 @@ class SyncCycle:
             # never loses a page, and a repeated page appends nothing.
             self._record_lines(lines, f"graph:{mailbox}",
                                {name: page.next_link or page.delta_link or ""})
+            if link is None:  # a full read of the window, not changes since a token
+                self.full_reads[mailbox] = self.full_reads.get(mailbox, 0) + len(lines)
 
     def _with_markers(self, mailbox: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """New singles and masters read again with our marker property expanded.
@@ -327,15 +395,25 @@ class SyncCycle:
     # --- writing ------------------------------------------------------------
 
     def execute_plan(self, *, target: str | None = None, mailbox: str | None = None) -> int:
-        """Carry out the pending writes (of one target / mailbox); returns how many went out."""
+        """Carry out the pending writes (of one target / mailbox); returns how many went out.
+
+        Writes of a mailbox the mass-change guard holds are left in the plan, unsent.
+        """
+        from adapters.sync.guard import mailbox_of, owners
         from projections import queries
 
         done = 0
-        self._plan = queries.pending_writes(self.store)
-        for write in self._plan:
+        self._plan = writes = queries.pending_writes(self.store)
+        held = self.guard(writes)
+        sf_mailbox = owners(self.store)[1] if held else {}
+        for write in writes:
             if target is not None and write["target"] != target:
                 continue
             if mailbox is not None and write.get("mailbox") != mailbox:
+                continue
+            if held and mailbox_of(write, sf_mailbox) in held:
+                if write["key"] not in {w["key"] for w in self.report.withheld}:
+                    self.report.withheld.append(_shown(write))
                 continue
             key = outbox_key(write)
             entry = self.outbox.get(key)
@@ -463,6 +541,11 @@ class SyncCycle:
     def _perform_exchange(self, write: dict[str, Any], recovering: bool
                           ) -> tuple[list[bytes], dict[str, Any]]:
         mailbox, op, fields = write["mailbox"], write["op"], dict(write["fields"])
+        if op == "delete":  # reconciliation removing an extra copy we created
+            self.graph.delete_event(mailbox, write["id"])
+            gone = graph_wire.removed_item(write["id"])
+            return ([envelope("graph.event", iso(self.clock()), gone, mailbox=mailbox)],
+                    {"id": write["id"]})
         if op == "create":
             marker = fields.get("salesforce_marker")
             found = self.graph.find_by_property(mailbox, self.marker_id, marker) \
@@ -505,6 +588,13 @@ def _invitees(planned: list[Any]) -> list[tuple[str, str, bool]]:
             out.append((salesforce_id18(rid), str(entry.get("status") or "New"),
                         bool(entry.get("is_parent"))))
     return out
+
+
+def _shown(write: dict[str, Any]) -> dict[str, Any]:
+    """A planned write as reports show it (no field values: they may be private)."""
+    return {"target": write["target"], "op": write["op"], "mailbox": write.get("mailbox"),
+            "id": write.get("id"), "reason": write["reason"], "key": write["key"],
+            "fields": sorted(write.get("fields") or {})}
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,136 @@
+"""Whole-calendar facts and the mass-change guard (DOMAIN.md §13).
+
+Peers lose data to mass deletions after an empty read. The ledger keeps, on one
+aggregate of its own, what full reads returned (``CalendarRead``: which ids a
+mailbox's calendarView or an owner's Events held) and the guard's state per
+mailbox: held (with why), approved once by a person, released. ``assess`` is the
+guard's pure rule: it reads counts, never the clock or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import uuid5
+
+from eventsourcing.domain import Aggregate
+
+from ledger.identity import NAMESPACE
+from ledger.observations import CalendarRead, GuardNoted
+
+SAFETY_ID = uuid5(NAMESPACE, "calendar-safety")
+
+#: Defaults: a plan may delete or overwrite at most this share of a mailbox's synced
+#: meetings, and at most this many, before it is held for approval; a plan touching
+#: fewer than ``minimum`` meetings is never held by the share (one edit in a mailbox
+#: of three meetings is a third of it, and ordinary).
+DEFAULT_SHARE = 0.20
+DEFAULT_COUNT = 50
+DEFAULT_MINIMUM = 2
+
+#: How an empty-read hold begins: it outlasts the cycle that saw it (later cycles read
+#: deltas, which cannot show the calendar is back) until a person approves or a full
+#: read finds items again, so no deletion that follows an empty read runs unapproved.
+EMPTY_READ = "the full read"
+
+
+@dataclass(frozen=True)
+class Limits:
+    share: float = DEFAULT_SHARE
+    count: int = DEFAULT_COUNT
+    minimum: int = DEFAULT_MINIMUM
+
+
+def assess(mailbox: str, *, synced: int, read: int | None, deletes: int, overwrites: int,
+           limits: Limits) -> str | None:
+    """Why this mailbox's writes must wait for approval, or None when they may go.
+
+    ``synced``: linked meetings the ledger holds for the mailbox; ``read``: how many
+    items a full read of it returned (None: no full read this time, a delta);
+    ``deletes`` / ``overwrites``: meetings the plan would delete or rewrite there
+    (a series counts once, however many occurrences it updates).
+    """
+    if read == 0 and synced > 0:
+        return (f"{EMPTY_READ} of {mailbox} returned no items while the ledger holds "
+                f"{synced} synced meeting(s) for it")
+    changed = deletes + overwrites
+    if changed > limits.count or (synced and changed >= limits.minimum
+                                  and changed > limits.share * synced):
+        return (f"the plan would delete {deletes} and overwrite {overwrites} of the "
+                f"{synced} synced meeting(s) of {mailbox} (limit {limits.share:.0%} or "
+                f"{limits.count})")
+    return None
+
+
+class Safety(Aggregate):
+    """Full reads and the guard's per-mailbox state, in the order they were observed."""
+
+    class Started(Aggregate.Created):
+        pass
+
+    class CalendarWasRead(Aggregate.Event):
+        observation: dict[str, Any]
+
+        def apply(self, s: Safety) -> None:
+            rec = self.observation
+            s.reads[f"{rec['source']}|{rec['mailbox']}"] = rec
+
+    class MassChangeHeld(Aggregate.Event):
+        mailbox: str
+        reason: str
+
+        def apply(self, s: Safety) -> None:
+            s.held[self.mailbox] = self.reason
+
+    class MassChangeApproved(Aggregate.Event):
+        mailbox: str
+        reason: str
+
+        def apply(self, s: Safety) -> None:
+            s.approved[self.mailbox] = self.reason
+
+    class MassChangeReleased(Aggregate.Event):
+        mailbox: str
+        reason: str
+
+        def apply(self, s: Safety) -> None:
+            s.held.pop(self.mailbox, None)
+            s.approved.pop(self.mailbox, None)
+
+    def __init__(self) -> None:
+        self.reads: dict[str, dict[str, Any]] = {}  # "source|mailbox" -> latest full read
+        self.held: dict[str, str] = {}  # mailbox -> why its writes wait
+        self.approved: dict[str, str] = {}  # mailbox -> approval not yet used
+
+    @classmethod
+    def start(cls, observed_at: str) -> Safety:
+        return cls._create(cls.Started, id=SAFETY_ID, timestamp=_ts(observed_at))
+
+    def observe(self, obs: CalendarRead | GuardNoted) -> bool:
+        """Record one observation; False when it changes nothing."""
+        ts = _ts(obs.observed_at)
+        if isinstance(obs, CalendarRead):
+            rec = {"observed_at": obs.observed_at, "source": obs.source,
+                   "mailbox": obs.mailbox, "start": obs.start, "end": obs.end,
+                   "ids": sorted(obs.ids)}
+            self.trigger_event(Safety.CalendarWasRead, timestamp=ts, observation=rec)
+            return True
+        if obs.action == "held":
+            if self.held.get(obs.mailbox) == obs.reason:
+                return False
+            self.trigger_event(Safety.MassChangeHeld, timestamp=ts, mailbox=obs.mailbox,
+                               reason=obs.reason)
+        elif obs.action == "approved":
+            self.trigger_event(Safety.MassChangeApproved, timestamp=ts, mailbox=obs.mailbox,
+                               reason=obs.reason)
+        else:
+            if obs.mailbox not in self.held and obs.mailbox not in self.approved:
+                return False
+            self.trigger_event(Safety.MassChangeReleased, timestamp=ts, mailbox=obs.mailbox,
+                               reason=obs.reason)
+        return True
+
+
+def _ts(observed_at: str) -> datetime:
+    return datetime.fromisoformat(observed_at)
