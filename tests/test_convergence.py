@@ -39,7 +39,7 @@ START = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 MAILBOXES = (sandbox.ALICE, sandbox.BOB, sandbox.CAROL)
 SUBJECTS = ("Roadmap sync", "Pricing call", "Onsite", "Budget review")
 
-settings.register_profile("convergence-default", max_examples=4, stateful_step_count=6,
+settings.register_profile("convergence-default", max_examples=3, stateful_step_count=5,
                           deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("convergence-long", max_examples=60, stateful_step_count=14,
                           deadline=None, suppress_health_check=list(HealthCheck))

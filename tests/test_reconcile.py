@@ -208,3 +208,39 @@ def test_dry_run_shows_the_plan_and_writes_nothing(store: Store, cloud: SandboxC
     shown = sorted((w["target"], w["op"], w["key"]) for w in dry["planned"])
     real = sync(store, cloud)
     assert sorted((w["target"], w["op"], w["key"]) for w in real["writes"]) == shown
+
+
+def test_guard_notes_and_full_reads_replay_from_the_feed(store: Store) -> None:
+    """What the guard and reconciliation record is feed lines: ingest replays them."""
+    from adapters.feed.envelopes import FeedError, envelope, parse_line
+    from ledger.intake import Intake, Ledger
+
+    def ingest(*lines: bytes) -> None:
+        Ledger(store).ingest([Intake("t", n, line, parse_line(line))
+                              for n, line in enumerate(lines, 1)])
+
+    bob = "bob@contoso.com"
+    ingest(envelope("sync.guard", "2026-11-20T13:00:00Z",
+                    {"action": "held", "reason": "the full read of bob returned no items"},
+                    mailbox=bob),
+           envelope("calendar.read", "2026-11-20T13:00:00Z",
+                    {"source": "salesforce", "start": "2026-11-06T13:00:00Z",
+                     "end": "2027-01-19T13:00:00Z", "ids": ["00U5e0000000030"]},
+                    mailbox=bob))
+    assert "returned no items" in open_guard_issues(store)[bob]
+    safety = store.safety()
+    assert safety is not None
+    assert safety.reads[f"salesforce|{bob}"]["ids"] == ["00U5e0000000030EAA"]
+    ingest(envelope("sync.guard", "2026-11-20T14:00:00Z",
+                    {"action": "released", "reason": "approved"}, mailbox=bob))
+    assert open_guard_issues(store) == {}
+    with pytest.raises(FeedError) as bad:
+        parse_line(envelope("calendar.read", "2026-11-20T13:00:00Z",
+                            {"source": "salesforce", "start": "2026-11-06T13:00:00Z",
+                             "end": "2027-01-19T13:00:00Z", "ids": ["001000000000001"]},
+                            mailbox=bob))
+    assert bad.value.field == "payload.ids[0]"
+    with pytest.raises(FeedError) as bad:
+        parse_line(envelope("sync.guard", "2026-11-20T13:00:00Z",
+                            {"action": "deleted", "reason": ""}, mailbox=bob))
+    assert bad.value.field == "payload.action"
