@@ -244,3 +244,19 @@ def test_guard_notes_and_full_reads_replay_from_the_feed(store: Store) -> None:
         parse_line(envelope("sync.guard", "2026-11-20T13:00:00Z",
                             {"action": "deleted", "reason": ""}, mailbox=bob))
     assert bad.value.field == "payload.action"
+
+
+def test_reconcile_alone_rebuilds_the_mapping_of_a_fresh_ledger_from_markers(
+        store: Store, cloud: SandboxCloud, tmp_path: Path) -> None:
+    first = Store.open(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        sync(first, cloud)
+        before = pairs(first)
+    finally:
+        first.close()
+    cloud.clear_log()
+    result = reconcile(store, cloud)  # no sync on this ledger: only the full reads
+    assert result["writes"] == [] and cloud.writes() == []
+    assert {r["class"] for r in result["drift"]} == {"adopted"}
+    assert pairs(store) == before
+    assert {r["salesforce_id"] for r in result["drift"]} == {sf for _, _, sf in before}

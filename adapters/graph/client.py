@@ -196,6 +196,15 @@ class GraphClient:
                             params={"$filter": flt, **(_expand(property_id) or {})}).json()
         return list(body.get("value", []))
 
+    def find_by_ical_uid(self, mailbox: str, ical_uid: str, *, property_id: str | None = None
+                         ) -> list[dict[str, Any]]:
+        """The mailbox's items with this iCalUId (``$filter=iCalUId eq ...``): a series
+        master whose occurrences lie outside a view, found from a Salesforce marker."""
+        flt = f"iCalUId eq '{ical_uid.replace(chr(39), chr(39) * 2)}'"
+        body = self.request("GET", f"users/{quote(mailbox)}/events",
+                            params={"$filter": flt, **(_expand(property_id) or {})}).json()
+        return list(body.get("value", []))
+
     def calendar_view(self, mailbox: str, start: str, end: str, *,
                       property_id: str | None = None) -> list[dict[str, Any]]:
         """Every item of the window as it is now (``calendarView``, not delta), all pages.

@@ -99,9 +99,10 @@ class Reconciliation:
                 payloads[str(payload.get("id"))] = payload
         # Masters first, so their occurrences find them when recorded.
         ordered = sorted(payloads.values(), key=lambda p: not graph_wire.is_series_head(p))
-        ex_lines = [envelope("graph.event", at, p, mailbox=mailbox) for p in ordered]
         owner = self._owner(mailbox)
-        records = sf.events_of(owner, start, end) if owner else []
+        records = self._with_sf_masters(sf.events_of(owner, start, end) if owner else [])
+        ex_lines = [envelope("graph.event", at, p, mailbox=mailbox) for p in ordered]
+        ex_lines += self._marked_heads(mailbox, at, payloads, records)
         ids = [salesforce_wire.record_id(r) for r in records]
         relations = sf.relations(ids) if ids else {}
         sf_lines = [envelope("salesforce.event", at, _plain(r),
@@ -127,6 +128,42 @@ class Reconciliation:
         self._confirm_gone(mailbox, out)
         self._orphans(mailbox, out)
         return out
+
+    def _with_sf_masters(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Classic occurrences' series masters too (a master can start before the window),
+        masters first, so the occurrences join a linked series instead of a new one."""
+        have = {salesforce_wire.record_id(r) for r in records}
+        at = iso(self.cycle.clock())
+        wanted: set[str] = set()
+        for record in records:
+            obs = self._parse(envelope("salesforce.event", at, _plain(record)))
+            if isinstance(obs, SalesforceEventSeen) and obs.series_id \
+                    and obs.series_id not in have:
+                wanted.add(obs.series_id)
+        masters = [m for m in (self.cycle.sf.get_event(i) for i in sorted(wanted)) if m]
+        return masters + records
+
+    def _marked_heads(self, mailbox: str, at: str, payloads: dict[str, dict[str, Any]],
+                      records: list[dict[str, Any]]) -> list[bytes]:
+        """Series masters a view misses (no occurrence in the window) that an Event of this
+        mailbox's owner names by its iCalUId marker: found by ``$filter`` on iCalUId."""
+        icals = set()
+        for payload in payloads.values():
+            obs = self._parse(envelope("graph.event", at, payload, mailbox=mailbox))
+            if isinstance(obs, ExchangeItemSeen) and obs.ical_uid:
+                icals.add(obs.ical_uid)
+        lines = []
+        for record in records:
+            obs = self._parse(envelope("salesforce.event", at, _plain(record)))
+            if not isinstance(obs, SalesforceEventSeen) or not obs.ical_marker \
+                    or obs.ical_marker in icals or obs.series_id:
+                continue
+            for found in self.cycle.graph.find_by_ical_uid(mailbox, obs.ical_marker,
+                                                            property_id=self.cycle.marker_id):
+                payloads[str(found.get("id"))] = found
+                lines.append(envelope("graph.event", at, found, mailbox=mailbox))
+            icals.add(obs.ical_marker)
+        return lines
 
     def _parse(self, line: bytes) -> Any:
         try:

@@ -57,6 +57,7 @@ SERIES_FIELDS = ("subject", "body", "bodyPreview", "location", "sensitivity", "s
 STUB_FIELDS = ("@odata.type", "@odata.etag", "id", "type", "seriesMasterId", "start", "end")
 FILTER = re.compile(r"singleValueExtendedProperties/any\(\s*(\w+):\s*\1/id eq '((?:[^']|'')*)'"
                     r"\s+and\s+\1/value eq '((?:[^']|'')*)'\s*\)", re.IGNORECASE)
+ICAL_FILTER = re.compile(r"iCalUId eq '((?:[^']|'')*)'", re.IGNORECASE)
 DEFAULT_PAGE = 10
 #: ``$expand=singleValueExtendedProperties($filter=id eq '...')``: the only way Graph
 #: returns an extended property; delta, create and update answers never carry them.
@@ -491,7 +492,11 @@ class GraphEmulator(Emulator):
     def _find(self, req: Request, mailbox: str) -> Response:
         flt = req.param("$filter")
         events = list(self.events[mailbox].values())
-        if flt:
+        by_ical = ICAL_FILTER.fullmatch(flt.strip()) if flt else None
+        if by_ical is not None:
+            value = by_ical.group(1).replace("''", "'")
+            events = [e for e in events if e.get("iCalUId") == value]
+        elif flt:
             match = FILTER.fullmatch(flt.strip())
             if match is None:
                 return self.error(400, "ErrorInvalidUrlQueryFilter",
