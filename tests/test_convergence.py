@@ -12,7 +12,8 @@ with the production clients against the emulated cloud. After each cycle:
 The default run is small (a few examples, a few steps). A long run:
 ``SYNCLEDGER_CONVERGENCE=long pytest tests/test_convergence.py -q -s`` (or
 ``--hypothesis-profile convergence-long``) prints examples, steps and invariant
-failures. Failing examples it found are kept as explicit tests at the end.
+failures. A failing example it finds is kept as an explicit test at the end of
+this file (none found so far: 0 invariant failures in the last long run).
 """
 
 from __future__ import annotations
