@@ -200,8 +200,8 @@ class GraphClient:
                          ) -> list[dict[str, Any]]:
         """The mailbox's items with this iCalUId (``$filter=iCalUId eq ...``): a series
         master whose occurrences lie outside a view, found from a Salesforce marker."""
-        flt = f"iCalUId eq '{ical_uid.replace(chr(39), chr(39) * 2)}'"
-        body = self.request("GET", f"users/{quote(mailbox)}/events",
+        flt = f"iCalUId eq {odata_string(ical_uid)}"
+        body = self.request("GET", f"users/{path_segment(mailbox)}/events",
                             params={"$filter": flt, **(_expand(property_id) or {})}).json()
         return list(body.get("value", []))
 
