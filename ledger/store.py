@@ -390,6 +390,18 @@ def ensure_postgres_schema(url: StoreURL) -> None:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"'.encode())
 
 
+def probe_postgres(url: StoreURL) -> None:
+    """Fail in seconds, with the driver's reason, when PostgreSQL does not answer (the
+    library's pool would wait 30 s and say only that it got no connection)."""
+    if url.kind != "postgresql":
+        return
+    import psycopg
+
+    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                         dbname=url.dbname, autocommit=True, connect_timeout=5):
+        pass
+
+
 def ledger_exists(url: StoreURL) -> bool:
     """Whether the store holds a ledger, found without creating anything."""
     if url.kind == "sqlite":
@@ -424,6 +436,17 @@ def private_file(url: StoreURL) -> None:
     os.close(fd)
 
 
+def drop_postgres_schema(url: StoreURL) -> None:
+    """``--fresh`` on PostgreSQL: drop the ledger's own schema (never ``public``)."""
+    if url.kind != "postgresql" or not url.schema or url.schema == "public":
+        raise ValueError("only a named schema other than public can be dropped")
+    import psycopg
+
+    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{url.schema}" CASCADE'.encode())
+
+
 class Store:
     """The ledger's database: events, side tables, and the queries intake needs."""
 
@@ -433,6 +456,7 @@ class Store:
             if not ledger_exists(url):
                 raise NoLedgerError(f"no ledger at {url}")
         else:
+            probe_postgres(url)
             ensure_postgres_schema(url)
             private_file(url)
         self.app = LedgerApp(env=url.env())

@@ -41,6 +41,10 @@ def resolve(store: Store, any_id: str) -> Resolved:
     else:
         if store.stored_events(mid, upto_version=1):
             return Resolved(mid, "meeting")
+    if text.split(":", 1)[0] in ("ical", "sf", "exid") and ":" in text:
+        keyed = store.lookup_keys([text])  # a ledger key as the demo prints it
+        if keyed:
+            return Resolved(UUID(next(iter(keyed.values()))), "key")
     if is_salesforce_id(text):
         hit = store.lookup_keys([salesforce_key(text)])
         if hit:

@@ -3,8 +3,13 @@ fitted to the terminal, list options, one-line errors."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -114,3 +119,159 @@ def test_version_and_a_mistyped_command(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert "did you mean 'issues'" in err and len(err.strip().splitlines()) == 1
 
+
+
+# --- no traceback, ever ---------------------------------------------------------------
+
+DOCUMENTED_EXITS = {0, 1, 2, 3, 4}
+DEAD_PG = "postgresql://postgres@127.0.0.1:9/test?schema=nobody_here"
+
+
+class _Blocked(BaseException):
+    """A case still running after its time (a server, a follower): not a traceback."""
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    from adapters.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _base_argv(name: str, p: argparse.ArgumentParser) -> list[str]:
+    """The command with every positional and required option given a plausible value."""
+    argv = [name]
+    for a in p._actions:
+        if a.dest in ("help", "db"):
+            continue
+        value = str(next(iter(a.choices))) if a.choices else "x"
+        if not a.option_strings and a.nargs != "?":
+            argv.append(value)
+        elif a.option_strings and a.required:
+            argv += [a.option_strings[0], value]
+    return argv
+
+
+def _matrix(paths: dict[str, str]) -> list[list[str]]:
+    """Every registered command against bad stores, bad option values and bad positionals
+    (so a command added later is covered without touching this test), plus the cases
+    issue 17 reported one by one."""
+    bad_dbs = [paths["missing"], paths["folder"], paths["no_folder"], DEAD_PG, "mysql://x/y",
+               paths["read_only"], paths["corrupt"], "sqlite:///" + paths["no_folder"]]
+    bad_values = ["bogus", "-1", "0", "", paths["folder"], paths["no_folder"],
+                  paths["corrupt"], "2026-13-45T99:00:00Z", "a=b=c"]
+    cases: list[list[str]] = []
+    for name, p in _subcommands().items():
+        base = _base_argv(name, p)
+        cases += [[*base, "--db", db] for db in bad_dbs]
+        cases.append([name, "--no-such-option"])
+        for a in p._actions:
+            if a.dest in ("help", "db"):
+                continue
+            if a.option_strings and a.nargs != 0:
+                cases += [[*base, a.option_strings[0], v, "--db", paths["writable"]]
+                          for v in bad_values]
+            elif not a.option_strings:
+                if a.nargs == "?":  # optional positional: left out of the base
+                    cases += [[*base, v, "--db", paths["writable"]] for v in bad_values]
+                    continue
+                at = base.index(str(next(iter(a.choices))) if a.choices else "x", 1)
+                cases += [[*base[:at], v, *base[at + 1:], "--db", paths["writable"]]
+                          for v in bad_values]
+    ro, w, nf = paths["read_only"], paths["writable"], paths["no_folder"]
+    cases += [
+        ["state", "x", "--version", "0", "--db", w], ["state", "x", "--version", "-1"],
+        ["demo", "--db", DEAD_PG], ["sync", "--db", DEAD_PG],
+        ["replay", "--until", "2026-11-20T09:30:00Z", "--db", w, "--db-out", DEAD_PG],
+        ["replay", "--until", "2026-11-20T09:30:00Z", "--db", w, "--db-out", nf],
+        ["replay", "--until", "bogus", "--db", w, "--db-out", paths["fresh_out"]],
+        ["sync", "--sandbox", "--db", paths["folder"]], ["sync", "--sandbox", "--db", nf],
+        ["sync", "--sandbox", "--db", paths["sandbox"], "--record", nf],
+        ["sync", "--sandbox", "--db", paths["sandbox"], "--cloud-state", paths["folder"]],
+        ["sync", "--sandbox", "--db", paths["sandbox"], "--cloud-state", paths["corrupt"]],
+        ["config", "check", "--config", paths["folder"]],
+        ["config", "check", "--config", paths["corrupt"]],
+        ["rebuild", "--db", ro], ["project", "--db", ro], ["sync", "--sandbox", "--db", ro],
+        ["ingest", paths["feed"], "--db", ro], ["ingest", paths["feed"], "--db", w,
+                                                "--batch-size", "0"],
+        ["explain", "nope", "--db", ro], ["history", "nope", "--db", ro],
+    ]
+    return cases
+
+
+@pytest.fixture
+def bad_inputs(demo_file: Path, tmp_path: Path) -> dict[str, str]:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database, nor JSON, nor TOML [[\x00\xff")
+    read_only = tmp_path / "read-only.db"
+    read_only.write_bytes(demo_file.read_bytes())
+    read_only.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    writable = tmp_path / "writable.db"
+    writable.write_bytes(demo_file.read_bytes())
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"kind": "nonsense"}\n')
+    return {"missing": str(tmp_path / "typo.db"), "folder": str(folder),
+            "no_folder": str(tmp_path / "no" / "such" / "folder" / "f.db"),
+            "corrupt": str(corrupt), "read_only": str(read_only), "writable": str(writable),
+            "feed": str(feed), "sandbox": str(tmp_path / "sandbox.db"),
+            "fresh_out": str(tmp_path / "past.db")}
+
+
+def test_no_command_prints_a_traceback(bad_inputs: dict[str, str], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command x bad input: a documented exit code and a one-line reason, never an
+    exception out of ``main`` nor a traceback on stderr. Prints the matrix size."""
+    monkeypatch.chdir(tmp_path)  # nothing lands in the checkout
+    monkeypatch.delenv("SYNCLEDGER_DB", raising=False)
+    monkeypatch.delenv("SYNCLEDGER_CONFIG", raising=False)
+    cases = _matrix(bad_inputs)
+
+    def blocked(*_: object) -> None:
+        raise _Blocked
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    failures: list[str] = []
+    blocking = 0
+    try:
+        for argv in cases:
+            signal.alarm(20)
+            try:
+                code: object = main(argv)
+            except _Blocked:
+                blocking += 1
+                capsys.readouterr()  # what it printed while running is not the next case's
+                continue
+            except BaseException as exc:  # the thing this test exists to catch
+                code = f"raised {type(exc).__name__}: {exc}"
+            finally:
+                signal.alarm(0)
+            err = capsys.readouterr().err
+            if code not in DOCUMENTED_EXITS:
+                failures.append(f"{argv}: exit {code!r}")
+            elif "Traceback" in err:
+                failures.append(f"{argv}: traceback\n{err}")
+            elif code != 0 and not any(line.startswith("syncledger") for line in
+                                       err.splitlines()):
+                failures.append(f"{argv}: exit {code} without a 'syncledger ...' line: {err!r}")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    with capsys.disabled():
+        print(f"\ntraceback matrix: {len(cases)} cases over {len(_subcommands())} commands, "
+              f"{len(failures)} failures, {blocking} still running after 20 s")
+    if failures and os.environ.get("SYNCLEDGER_MATRIX_REPORT"):
+        Path(os.environ["SYNCLEDGER_MATRIX_REPORT"]).write_text("\n".join(failures))
+    assert not failures, "\n".join(failures[:30])
+    assert len(cases) > 200
+
+
+def test_the_installed_entry_point_fails_in_one_line(tmp_path: Path) -> None:
+    """The real process (exit code, stderr) for one bad input, and a closed pipe."""
+    exe = Path(sys.executable).with_name("syncledger")
+    run = subprocess.run([str(exe), "state", "x", "--version", "0"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

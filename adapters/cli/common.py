@@ -129,6 +129,26 @@ def open_store(args: argparse.Namespace, *, create: bool = False, writes: bool =
         raise StoreUnavailable(f"cannot open the ledger at {url}: {root_reason(exc)}") from exc
 
 
+def erase_sqlite(url: StoreURL) -> None:
+    """``--fresh``: delete a SQLite ledger file and its WAL files (PostgreSQL: see
+    ``sync --sandbox --fresh``)."""
+    if url.kind == "sqlite" and url.path != ":memory:":
+        if os.path.isdir(url.path):
+            raise CliError(f"--db {url.path} is a folder, not a ledger file", EXIT_USAGE)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(url.path + suffix):
+                os.remove(url.path + suffix)
+
+
+def open_target(value: str) -> Store:
+    """A store a command writes a new ledger into (``replay --db-out``): same checks as
+    ``open_store(create=True)``, for a location given by an option of its own."""
+    if not value.strip():
+        raise CliError("the target store is empty: give a path or a postgresql:// URL",
+                       EXIT_USAGE)
+    return open_store(argparse.Namespace(db=value), create=True)
+
+
 def root_reason(exc: BaseException) -> str:
     """The first line of the innermost cause: drivers wrap errors two or three deep."""
     seen: list[BaseException] = []
@@ -183,6 +203,14 @@ def positive(text: str) -> int:
     value = non_negative(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = non_negative(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535)")
     return value
 
 

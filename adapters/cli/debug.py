@@ -12,7 +12,16 @@ import sys
 from datetime import datetime
 
 from adapters.cli import render
-from adapters.cli.common import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    command,
+    emit_json,
+    open_store,
+    positive,
+)
 from projections.explain import NotFound, explain, resolve
 from projections.state import NotKnownYet, meeting_state
 from projections.timeline import timeline
@@ -61,7 +70,8 @@ def _state_args(p: argparse.ArgumentParser) -> None:
     _id_args(p)
     when = p.add_mutually_exclusive_group()
     when.add_argument("--at", metavar="TIME", help="as the ledger knew it at this ISO-8601 time")
-    when.add_argument("--version", type=int, metavar="N", help="as of the meeting's version N")
+    when.add_argument("--version", type=positive, metavar="N",
+                      help="as of the meeting's version N (1 is its first event)")
 
 
 @command("state", "a meeting as the ledger knew it now, at a time, or at a version",
@@ -148,11 +158,20 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
 @command("replay", "write the ledger and its projections as they stood at TIME to another "
                    "database", _replay_args)
 def cmd_replay(args: argparse.Namespace) -> int:
+    from adapters.cli.common import open_target
     from adapters.progress import Progress
-    from ledger.store import Store
     from projections.replay import ReplayError, replay_until
 
-    source, target = open_store(args), Store.open(args.db_out)
+    try:
+        datetime.fromisoformat(args.until.replace("Z", "+00:00"))
+    except ValueError:  # before the target exists: a typo leaves no empty file behind
+        raise CliError(f"--until {args.until!r} is not an ISO-8601 time", EXIT_USAGE) from None
+    source = open_store(args)
+    try:
+        target = open_target(args.db_out)
+    except BaseException:
+        source.close()
+        raise
     bar = Progress("replay")
     try:
         out = replay_until(source, target, args.until, progress=bar.update)

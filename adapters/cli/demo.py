@@ -8,28 +8,33 @@ recorded and decided, then the read models people query.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import orjson
 
 from adapters.cli import render
-from adapters.cli.common import command
+from adapters.cli.common import (
+    command,
+    erase_sqlite,
+    ledger_location,
+    ledger_url,
+    open_store,
+)
 from adapters.cli.query import SHOWN
 from adapters.feed.ingest import ingest_files, summary_lines
 from adapters.sandbox.org import demo_feed_path
-from ledger.store import Store, StoreURL
+from ledger.store import Store
 from projections import queries
 from projections.timeline import meeting_summary
 
+DEMO_DB = "syncledger-demo.db"
 
-def run(db: str, *, fresh: bool, as_json: bool) -> int:
-    url = StoreURL.parse(db)
-    if fresh and url.kind == "sqlite" and url.path != ":memory:":
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(url.path + suffix):
-                os.remove(url.path + suffix)
-    store = Store(url)
+
+def run(args: argparse.Namespace, *, fresh: bool, as_json: bool) -> int:
+    url = ledger_url(args, DEMO_DB)
+    if fresh:
+        erase_sqlite(url)
+    store = open_store(args, create=True, default=DEMO_DB)
     try:
         result = ingest_files(store, [demo_feed_path()])
         meetings = [meeting_summary(store, mid) for mid in store.meeting_ids()]
@@ -50,8 +55,9 @@ def run(db: str, *, fresh: bool, as_json: bool) -> int:
         for line in m["decisions"]:
             print(f"    - {line}")
     _print_views(views)
-    print("\nNext: 'syncledger explain ID --db syncledger-demo.db' for any id above, "
-          "'syncledger --help' for all commands.")
+    db = url.path if url.kind == "sqlite" else str(url)
+    print(f"\nNext: 'syncledger explain ID --db {db}' for any meeting id or key above, "
+          f"'syncledger issues --db {db}', 'syncledger --help' for all commands.")
     return 0
 
 
@@ -77,7 +83,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 @command("demo", "ingest the bundled sandbox org into a SQLite ledger and show the outcome",
          _demo_args)
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.db is None:
-        args.db = "syncledger-demo.db"
-        args.fresh = True
-    return run(args.db, fresh=args.fresh, as_json=args.json)
+    # The one rule (--db, else $SYNCLEDGER_DB, else syncledger-demo.db); only the demo's
+    # own default file is started afresh unless --fresh says so.
+    fresh = args.fresh or ledger_location(args, DEMO_DB) == DEMO_DB
+    return run(args, fresh=fresh, as_json=args.json)

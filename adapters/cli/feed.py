@@ -14,6 +14,7 @@ from adapters.cli.common import (
     command,
     emit_json,
     open_store,
+    positive,
 )
 from adapters.feed.ingest import ingest_files, summary_lines
 
@@ -22,7 +23,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                    help="JSON Lines feed files (DOMAIN.md §6), ingested in order")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--batch-size", type=int, default=2000,
+    p.add_argument("--batch-size", type=positive, default=2000,
                    help="observations per transaction (default 2000; one fsync each)")
     p.add_argument("--reader", choices=("auto", "process", "inline"), default="auto",
                    help="where feed lines are decoded: 'process' = a second process, so "
@@ -53,6 +54,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if len(result.errors) > 20:
             print(f"... and {len(result.errors) - 20} more: see 'syncledger quarantine'",
                   file=sys.stderr)
+    if result.quarantined:
+        print(f"syncledger ingest: {result.quarantined:,} observation(s) quarantined "
+              "(exit 3); 'syncledger quarantine' lists them", file=sys.stderr)
     return EXIT_QUARANTINED if result.quarantined else EXIT_OK
 
 

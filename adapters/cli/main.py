@@ -124,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_OK
+    except SystemExit as exc:  # a library gave up (uvicorn when it cannot start)
+        code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        print(f"syncledger {args.command}: stopped (exit status {code})", file=sys.stderr)
+        return EXIT_FAILED if code else EXIT_OK
     except Exception as exc:
         message, code = failure(exc)
         print(f"syncledger {args.command}: {message}", file=sys.stderr)

@@ -11,14 +11,14 @@ import argparse
 import os
 import sys
 
-from adapters.cli.common import EXIT_OK, EXIT_USAGE, command, open_store
+from adapters.cli.common import EXIT_OK, EXIT_USAGE, command, open_store, port_number
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs "
                         "SYNCLEDGER_DASHBOARD_TOKEN)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
 
 
 @command("serve", "the admin dashboard and JSON API over the ledger (uvicorn)", _serve_args)

@@ -22,10 +22,20 @@ from typing import Any, BinaryIO
 import requests
 
 from adapters.cli import render
-from adapters.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, emit_json, open_store
+from adapters.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    command,
+    emit_json,
+    erase_sqlite,
+    ledger_url,
+    open_store,
+)
 from adapters.files import owner_only
 from adapters.sync.config import ConfigError, SyncConfig, describe, load
-from ledger.store import Store, StoreURL
+from ledger.store import Store, StoreURL, drop_postgres_schema
 
 SANDBOX_DB = "syncledger-sandbox.db"
 
@@ -167,11 +177,8 @@ def live_session(args: argparse.Namespace
         return
     from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
 
-    db = args.db or SANDBOX_DB
-    url = StoreURL.parse(db)
-    state_file = getattr(args, "cloud_state", None) or Path(
-        (url.path if url.kind == "sqlite" and url.path != ":memory:" else SANDBOX_DB)
-        + ".cloud.json")
+    url = ledger_url(args, SANDBOX_DB)  # the one rule, as for sync --sandbox
+    state_file = getattr(args, "cloud_state", None) or cloud_state_beside(url)
     offset = [0.0]
 
     def clock() -> datetime:
@@ -183,7 +190,7 @@ def live_session(args: argparse.Namespace
     else:
         offset[0] = sandbox_offset(datetime.now(UTC))
     with cloud:
-        store = Store(url)
+        store = open_store(args, create=True, default=SANDBOX_DB)
         try:
             yield store, cloud.config(), clock
         finally:
@@ -203,30 +210,41 @@ def _recording(path: Path | None) -> Iterator[BinaryIO | None]:
 def _sync_sandbox(args: argparse.Namespace) -> int:
     from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
 
-    db = args.db or SANDBOX_DB
-    url = StoreURL.parse(db)
-    state_file = args.cloud_state or Path(
-        (url.path if url.kind == "sqlite" and url.path != ":memory:" else SANDBOX_DB)
-        + ".cloud.json")
-    if args.fresh:
-        if url.kind == "sqlite" and url.path != ":memory:":
-            for suffix in ("", "-wal", "-shm"):
-                Path(url.path + suffix).unlink(missing_ok=True)
+    url = ledger_url(args, SANDBOX_DB)  # the one rule: --db, $SYNCLEDGER_DB, the default
+    state_file = args.cloud_state or cloud_state_beside(url)
+    if state_file.is_dir():
+        raise CliError(f"--cloud-state {state_file} is a folder; give a file", EXIT_USAGE)
+    if args.fresh:  # both: the ledger and the cloud it synced with
+        if url.kind == "postgresql":
+            if not url.schema:
+                raise CliError("--fresh on PostgreSQL needs ?schema=NAME in --db (it drops "
+                               "that schema; the public schema is never dropped)", EXIT_USAGE)
+            drop_postgres_schema(url)
+        else:
+            erase_sqlite(url)
         state_file.unlink(missing_ok=True)
+    store = open_store(args, create=True, default=SANDBOX_DB)  # before any emulator starts
     offset = [0.0]
 
     def clock() -> datetime:
         return datetime.now(UTC) + timedelta(seconds=offset[0])
 
     cloud = SandboxCloud.demo(clock=clock)
-    if state_file.exists():
-        _step(f"resuming the emulated cloud from {state_file}")
-        offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
-    else:
-        offset[0] = sandbox_offset(datetime.now(UTC))
+    try:
+        if state_file.exists():
+            _step(f"resuming the emulated cloud from {state_file}")
+            try:
+                offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise CliError(f"{state_file} is not a saved sandbox cloud ({exc}); delete "
+                               "it or run with --fresh", EXIT_USAGE) from exc
+        else:
+            offset[0] = sandbox_offset(datetime.now(UTC))
+    except BaseException:
+        store.close()
+        raise
     with cloud:
         _step(f"emulators up: Graph {cloud.graph.url}, Salesforce {cloud.salesforce.url}")
-        store = Store(url)
         try:
             with _recording(args.record) as record:
                 outcome = run_cycle(store, cloud.config(), record=record, clock=clock,
@@ -239,6 +257,17 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
         cloud.save(state_file, clock_offset=offset[0])
     _step("emulators stopped")
     return _print(outcome, args.json)
+
+
+def cloud_state_beside(url: StoreURL) -> Path:
+    """Where the sandbox keeps its emulated cloud: beside a SQLite ledger
+    (``<db>.cloud.json``); for PostgreSQL, a file in the current folder named after the
+    database and schema, so two schemas never share one cloud."""
+    if url.kind == "sqlite" and url.path != ":memory:":
+        return Path(url.path + ".cloud.json")
+    if url.kind == "sqlite":
+        return Path(SANDBOX_DB + ".cloud.json")
+    return Path(f"syncledger-sandbox-{url.dbname}-{url.schema or 'public'}.cloud.json")
 
 
 def _print(outcome: dict[str, Any], as_json: bool) -> int:
@@ -323,6 +352,8 @@ def cmd_config(args: argparse.Namespace) -> int:
             print("The live-sync configuration is incomplete or wrong:")
             for problem in exc.problems:
                 print(f"  - {problem}")
+        print(f"syncledger config: the configuration is incomplete "
+              f"({len(exc.problems)} problem(s))", file=sys.stderr)
         return EXIT_USAGE
     shown = describe(config)
     if args.json:
