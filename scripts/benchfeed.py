@@ -343,3 +343,35 @@ def write_feed(path: Path, n: int, seed: int) -> FeedStats:
                 stats.product_users = len(payload["product_users"])
     stats.mailboxes = max(20, min(2000, n // 500))
     return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python scripts/benchfeed.py --observations N --seed S OUT.jsonl``: write the feed
+    alone (``scripts/bench.py`` makes it itself; this is for ingesting it by hand)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="benchfeed.py", description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog="Then: syncledger ingest OUT.jsonl --db bench.db")
+    parser.add_argument("out", type=Path, metavar="OUT.jsonl", help="the feed file to write")
+    parser.add_argument("--observations", type=int, default=10_000, metavar="N",
+                        help="lines to write (default 10,000)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    args = parser.parse_args(argv)
+    if args.observations < 1:
+        parser.error("--observations must be 1 or more")
+    if not args.out.parent.is_dir():
+        parser.error(f"the folder {args.out.parent} does not exist")
+    stats = write_feed(args.out, args.observations, args.seed)
+    print(f"{stats.observations:,} observations, {stats.bytes:,} bytes, "
+          f"{stats.mailboxes:,} mailboxes ({stats.product_users:,} product users) -> "
+          f"{args.out}")
+    for kind, count in sorted(stats.kinds.items()):
+        print(f"  {kind:<20} {count:>10,}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -21,7 +21,8 @@ from adapters.feed.ingest import ingest_files, summary_lines
 
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                   help="JSON Lines feed files (DOMAIN.md §6), ingested in order")
+                   help="JSON Lines feed files (DOMAIN.md §6), ingested in order; '-' reads "
+                        "the standard input")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--batch-size", type=positive, default=2000,
                    help="observations per transaction (default 2000; one fsync each)")
@@ -34,6 +35,8 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 
 @command("ingest", "record a feed of raw observations in the ledger", _ingest_args)
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if any(str(f) == "-" for f in args.files):
+        return _ingest_stdin(args)
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         print(f"syncledger ingest: no such file: {', '.join(missing)}", file=sys.stderr)
@@ -58,6 +61,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"syncledger ingest: {result.quarantined:,} observation(s) quarantined "
               "(exit 3); 'syncledger quarantine' lists them", file=sys.stderr)
     return EXIT_QUARANTINED if result.quarantined else EXIT_OK
+
+
+def _ingest_stdin(args: argparse.Namespace) -> int:
+    """``ingest -``: the pipe is spooled to a temporary file first (the reader process
+    and the quarantine's line numbers want a file), then ingested like one."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="syncledger-stdin-") as folder:
+        spooled = Path(folder) / "stdin.jsonl"
+        with spooled.open("wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        args.files = [spooled if str(f) == "-" else f for f in args.files]
+        return cmd_ingest(args)
 
 
 def _json_only(p: argparse.ArgumentParser) -> None:
