@@ -287,11 +287,19 @@ def _entry_keys(entry: dict[str, Any]) -> set[str]:
     return out
 
 
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 def _evidence(entry: dict[str, Any]) -> dict[str, Any]:
     c = entry["changes"]
     detail = c.get("message") or c.get("reason") or ""
     if not detail and entry["source"] in ("graph", "salesforce", "sidebar"):
         bits = [f"{k}={v[1]!r}" for k, v in list(c.items())[:4] if isinstance(v, list)]
         detail = ", ".join(bits)
+    if not detail and entry["source"] == "decision":  # what was decided, field by field
+        bits = [f"{k}={_short(v)}" for k, v in c.items() if k not in ("rule", "meeting_id")]
+        detail = ", ".join(bits[:6])
     return {"position": entry["position"], "time": entry["time"], "source": entry["source"],
             "type": entry["type"], "rule": entry["rule"], "detail": detail}

@@ -91,17 +91,19 @@ def title_of(m: Meeting) -> tuple[str, str | None]:
 
 
 def status_of(m: Meeting) -> str:
-    """One phrase: where the meeting stands now."""
+    """One phrase: where the meeting stands now. It opens with the meeting's sync state in
+    the words every command and the BI tables use (``analytics`` ``sync_state``):
+    conflict, not-synced, pending, synced."""
     if m.conflicts:
         return "conflict: " + ", ".join(sorted(m.conflicts)) + " saved before the organizer"
     blocking = sorted({i["rule"] for i in m.issues.values()})
     if blocking:
-        return "not synced: " + ", ".join(blocking)
-    if m.links:
-        return "synced" + (" (writes pending)" if m.pending else "")
+        return "not-synced: " + ", ".join(blocking)
     if m.pending:
-        return "sync pending"
-    return "not in sync scope"
+        return f"pending: {len(m.pending)} write(s) to carry out"
+    if m.links:
+        return "synced"
+    return "not-synced: not in sync scope"
 
 
 def decision_line(entry: dict[str, Any]) -> str:

@@ -104,8 +104,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(view)
     else:
-        for name, value in view.items():
-            print(f"{name}: {render.cell(value, 2000)}")
+        print(render.sections(view))
     return EXIT_OK
 
 
@@ -123,7 +122,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         emit_json(out)
         return EXIT_OK
     print(f"{args.id}\n  meeting  {out['meeting_id']}")
-    print(f"  synced   {'yes' if out['synced'] else 'no'}")
+    print(f"  state    {'synced' if out['synced'] else 'not-synced'}")
     if out["rule"]:
         print(f"  rule     {out['rule']}")
     print(f"  why      {out['message']}")
@@ -134,10 +133,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for entry in out["people"]["unresolved"]:
         print(f"  unresolved {entry['email']} since {entry['since']}: {entry['why']}")
     print("  evidence")
-    for e in out["evidence"]:
+    for e in out["evidence"]:  # one line each, the detail wrapped under it
         rule = f" [{e['rule']}]" if e["rule"] else ""
-        print(f"    #{e['position']:<6} {e['time']} {e['source']:<10} {e['type']}{rule} "
-              f"{render.cell(e['detail'], 90)}")
+        print(f"    #{e['position']:<6} {e['time']}  {e['source']:<10} {e['type']}{rule}")
+        for line in render.wrap(e["detail"], render.width() - 12) if e["detail"] else []:
+            print(f"{'':12}{line}")
     if out["full_reads"]:
         print("  full reads (reconcile)")
     for read in out["full_reads"]:

@@ -128,13 +128,14 @@ def _records(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
         for c, text in zip(columns, row, strict=True):
             if not text:
                 continue
-            first, *rest = _wrap(text, max(10, total - label - 2))
+            first, *rest = wrap(text, max(10, total - label - 2))
             out.append(f"{heading(c):<{label}}  {first}")
             out.extend(" " * (label + 2) + more for more in rest)
     return "\n".join(out)
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` characters, broken at spaces where one is near."""
     lines: list[str] = []
     for part in text.splitlines() or [""]:
         while len(part) > width:
