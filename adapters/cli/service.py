@@ -26,11 +26,10 @@ from adapters.cli.common import (
     emit_json,
     open_store,
 )
+from adapters.cli.sync import SANDBOX_DB
 from adapters.sync.config import ConfigError, SyncConfig, load
 from ledger.store import Store, StoreURL
 from projections import status
-
-SANDBOX_DB = "syncledger-sandbox.db"
 
 
 def _policy_args(p: argparse.ArgumentParser) -> None:
