@@ -164,7 +164,8 @@ def overview(store: Store) -> dict[str, Any]:
     """What an admin asks first: how many issues, conflicts and writes are open, per mailbox.
 
     JSON keys: ``totals`` (open_issues, open_conflicts, pending_writes, linked_items,
-    meetings) and ``mailboxes`` (one row per mailbox seen in any read model: mailbox,
+    meetings, unresolved_attendees: open rows of :func:`unresolved`) and ``mailboxes``
+    (one row per mailbox seen in any read model: mailbox,
     linked_items, open_issues, open_conflicts, pending_writes), mailboxes in name order.
     Composed from the read-model queries above, so it answers exactly what they answer.
     """
@@ -192,6 +193,7 @@ def overview(store: Store) -> dict[str, Any]:
     return {
         "totals": {"meetings": len(store.meeting_ids()), "linked_items": len(links),
                    "open_issues": len(open_issues), "open_conflicts": len(open_conflicts),
-                   "pending_writes": len(writes)},
+                   "pending_writes": len(writes),
+                   "unresolved_attendees": len(unresolved(store, state="open"))},
         "mailboxes": [boxes[m] for m in sorted(boxes)],
     }

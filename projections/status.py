@@ -142,7 +142,7 @@ def rows(store: Store, *, now: datetime, mailbox: str | None = None,
     for m in mailboxes:
         stored.setdefault(m.lower(), {"key": m.lower(), "kind": "mailbox"})
     synced = _items_synced(store)
-    parked = _parked(store)
+    parked = parked_writes(store)
     out = []
     for key, item in stored.items():
         if mailbox is not None and key != mailbox.lower():
@@ -174,7 +174,14 @@ def _items_synced(store: Store) -> dict[str, int]:
         return {str(m): int(n) for m, n in result}
 
 
-def _parked(store: Store) -> dict[str, int]:
+def last_job_ended(store: Store) -> str | None:
+    """When the newest job the service recorded ended (ISO-8601 UTC); None before any."""
+    ends = [str(t) for row in raw(store).values()
+            for t in (row.get("last_success"), row.get("last_error_at")) if t]
+    return max(ends) if ends else None
+
+
+def parked_writes(store: Store) -> dict[str, int]:
     """Writes the outbox gave up on, by the mailbox they belong to (org writes: 'salesforce')."""
     with runner.reading(store) as conn:
         import sqlalchemy as sa

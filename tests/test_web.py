@@ -214,3 +214,50 @@ def test_whatif_form(client: TestClient) -> None:
     assert private in page.text and 'data-key="would_now_sync">1<' in page.text
     bad = client.post("/whatif", data={"settings": "no_such_setting=1"})
     assert bad.status_code == 400 and "no_such_setting" in bad.text
+
+
+def test_overview_health_and_metrics_come_from_the_service_read_models(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from adapters.sync.outbox import Outbox
+    from projections import status
+
+    _demo_with_hostile_subject(store_url, tmp_path)
+    store = Store.open(store_url)
+    status.record(store, status.JobRecord(
+        key=ALICE, kind="mailbox", started="2026-11-20T09:00:00+00:00",
+        ended="2026-11-20T09:00:01+00:00", ok=False, error="Graph 503 ServiceUnavailable",
+        failures=2, backoff_until="2026-11-20T09:02:01+00:00"))
+    status.record(store, status.JobRecord(
+        key=BOB, kind="mailbox", started="2026-11-20T09:00:02+00:00",
+        ended="2026-11-20T09:00:03+00:00", ok=True, observed=4))
+    box = Outbox(store)
+    write = {"key": "k1", "target": "salesforce", "op": "update", "mailbox": ALICE}
+    for _ in range(status.PARKED_AFTER):
+        box.sending("k1#x", write, "m1", "2026-11-20T09:00:00+00:00")
+        box.finish("k1#x", "failed", "2026-11-20T09:00:00+00:00", error="refused")
+    store.close()
+    cli_status = {r["key"]: r for r in cli_json(capsys, "status", "--db", store_url, "--json")}
+    unresolved = cli_json(capsys, "unresolved", "--db", store_url, "--json")
+    assert unresolved  # the sandbox org's Tailspin guest matches no Contact or Lead
+    with TestClient(create_app(WebConfig(db=store_url)), client=LOOPBACK) as web:
+        data = web.get("/api/overview").json()
+        rows = {r["mailbox"]: r for r in data["mailboxes"]}
+        for mailbox in (ALICE, BOB):
+            for key in ("failures", "last_success", "last_error", "backoff_until",
+                        "parked_writes", "suspended"):
+                assert rows[mailbox][key] == cli_status[mailbox][key], (mailbox, key)
+        assert rows[ALICE]["parked_writes"] == data["totals"]["parked_writes"] == 1
+        assert data["totals"]["unresolved_attendees"] == len(unresolved)
+        page = web.get("/").text
+        assert f'id="unresolved-attendees">{len(unresolved)}<' in page
+        alice_row = page.split(f"<td>{ALICE}</td>", 1)[1].split("</tr>", 1)[0]
+        assert "failing" in alice_row and "Graph 503" in alice_row
+        health = web.get("/healthz").json()
+        assert health["last_cycle"]["source"] == "service"
+        assert health["last_cycle"]["at"] == "2026-11-20T09:00:03+00:00"
+        metrics = web.get("/metrics").text
+        assert "syncledger_parked_writes 1.0" in metrics
+        assert f"syncledger_unresolved_attendees {float(len(unresolved))}" in metrics
+        assert "syncledger_mailboxes_suspended 0.0" in metrics
+        assert "# HELP syncledger_notifications_total" in metrics  # the service's registry
+        assert metrics.count("# HELP syncledger_mailboxes_suspended") == 1

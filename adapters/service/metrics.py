@@ -1,19 +1,24 @@
 """Prometheus metrics of the sync service, in one registry of their own.
 
 ``run`` and ``worker`` serve them on ``--metrics-port`` (:func:`serve`); the web
-app (``syncledger serve``) can answer ``/metrics`` with :func:`latest`::
+app (``syncledger serve``) answers ``/metrics`` with :func:`latest`, given its
+ledger, which adds gauges read from the read models at scrape time (open
+issues, conflicts, pending writes and linked items by mailbox, parked writes,
+suspended mailboxes, unresolved attendees, ledger position)::
 
     from adapters.service import metrics
-    body, content_type = metrics.latest()
+    body, content_type = metrics.latest(store)
 
 What is measured: jobs by kind and outcome, job and cycle durations, writes by
 target and op, API calls by API and HTTP status (:func:`count_calls` hooks a
-client's ``requests.Session``), and the catch-up lag in events (log head minus
-the slowest projection's position).
+client's ``requests.Session``), the catch-up lag in events (log head minus
+the slowest projection's position), and Graph change notifications received
+by kind and outcome (``serve --notify-url``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -26,6 +31,11 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ledger.store import Store
+from projections import queries, status
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -49,6 +59,12 @@ CATCH_UP_LAG = Gauge("syncledger_catch_up_lag_events",
                      registry=REGISTRY)
 SUSPENDED = Gauge("syncledger_mailboxes_suspended", "Mailboxes suspended after repeated "
                   "failures", registry=REGISTRY)
+NOTIFICATIONS = Counter("syncledger_notifications", "Graph change notifications received, by "
+                        "kind (change, reauthorizationRequired, missed, subscriptionRemoved, "
+                        "validation) and outcome (queued, refused, ignored, ok)",
+                        ["kind", "outcome"], registry=REGISTRY)
+SUBSCRIPTIONS = Gauge("syncledger_subscriptions", "Graph subscriptions this process keeps "
+                      "alive", registry=REGISTRY)
 
 
 def count_calls(session: requests.Session, api: str) -> None:
@@ -59,9 +75,48 @@ def count_calls(session: requests.Session, api: str) -> None:
     session.hooks["response"].append(hook)
 
 
-def latest() -> tuple[bytes, str]:
-    """The metrics page (Prometheus text format) and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+class ReadModels(Collector):
+    """This process's metrics plus gauges read from one ledger's read models at scrape time
+    (the suspended count from the status read model, so it is true in any process)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        own = {"syncledger_mailboxes_suspended"}
+        for family in REGISTRY.collect():
+            if family.name not in own:
+                yield family
+        data = queries.overview(self.store)
+        for name, help_text in (("open_issues", "open sync issues"),
+                                ("open_conflicts", "open sync conflicts"),
+                                ("pending_writes", "writes the plan still holds"),
+                                ("linked_items", "Exchange items linked to Salesforce")):
+            g = GaugeMetricFamily(f"syncledger_{name}", help_text, labels=["mailbox"])
+            for row in data["mailboxes"]:
+                g.add_metric([row["mailbox"]], row[name])
+            yield g
+        rows = status.raw(self.store).values()
+        yield GaugeMetricFamily("syncledger_mailboxes_suspended", "Mailboxes suspended after "
+                                "repeated failures", value=sum(1 for r in rows if r["suspended"]))
+        yield GaugeMetricFamily("syncledger_parked_writes", "Writes no longer retried (failed "
+                                f"{status.PARKED_AFTER} times)",
+                                value=sum(status.parked_writes(self.store).values()))
+        yield GaugeMetricFamily("syncledger_unresolved_attendees", "Attendees matching no "
+                                "Salesforce User, Contact or Lead",
+                                value=data["totals"]["unresolved_attendees"])
+        yield GaugeMetricFamily("syncledger_ledger_position", "Events in the ledger",
+                                value=self.store.max_position())
+
+
+def latest(store: Store | None = None) -> tuple[bytes, str]:
+    """The metrics page (Prometheus text format) and its content type; with ``store``, the
+    read models' gauges too."""
+    if store is None:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReadModels(store))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
+from adapters.service.metrics import latest as metrics_page
 from adapters.web import access, health
 from ledger.settings import SettingsError
 from ledger.store import Store
@@ -59,8 +60,8 @@ class WebConfig:
     token: str | None = None
     #: Graph change notifications, when the service receives them (``adapters.web.notify``).
     notifications: Any = None
-    #: Extra answers for the overview's mailbox table, by mailbox (the status read model).
-    mailbox_status: Callable[[Store], list[dict[str, Any]]] | None = None
+    #: Configured mailboxes: listed in the overview before their first job.
+    mailboxes: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
 
 
@@ -114,8 +115,7 @@ def create_app(config: WebConfig) -> FastAPI:
 
     def overview_data() -> dict[str, Any]:
         data = queries.overview(store)
-        status = {r["mailbox"]: r for r in (config.mailbox_status or health.mailbox_status)(
-            store)}
+        status = {r["mailbox"]: r for r in health.mailbox_status(store, config.mailboxes)}
         for row in data["mailboxes"]:
             row.update({k: v for k, v in status.pop(row["mailbox"], {}).items()
                         if k != "mailbox"})
@@ -349,8 +349,9 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.get("/metrics", tags=["service"], response_class=Response)
     def metrics() -> Response:
-        """Prometheus text format."""
-        data, content_type = health.metrics_page(store)
+        """Prometheus text format: the read models' gauges and this process's counters
+        (``adapters.service.metrics``)."""
+        data, content_type = metrics_page(store)
         return Response(data, media_type=content_type)
 
     if config.notifications is not None:
