@@ -8,7 +8,8 @@ link whose next use returns only what changed, ``@removed`` included),
 ``GET``/``POST``/``PATCH``/``DELETE`` of events, the extended-property
 ``$filter``, and Graph's error bodies. Writes are refused as Graph refuses
 them: unknown properties, an ``itemBody.contentType`` that is not text or html,
-unknown time zones, a recurrence missing what its pattern or range type needs.
+a recurrence missing what its pattern or range type needs (``RequestBodyRead``),
+unknown time zones (``TimeZoneNotSupportedException``).
 Text bodies are stored as Exchange stores them (HTML, escaped, ``<br>``), and
 series are expanded with dateutil's rrule in their own zone. Writes change the emulated calendars,
 so the next delta reports them, with a new ``changeKey`` every time.
@@ -71,10 +72,12 @@ def graph_time(when: datetime) -> str:
 
 
 def _instant(value: dict[str, Any] | None) -> datetime | None:
-    if not value or not value.get("dateTime"):
+    if not isinstance(value, dict) or not value.get("dateTime"):
         return None
-    text = str(value["dateTime"])[:26]
-    when = datetime.fromisoformat(text)
+    try:
+        when = datetime.fromisoformat(str(value["dateTime"])[:26])
+    except ValueError:
+        return None
     zone = _zone(str(value.get("timeZone") or "UTC"))
     return when.replace(tzinfo=zone or ZoneInfo("UTC"))
 
@@ -124,9 +127,6 @@ def _recurrence_problem(rec: Any) -> str | None:
     bad = [d for d in pattern.get("daysOfWeek") or [] if d not in WEEKDAYS]
     if bad or (pattern.get("index") or "first") not in INDEXES:
         return f"Recurrence pattern has invalid values: {bad or pattern.get('index')}."
-    zone = range_.get("recurrenceTimeZone")
-    if zone and _zone(str(zone)) is None:
-        return f"The time zone '{zone}' of the recurrence is not supported."
     return None
 
 
@@ -509,22 +509,31 @@ class GraphEmulator(Emulator):
             "@odata.context": f"{self.url}/v1.0/$metadata#users('{mailbox}')/events",
             "value": [self._wire(mailbox, e, expand=_expanded(req)) for e in events]})
 
-    def _validate(self, body: Any) -> str | None:
+    def _validate(self, body: Any) -> tuple[str, str] | None:
+        """Graph's refusal of a write body: (error code, message), or None."""
         if not isinstance(body, dict):
-            return "The request body must be a JSON object."
+            return "RequestBodyRead", "The request body must be a JSON object."
         for name in body:
             if name not in EVENT_PROPERTIES and name not in READ_ONLY and name != "categories":
-                return (f"The property '{name}' does not exist on type "
-                        "'microsoft.graph.event'. Make sure to only use property names that "
-                        "are defined by the type.")
+                return "RequestBodyRead", (
+                    f"The property '{name}' does not exist on type 'microsoft.graph.event'. "
+                    "Make sure to only use property names that are defined by the type.")
+        zones = [str((body.get(name) or {}).get("timeZone") or "") for name in ("start", "end")
+                 if isinstance(body.get(name), dict)]
+        rec = body.get("recurrence")
+        if isinstance(rec, dict) and isinstance(rec.get("range"), dict):
+            zones.append(str(rec["range"].get("recurrenceTimeZone") or ""))
+        for zone in zones:
+            if zone and _zone(zone) is None:  # Graph's own code for it, not RequestBodyRead
+                return "TimeZoneNotSupportedException", (
+                    "A valid TimeZone value must be specified. The following TimeZone value "
+                    f"is not supported: '{zone}'.")
         for name in ("start", "end"):
             if name in body and _instant(body[name]) is None:
-                return f"Invalid {name}: a dateTimeTimeZone with a dateTime is required."
-            zone = (body.get(name) or {}).get("timeZone")
-            if zone and _zone(str(zone)) is None:
-                return ("A valid TimeZone value must be specified. The following TimeZone "
-                        f"value is not supported: '{zone}'.")
-        return _body_problem(body.get("body")) or _recurrence_problem(body.get("recurrence"))
+                return "RequestBodyRead", (
+                    f"Invalid {name}: a dateTimeTimeZone with a dateTime is required.")
+        problem = _body_problem(body.get("body")) or _recurrence_problem(rec)
+        return ("RequestBodyRead", problem) if problem else None
 
     def _next_id(self, mailbox: str, salt: str) -> str:
         self.counter += 1
@@ -544,7 +553,7 @@ class GraphEmulator(Emulator):
         body = req.json() if req.body else {}
         problem = self._validate(body)
         if problem:
-            return self.error(400, "RequestBodyRead", problem)
+            return self.error(400, *problem)
         now = graph_time(self.clock())
         event_id = self._next_id(mailbox, "event")
         uid = hashlib.sha256(event_id.encode()).hexdigest().upper()[:32]
@@ -607,7 +616,7 @@ class GraphEmulator(Emulator):
         body = req.json() if req.body else {}
         problem = self._validate(body)
         if problem:
-            return self.error(400, "RequestBodyRead", problem)
+            return self.error(400, *problem)
         event = self.events[mailbox][event_id]
         self._apply(event, body)
         if event.get("type") == "occurrence":

@@ -13,10 +13,10 @@ Description, Location or WhatId change is written to every occurrence, as
 Salesforce does. Every write bumps SystemModstamp.
 
 Writes are refused as Salesforce refuses them (DOMAIN.md §11), with its error
-codes: unknown fields (INVALID_FIELD), read-only ones, texts over their length
-(STRING_TOO_LONG), restricted picklist values, missing required fields (also the
-recurrence fields each RecurrenceType needs), events over 24 hours / all-day
-over 14 days, series over the occurrence caps. The tables below
+codes: unknown fields and an ``Id`` in the body (INVALID_FIELD), read-only ones,
+texts over their length (STRING_TOO_LONG), restricted picklist values, missing
+required fields (also the recurrence fields each RecurrenceType needs), events over
+24 hours / all-day over 14 days, series over the occurrence caps. The tables below
 (``TEXT_LENGTHS``, ``PICKLISTS``, ``RECURRENCE_REQUIRED``, ``RECURRENCE_CAPS``)
 are where a new field's rules go.
 """
@@ -641,6 +641,9 @@ class SalesforceEmulator(Emulator):
         """Salesforce's validation, as far as the sync can trip over it."""
         if not isinstance(body, dict):
             return self.error(400, "JSON_PARSER_ERROR", "the body must be a JSON object")
+        if "Id" in body:  # the record's Id is the URL's, never the body's (create fixture)
+            return self.error(400, "INVALID_FIELD",
+                              "The Id field should not be specified in the sobject data.")
         for name in body:
             if name not in self.fields_of[sobject]:
                 return self.error(400, "INVALID_FIELD", f"No such column '{name}' on sobject "
