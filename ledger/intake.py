@@ -5,7 +5,11 @@ aggregate, and saved in batches together with the external-id index rows and
 any quarantined input, in one transaction per batch. Intake is idempotent:
 an observation the ledger already holds appends nothing. A version conflict
 (another writer touched a meeting meanwhile) is retried meeting by meeting.
-Bad input never stops a batch: it is quarantined with the reason.
+Bad input never stops a batch: it is quarantined with the reason. An
+observation that waits for one not recorded yet (an occurrence before its
+series master, a save before its item, a removal before what it removes) is
+parked (``ledger.parking``) and taken again right after the observation that
+records what it waits for, in that observation's transaction.
 """
 
 from __future__ import annotations
@@ -47,11 +51,13 @@ from ledger.observations import (
     SidebarSave,
     WriteRefused,
     from_record,
+    to_record,
 )
 from ledger.org import Org
+from ledger.parking import ParkedLine, newer
 from ledger.safety import Safety
 from ledger.settings import OrgSettings
-from ledger.store import SideRows, Store
+from ledger.store import NEWEST_OBSERVED, SideRows, Store
 
 
 class InputError(Exception):
@@ -83,7 +89,9 @@ class IntakeResult:
     read: int = 0
     appended: int = 0  # events
     duplicates: int = 0  # observations already recorded
-    ignored: int = 0  # removals of items the ledger never saw
+    ignored: int = 0  # Outlook items with neither an iCalUId nor a series master
+    parked: int = 0  # observations newly waiting for one not recorded yet
+    unparked: int = 0  # parked observations taken again (their dependency arrived)
     quarantined: int = 0
     meetings: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
@@ -91,6 +99,7 @@ class IntakeResult:
     def as_dict(self) -> dict[str, Any]:
         return {"lines_read": self.read, "events_appended": self.appended,
                 "duplicates_skipped": self.duplicates, "ignored": self.ignored,
+                "parked": self.parked, "unparked": self.unparked,
                 "quarantined": self.quarantined, "meetings_touched": len(self.meetings),
                 "errors": self.errors}
 
@@ -100,8 +109,24 @@ class IntakeResult:
 _FIRST_CLAIM = ("ical:", "sf:")
 
 
-class _Deferred(Exception):
-    """An occurrence whose series master is not known yet."""
+class _Waiting(Exception):
+    """An observation whose dependency (the index key ``key``) is not recorded yet."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def waits_for(obs: Observation) -> str | None:
+    """The index key an observation cannot be routed without (None: it never waits)."""
+    if isinstance(obs, ExchangeItemSeen):
+        return exchange_index_key(obs.mailbox, obs.series_master_id) \
+            if obs.series_master_id else None
+    if isinstance(obs, (ExchangeItemGone, SidebarSave)):
+        return exchange_index_key(obs.mailbox, obs.item_id)
+    if isinstance(obs, SalesforceEventGone):
+        return salesforce_key(obs.event_id)
+    return None
 
 
 def route_keys(obs: Observation) -> tuple[list[str], str | None]:
@@ -181,6 +206,15 @@ class Ledger:
         #: asked twice: by the read-ahead and when the observation is taken)
         self._routes: dict[int, tuple[list[str], str | None]] = {}
         self._indexes: dict[int, list[str]] = {}
+        #: parked observations known to this ledger object, by the key they wait for:
+        #: read ahead from the store for each window, plus those parked since
+        self._parked: dict[str, dict[tuple[str, str], ParkedLine]] = {}
+        #: (source, digest) of parked observations taken again by this object
+        self._unparked: set[tuple[str, str]] = set()
+        #: whether the store held parked rows when intake started (None: not asked)
+        self._stored_parked: bool | None = None
+        self._newest: str | None = None
+        self._newest_loaded = False
 
     def _forget_read_ahead(self) -> None:
         """Drop what the last window read ahead (a new window, or it went stale)."""
@@ -254,6 +288,13 @@ class Ledger:
         if keys:
             found = self.store.lookup_keys(keys)
             self._keys = {k: found.get(k) for k in keys}
+            if self._stored_parked is None:
+                self._stored_parked = self.store.parked_count() > 0
+            if self._stored_parked:
+                for line in self.store.parked_waiting(keys):
+                    if line.ident not in self._unparked:
+                        self._parked.setdefault(line.waits_for, {}).setdefault(
+                            line.ident, line)
         cache = self._cache
         ids = {mid for mid in map(meeting_id, derived) if mid not in cache}
         if ids:
@@ -279,7 +320,6 @@ class Ledger:
     ) -> IntakeResult:
         result = IntakeResult()
         batch = _Batch()
-        deferred: list[Intake] = []
         for item in _windows(items, max(self.batch_size, 1), self._read_ahead):
             result.read += 1
             if isinstance(item.observation, (SettingsChanged, PersonSeen, *ORG_LEVEL)):
@@ -287,27 +327,24 @@ class Ledger:
                 # own, so the log shows them exactly between the decisions made around them.
                 self._flush(batch, result)
                 batch = _Batch()
-                self._take(item, batch, result, deferred)
+                self._take(item, batch, result)
                 self._flush(batch, result)
                 batch = _Batch()
                 continue
-            self._take(item, batch, result, deferred)
+            self._take(item, batch, result)
             if batch.size >= self.batch_size:
                 self._flush(batch, result)
                 batch = _Batch()
                 if progress:
                     progress(result)
         self._forget_read_ahead()
-        for item in deferred:  # masters seen later in the same input
-            self._take(item, batch, result, None)
         batch.checkpoints.update(checkpoints or {})
         self._flush(batch, result)
         if progress:
             progress(result)
         return result
 
-    def _take(self, item: Intake, batch: _Batch, result: IntakeResult,
-              deferred: list[Intake] | None) -> None:
+    def _take(self, item: Intake, batch: _Batch, result: IntakeResult) -> None:
         obs = item.observation
         if isinstance(obs, InputError):
             self._quarantine(item, obs, batch, result)
@@ -337,14 +374,8 @@ class Ledger:
                     result.duplicates += 1
                 return
             mid = self._route(obs, batch)
-        except _Deferred as exc:
-            if deferred is not None:
-                deferred.append(item)
-            else:
-                self._quarantine(item, InputError(str(exc), line_no=item.line_no,
-                                                  item_id=_item_id(obs),
-                                                  field=self._field("series_master_id")),
-                                 batch, result)
+        except _Waiting as exc:
+            self._park(item, obs, exc.key, batch, result)
             return
         except InputError as exc:
             self._quarantine(item, exc, batch, result)
@@ -357,6 +388,7 @@ class Ledger:
         if mid is None:
             result.ignored += 1
             return
+        batch.newest = newer(batch.newest, obs.observed_at)
         try:
             meeting = self._load(mid, batch, obs)
         except Exception as exc:  # poison: quarantine this observation, go on with the rest
@@ -388,6 +420,45 @@ class Ledger:
             if known is None or (not key.startswith(_FIRST_CLAIM) and known != hex_id):
                 batch.keys[key] = hex_id
         self._index_waiting(meeting, batch)
+        for key in index if index is not None else index_keys(obs):
+            if key in self._parked:
+                self._take_parked(key, batch, result)
+
+    # --- parking (``ledger.parking``) ---------------------------------
+
+    def _park(self, item: Intake, obs: Observation, key: str, batch: _Batch,
+              result: IntakeResult) -> None:
+        """Keep an observation that waits for ``key`` until an observation records it."""
+        raw = item.raw
+        if self.redact_raw is not None and not self.settings().sync_private_items:
+            raw = self.redact_raw(raw) or raw
+        record = item.record or to_record(obs)
+        line = ParkedLine(waits_for=key, source=item.source, line_no=item.line_no,
+                          kind=obs.kind, item_id=_item_id(obs),
+                          mailbox=getattr(obs, "mailbox", None),
+                          observed_at=obs.observed_at, record=record, raw=raw)
+        waiting = self._parked.setdefault(key, {})
+        batch.newest = newer(batch.newest, obs.observed_at)
+        if line.ident in waiting:
+            result.duplicates += 1  # parked before (this run or an earlier one)
+            return
+        waiting[line.ident] = line
+        self._unparked.discard(line.ident)
+        batch.park.append(line)
+        batch.count += 1
+        result.parked += 1
+
+    def _take_parked(self, key: str, batch: _Batch, result: IntakeResult) -> None:
+        """The observations waiting for ``key``, just recorded: take them now, oldest
+        first, and drop their parked rows in this batch's transaction."""
+        waiting = self._parked.pop(key, {})
+        for line in sorted(waiting.values(), key=lambda p: (p.observed_at, p.source,
+                                                             p.line_no or 0)):
+            self._unparked.add(line.ident)
+            batch.unpark.append(line.ident)
+            result.unparked += 1
+            self._take(Intake(line.source, line.line_no, line.raw, from_record(line.record),
+                              line.record), batch, result)
 
     def _index_waiting(self, meeting: Meeting, batch: _Batch) -> None:
         """Index rows for the emails this meeting waits on (a later person finds it)."""
@@ -449,14 +520,10 @@ class Ledger:
                 return uuid_of(hit)
         if derived is not None:
             return meeting_id(derived)
-        if isinstance(obs, ExchangeItemSeen):
-            raise _Deferred(f"series master {obs.series_master_id} of occurrence {obs.item_id} "
-                            f"was not observed in mailbox {obs.mailbox}")
-        if isinstance(obs, SidebarSave):
-            raise InputError(f"saved item {obs.item_id} was never observed in mailbox "
-                             f"{obs.mailbox}", item_id=obs.item_id,
-                             field=self._field("item_id"))
-        return None  # a removal of something never seen
+        wanted = waits_for(obs)
+        if wanted is not None:
+            raise _Waiting(wanted)
+        return None
 
     def _load(self, mid: UUID, batch: _Batch, obs: Observation) -> Meeting:
         meeting = batch.meetings.get(mid) or self._cache.get(mid)
@@ -517,9 +584,21 @@ class Ledger:
 
     # --- saving -------------------------------------------------------
 
+    def newest_observed(self) -> str | None:
+        """The newest ``observed_at`` this ledger recorded or parked ("now" for parking)."""
+        if not self._newest_loaded:
+            self._newest = self.store.checkpoint(NEWEST_OBSERVED)
+            self._newest_loaded = True
+        return self._newest
+
     def _flush(self, batch: _Batch, result: IntakeResult) -> None:
+        if batch.newest is not None:
+            newest = newer(self.newest_observed(), batch.newest)
+            if newest is not None and newest != self._newest:
+                batch.checkpoints[NEWEST_OBSERVED] = newest
+                self._newest = newest
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
-                        checkpoints=batch.checkpoints)
+                        checkpoints=batch.checkpoints, park=batch.park, unpark=batch.unpark)
         aggregates: list[Meeting | Org | Directory | Safety] = [
             m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
@@ -598,7 +677,8 @@ class Ledger:
                 raise RuntimeError(f"meeting {mid} kept changing under intake; try again")
         rest = {k: v for keys in keys_of.values() for k, v in keys.items()}
         self.store.write_side(SideRows(keys=rest, quarantine=side.quarantine,
-                                       checkpoints=side.checkpoints))
+                                       checkpoints=side.checkpoints, park=side.park,
+                                       unpark=side.unpark))
 
 
 @dataclass
@@ -609,6 +689,9 @@ class _Batch:
     quarantine: list[tuple[str, int | None, str | None, str | None, str, bytes, str | None]] = \
         field(default_factory=list)
     checkpoints: dict[str, str] = field(default_factory=dict)
+    park: list[ParkedLine] = field(default_factory=list)
+    unpark: list[tuple[str, str]] = field(default_factory=list)
+    newest: str | None = None  # the newest observed_at recorded or parked
     org: Org | None = None
     directory: Directory | None = None
     #: full reads and guard notes get a transaction of their own, like settings

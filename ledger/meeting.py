@@ -384,6 +384,8 @@ class Meeting(Aggregate, MeetingState):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
         for decision in self._link_decisions(obs, settings):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
+        for decision in self._occurrence_links(obs):
+            self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
         if self.saves or self.down_syncs:
             for decision in relate_people(self, obs, settings, people):
                 self.trigger_event(getattr(Meeting, decision.event), timestamp=ts,
@@ -566,6 +568,37 @@ class Meeting(Aggregate, MeetingState):
                     out.append(Decision("Unlinked", {
                         "mailbox": item["mailbox"], "exchange_id": item["item_id"],
                         "salesforce_id": sf_id, "reason": "deleted in Salesforce"}))
+        return out
+
+    def _occurrence_links(self, obs: Observation) -> list[Decision]:
+        """Classic occurrences seen before the Exchange occurrence they mirror, or before
+        their series was saved or linked: linked as soon as both sides are known, so the
+        order the two calendars were read in does not matter (issue 12). The pairing is
+        ``_exchange_copy_for``'s: the saved or linked series' occurrence, same start."""
+        if not isinstance(obs, (ExchangeItemSeen, SidebarSave, SalesforceEventSeen)):
+            return []
+        linked_sf = set(self.links.values())
+        waiting = [(sf_id, event) for sf_id, event in sorted(self.sf.items())
+                   if event.get("series_id") and sf_id not in linked_sf]
+        if not waiting:
+            return []
+        out: list[Decision] = []
+        taken = set(self.links)
+        saved = [s["item_key"] for s in self.saves.values()]
+        for sf_id, event in waiting:
+            series = saved + [k for k, v in self.links.items() if v == event["series_id"]]
+            masters = {self.master_key(k) for k in series if k in self.items}
+            for key, item in sorted(self.items.items()):
+                if key in taken or item.get("occurrence_start") != event.get("start") \
+                        or item["item_type"] not in ("occurrence", "exception") \
+                        or self.master_key(key) not in masters:
+                    continue
+                out.append(Decision("Linked", {
+                    "mailbox": item["mailbox"], "exchange_id": item["item_id"],
+                    "salesforce_id": sf_id, "occurrence_start": item["occurrence_start"],
+                    "how": "series occurrence"}))
+                taken.add(key)
+                break
         return out
 
     def _exchange_copy_for(self, obs: SalesforceEventSeen) -> str | None:

@@ -27,6 +27,8 @@ The table below is the whole policy; ``decide`` applies it in order.
 |                           | monthly 59, yearly 9): sent capped (warning)              |
 | write-refused             | the API refused a write with an error code: not retried   |
 |                           | until the item changes (see ``refused_write``)             |
+| waiting-for-dependency    | a parked observation waited longer than the org's          |
+|                           | parked_max_age_hours (``ledger.parking``, not a meeting's) |
 
 Severities: ``skip`` (not synced on purpose), ``issue`` (blocks the item,
 Outlook shows "Error"), ``warning`` (synced as far as Salesforce allows, said so).

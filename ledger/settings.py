@@ -12,13 +12,17 @@ from typing import Any
 from ledger.timezones import DEFAULT_SALESFORCE_TIME_ZONES
 
 SETTING_KEYS = ("org_domains", "product_users", "sync_private_items", "salesforce_time_zones",
-                "auto_save")
+                "auto_save", "parked_max_age_hours")
 #: Which Outlook items sync without an explicit save (DOMAIN.md §4, §12):
 #: ``off`` none; ``organizer`` a product user's own meetings from 14 days back to
 #: 60 ahead; ``with_contacts`` those of them with an attendee who is a Contact or Lead.
 AUTO_SAVE = ("off", "organizer", "with_contacts")
 #: The default keeps what every ledger recorded before the setting existed.
 DEFAULT_AUTO_SAVE = "organizer"
+#: Hours a parked observation may wait for what it depends on before it becomes a
+#: ``waiting-for-dependency`` sync issue (``ledger.parking``); at most ten years.
+DEFAULT_PARKED_MAX_AGE_HOURS = 24
+MAX_PARKED_MAX_AGE_HOURS = 87_600
 
 
 class SettingsError(ValueError):
@@ -38,6 +42,7 @@ class OrgSettings:
     sync_private_items: bool = False
     salesforce_time_zones: frozenset[str] = frozenset(DEFAULT_SALESFORCE_TIME_ZONES)
     auto_save: str = DEFAULT_AUTO_SAVE  # one of AUTO_SAVE
+    parked_max_age_hours: int = DEFAULT_PARKED_MAX_AGE_HOURS
     version: int = 0  # how many settings changes are folded in
 
     def is_product_user(self, email: str) -> bool:
@@ -77,6 +82,7 @@ class OrgSettings:
             "sync_private_items": self.sync_private_items,
             "salesforce_time_zones": sorted(self.salesforce_time_zones),
             "auto_save": self.auto_save,
+            "parked_max_age_hours": self.parked_max_age_hours,
             "version": self.version,
         }
 
@@ -102,6 +108,12 @@ def validate_changes(changes: Any) -> dict[str, Any]:
         elif key == "auto_save":
             if value not in AUTO_SAVE:
                 raise SettingsError(key, f"must be one of {', '.join(AUTO_SAVE)} (got {value!r})")
+            out[key] = value
+        elif key == "parked_max_age_hours":
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or not 1 <= value <= MAX_PARKED_MAX_AGE_HOURS:
+                raise SettingsError(key, f"must be a whole number of hours from 1 to "
+                                         f"{MAX_PARKED_MAX_AGE_HOURS} (got {value!r})")
             out[key] = value
         else:  # sync_private_items
             if not isinstance(value, bool):

@@ -16,11 +16,12 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, quote, unquote, urlparse
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import Application
 from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import StoredEvent, Transcoder
@@ -41,6 +42,7 @@ from ledger.directory import Directory
 from ledger.identity import DIRECTORY_ID, ORG_SETTINGS_ID
 from ledger.meeting import Meeting
 from ledger.org import Org
+from ledger.parking import ParkedLine
 from ledger.safety import SAFETY_ID, Safety
 
 DEFAULT_DB = "syncledger.db"
@@ -58,7 +60,17 @@ SIDE_TABLES = (
     " error TEXT NOT NULL, raw {blob} NOT NULL, observed_at TEXT, digest TEXT)",
     "CREATE TABLE IF NOT EXISTS {p}checkpoints ("
     " name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # Observations waiting for one not recorded yet (``ledger.parking``).
+    "CREATE TABLE IF NOT EXISTS {p}parked ("
+    " id {serial}, waits_for TEXT NOT NULL, source TEXT NOT NULL, line_no INTEGER,"
+    " kind TEXT NOT NULL, item_id TEXT, mailbox TEXT, observed_at TEXT NOT NULL,"
+    " record TEXT NOT NULL, raw {blob} NOT NULL, digest TEXT NOT NULL)",
 )
+#: Parked rows: one per source and observation, found by the key they wait for.
+PARKED_INDEXES = ("CREATE UNIQUE INDEX IF NOT EXISTS parked_line ON {p}parked (source, digest)",
+                  "CREATE INDEX IF NOT EXISTS parked_waits_for ON {p}parked (waits_for)")
+#: The newest ``observed_at`` intake recorded: "now" for the parked lines' age.
+NEWEST_OBSERVED = "ledger.newest_observed_at"
 
 
 #: An event as stored: (originator id, version, topic, encoded state).
@@ -166,6 +178,10 @@ class SideRows:
     keys: dict[str, str]  # external key -> meeting id (hex)
     quarantine: list[tuple[str, int | None, str | None, str | None, str, bytes, str | None]]
     checkpoints: dict[str, str]
+    #: observations parked by this batch, and (source, digest) of those it took again
+    #: (written after ``park``: one parked and taken in the same batch leaves no row)
+    park: list[ParkedLine] = field(default_factory=list)
+    unpark: list[tuple[str, str]] = field(default_factory=list)
 
 
 #: After the tables exist (also in a ledger made before the column did): a quarantine
@@ -201,6 +217,12 @@ class _SideTables:
         self.upsert_checkpoint = (
             f"INSERT INTO {prefix}checkpoints (name, value) VALUES ({mark}, {mark}) "
             f"ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        self.insert_parked = (
+            f"INSERT INTO {prefix}parked (waits_for, source, line_no, kind, item_id, mailbox, "
+            f"observed_at, record, raw, digest) VALUES ({', '.join([mark] * 10)}) "
+            "ON CONFLICT (source, digest) DO NOTHING")
+        self.delete_parked = (
+            f"DELETE FROM {prefix}parked WHERE source = {mark} AND digest = {mark}")
 
     def write(self, cursor: Any, side: SideRows | None) -> None:
         if side is None:
@@ -214,6 +236,14 @@ class _SideTables:
                 for row in side.quarantine])
         if side.checkpoints:
             cursor.executemany(self.upsert_checkpoint, sorted(side.checkpoints.items()))
+        if side.park:
+            cursor.executemany(self.insert_parked, [
+                (p.waits_for, _storable(p.source), p.line_no, p.kind, _storable(p.item_id),
+                 _storable(p.mailbox), p.observed_at, orjson.dumps(p.record).decode(), p.raw,
+                 p.digest) for p in side.park])
+        if side.unpark:
+            cursor.executemany(self.delete_parked,
+                               [(_storable(src), digest) for src, digest in side.unpark])
 
 
 class _WriterTransaction(SQLiteTransaction):
@@ -277,6 +307,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             if "digest" not in {row[1] for row in c.fetchall()}:  # a ledger from before
                 c.execute("ALTER TABLE quarantine ADD COLUMN digest TEXT")
             c.execute(QUARANTINE_KEY.format(i="", p=""))
+            for statement in PARKED_INDEXES:
+                c.execute(statement.format(p=""))
 
     def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None:
         """Events already encoded (``Store.to_rows``) plus side rows, in one transaction."""
@@ -338,6 +370,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(f"ALTER TABLE {prefix}quarantine ADD COLUMN IF NOT EXISTS digest TEXT"
                          .encode())
             curs.execute(QUARANTINE_KEY.format(i="", p=prefix).encode())
+            for statement in PARKED_INDEXES:
+                curs.execute(statement.format(p=prefix).encode())
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
@@ -589,6 +623,49 @@ class Store:
             rec["raw"] = bytes(rec["raw"]).decode("utf-8", "replace")
             out.append(rec)
         return out
+
+    # --- parked observations (``ledger.parking``) ------------------------
+
+    _PARKED = ("waits_for, source, line_no, kind, item_id, mailbox, observed_at, record, raw")
+
+    def _parked_lines(self, rows: list[tuple[Any, ...]]) -> list[ParkedLine]:
+        return [ParkedLine(waits_for=str(r[0]), source=str(r[1]),
+                           line_no=None if r[2] is None else int(r[2]), kind=str(r[3]),
+                           item_id=r[4], mailbox=r[5], observed_at=str(r[6]),
+                           record=orjson.loads(r[7]), raw=bytes(r[8])) for r in rows]
+
+    def parked_waiting(self, keys: Iterable[str]) -> list[ParkedLine]:
+        """Parked observations waiting for any of ``keys``, oldest row first."""
+        wanted = sorted(set(keys))
+        out: list[ParkedLine] = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            out += self._parked_lines(self.query(
+                f"SELECT {self._PARKED} FROM {{p}}parked WHERE waits_for IN ({marks}) "
+                "ORDER BY id", chunk))
+        return out
+
+    def _has_parked_table(self) -> bool:
+        """A read-only ledger made before parking existed has no parked table (a
+        writable one gets it when opened)."""
+        if not self.url.read_only:
+            return True
+        if self.url.kind == "sqlite":
+            return bool(self.query("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                   "AND name = 'parked'"))
+        rows = self.query("SELECT to_regclass(?)", (f'"{self.url.schema or "public"}".parked',))
+        return bool(rows and rows[0][0] is not None)
+
+    def parked_count(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM {p}parked")[0][0])
+
+    def parked(self) -> list[ParkedLine]:
+        """Every parked observation, in the order parked."""
+        if not self._has_parked_table():
+            return []
+        return self._parked_lines(self.query(f"SELECT {self._PARKED} FROM {{p}}parked "
+                                             "ORDER BY id"))
 
     # --- aggregates ---------------------------------------------------
 

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from ledger.identity import ical_key, is_salesforce_id, item_key, salesforce_key
+from ledger.identity import (
+    ical_key,
+    is_salesforce_id,
+    item_key,
+    salesforce_id18,
+    salesforce_key,
+)
 from ledger.meeting import Meeting
+from ledger.parking import WAITING_RULE
 from ledger.settings import OrgSettings
 from ledger.store import Store
+from projections import parked as _parked
 from projections.timeline import timeline
 
 
@@ -85,14 +93,24 @@ ACTIONS = {
                          "the first occurrences only",
     "write-refused": "fix what the API's message names (in Outlook or in Salesforce); the "
                      "write is sent again once the item changes",
+    WAITING_RULE: "nothing in the ledger to fix: the line waits for the item it depends on; "
+                  "check that the sync reads that mailbox (or the Salesforce Events), or "
+                  "ingest the feed that holds it",
 }
 #: Issues that do not stop the item syncing (warnings, refused writes): told beside the verdict.
 NOT_BLOCKING = ("text-too-long", "recurrence-capped", "write-refused")
 
 
 def explain(store: Store, any_id: str) -> dict[str, Any]:
-    """JSON keys: id, meeting_id, synced, rule, message, action, evidence, people."""
-    r = resolve(store, any_id)
+    """JSON keys: id, meeting_id, synced, rule, message, action, evidence, people (and
+    parked: what of this id waits, when it names no meeting yet but a parked line)."""
+    try:
+        r = resolve(store, any_id)
+    except NotFound:
+        waiting = _waiting(store, any_id)
+        if waiting is None:
+            raise
+        return waiting
     m = store.meeting(r.meeting_id)
     org = store.org()
     settings = org.settings() if org is not None else OrgSettings()
@@ -102,6 +120,30 @@ def explain(store: Store, any_id: str) -> dict[str, Any]:
     evidence = [_evidence(e) for e in entries if wanted(e)]
     return {"id": any_id, "meeting_id": str(r.meeting_id), **verdict, "evidence": evidence,
             "people": _people(m), "full_reads": full_reads(store, m)}
+
+
+def _waiting(store: Store, any_id: str) -> dict[str, Any] | None:
+    """An id only parked lines hold: what they wait for (``ledger.parking``)."""
+    text = any_id.strip().removeprefix("exid:").removeprefix("sf:")
+    rows = _parked.select_rows(store, item_id=text)
+    if not rows and is_salesforce_id(text):
+        rows = _parked.select_rows(store, item_id=salesforce_id18(text))
+    if not rows:
+        return None
+    first = rows[0]
+    late = any(r["overdue"] for r in rows)
+    what = {"exchange-item": "the Outlook item", "salesforce-event": "the Salesforce Event"
+            }.get(first["waits_for_kind"], "")
+    return {"id": any_id, "meeting_id": None, "synced": False,
+            "rule": WAITING_RULE if late else None,
+            "message": f"not in any meeting yet: {len(rows)} observation(s) "
+                       f"({', '.join(sorted({r['kind'] for r in rows}))}) parked since "
+                       f"{first['since']}, waiting for {what} {first['waits_for_id']}, which "
+                       "the ledger has not seen; they are taken as soon as it arrives"
+                       + (" (waited longer than parked_max_age_hours: a sync issue)"
+                          if late else ""),
+            "action": ACTIONS[WAITING_RULE] if late else None, "evidence": [],
+            "people": {"related": {}, "unresolved": []}, "full_reads": [], "parked": rows}
 
 
 def _people(m: Meeting) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from projections import analytics as _analytics
 from projections import conflicts as _conflicts
 from projections import issues as _issues
 from projections import mapping as _mapping
+from projections import parked as _parked
 from projections import people as _people
 from projections import plan as _plan
 from projections import runner
@@ -79,10 +80,22 @@ def issues(store: Store, *, mailbox: str | None = None, kind: str | None = None,
     """meeting_id, kind, severity, direction, mailbox, exchange_id, salesforce_id,
     message, state, outlook_category, raised_at.
 
-    ``kind`` is the rule id; ``state``: open | resolved.
+    ``kind`` is the rule id; ``state``: open | resolved. Parked lines that waited too
+    long (``waiting-for-dependency``, no meeting yet: ``meeting_id`` null) are among them.
     """
-    return _answer(store, "issues", lambda c: _issues.select_rows(
+    rows = _answer(store, "issues", lambda c: _issues.select_rows(
         c, mailbox=mailbox, kind=kind, state=state))
+    waiting = _parked.issues(store, mailbox=mailbox, kind=kind, state=state)
+    if not waiting:
+        return rows
+    return sorted(rows + waiting, key=lambda r: str(r["raised_at"]))
+
+
+def parked(store: Store, *, item_id: str | None = None) -> list[dict[str, Any]]:
+    """item_id, kind, mailbox, waits_for_kind (exchange-item | salesforce-event),
+    waits_for_id, waits_for (the index key), since, source, line_no, overdue: what waits
+    for an observation the ledger has not recorded yet, in the order parked."""
+    return _parked.select_rows(store, item_id=item_id)
 
 
 def plan(store: Store, *, mailbox: str | None = None, kind: str | None = None,

@@ -82,13 +82,14 @@ def test_bad_lines_are_quarantined_and_the_rest_ingested(store_url: str, tmp_pat
         store.close()
 
 
-def test_save_of_an_item_never_seen_is_quarantined(store: Store, tmp_path: Path) -> None:
+def test_save_of_an_item_never_seen_waits_parked(store: Store, tmp_path: Path) -> None:
     org = org_with_settings()
     org.save(1, ALICE, _graph_id(ALICE, "ghost"))
     result = ingest(store, org, tmp_path)
-    assert result.quarantined == 1
-    (row,) = store.quarantined()
-    assert row["field"] == "payload.itemId" and "never observed" in row["error"]
+    assert result.quarantined == 0 and result.parked == 1
+    assert store.quarantined() == []
+    (line,) = store.parked()
+    assert line.kind == "sidebar.save" and line.item_id == _graph_id(ALICE, "ghost")
 
 
 def test_unknown_db_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

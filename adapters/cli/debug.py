@@ -121,7 +121,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(out)
         return EXIT_OK
-    print(f"{args.id}\n  meeting  {out['meeting_id']}")
+    print(f"{args.id}\n  meeting  {out['meeting_id'] or 'none yet (parked: syncledger parked)'}")
     print(f"  state    {'synced' if out['synced'] else 'not-synced'}")
     if out["rule"]:
         print(f"  rule     {out['rule']}")

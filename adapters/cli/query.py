@@ -62,7 +62,8 @@ KNOWN_KINDS: dict[str, tuple[str, ...]] = {
     "conflicts": ("attendee-before-organizer",),
     "issues": ("attendee-before-organizer", "lightning-recurrence", "organizer-not-user",
                "private-item", "recurrence-conversion", "recurring-all-day",
-               "series-master-overwrite", "series-master-update", "unsupported-time-zone"),
+               "series-master-overwrite", "series-master-update", "unsupported-time-zone",
+               "waiting-for-dependency"),
     "plan": ("create", "update", "delete", "set-categories"),
 }
 #: Sync states, one name each, everywhere (analytics, explain, demo, status).
@@ -181,6 +182,33 @@ def cmd_unresolved(args: argparse.Namespace) -> int:
     else:
         print("no unresolved attendees")
     return EXIT_OK
+
+
+PARKED_SHOWN = ["kind", "item_id", "waits_for_kind", "waits_for_id", "since", "source",
+                "line_no", "overdue"]
+
+
+def _parked_args(p: argparse.ArgumentParser) -> None:
+    list_options(p)
+    p.add_argument("--json", action="store_true",
+                   help="an array of objects with snake_case keys (item_id, kind, mailbox, "
+                        "waits_for_kind, waits_for_id, waits_for, since, source, line_no, "
+                        "overdue), for scripts")
+
+
+@command("parked", "observations waiting for one not recorded yet (an occurrence for its "
+         "series master, a save for its item, a deletion for its Event): what waits, for "
+         "what, since when, from which line; taken again as soon as it arrives",
+         _parked_args)
+def cmd_parked(args: argparse.Namespace) -> int:
+    from projections import queries
+
+    store = open_store(args)
+    try:
+        rows = queries.parked(store)
+    finally:
+        store.close()
+    return emit_rows(args, rows, PARKED_SHOWN, noun="parked observations")
 
 
 def _project_args(p: argparse.ArgumentParser) -> None:

@@ -64,6 +64,8 @@ def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None 
         total.appended += result.appended
         total.duplicates += result.duplicates
         total.ignored += result.ignored
+        total.parked += result.parked
+        total.unparked += result.unparked
         total.quarantined += result.quarantined
         total.meetings |= result.meetings
         total.errors += result.errors
@@ -75,6 +77,8 @@ def summary_lines(result: IntakeResult) -> list[str]:
     return [f"lines read          {d['lines_read']:>8,}",
             f"events appended     {d['events_appended']:>8,}",
             f"duplicates skipped  {d['duplicates_skipped']:>8,}",
-            f"removals ignored    {d['ignored']:>8,}  (items never observed)",
+            f"parked              {d['parked']:>8,}  (waiting for an item not seen yet: "
+            "syncledger parked)",
+            f"taken from parked   {d['unparked']:>8,}",
             f"quarantined         {d['quarantined']:>8,}",
             f"meetings touched    {d['meetings_touched']:>8,}"]
