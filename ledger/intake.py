@@ -93,14 +93,29 @@ class IntakeResult:
     parked: int = 0  # observations newly waiting for one not recorded yet
     unparked: int = 0  # parked observations taken again (their dependency arrived)
     quarantined: int = 0
+    opened: int = 0  # meetings new to the ledger
     meetings: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+
+    def add(self, other: IntakeResult) -> None:
+        """Fold another file's result into this one (``ingest`` of several files)."""
+        self.read += other.read
+        self.appended += other.appended
+        self.duplicates += other.duplicates
+        self.ignored += other.ignored
+        self.parked += other.parked
+        self.unparked += other.unparked
+        self.quarantined += other.quarantined
+        self.opened += other.opened
+        self.meetings |= other.meetings
+        self.errors += other.errors
 
     def as_dict(self) -> dict[str, Any]:
         return {"lines_read": self.read, "events_appended": self.appended,
                 "duplicates_skipped": self.duplicates, "ignored": self.ignored,
                 "parked": self.parked, "unparked": self.unparked,
                 "quarantined": self.quarantined, "meetings_touched": len(self.meetings),
+                "meetings_opened": self.opened,
                 "errors": self.errors}
 
 
@@ -607,6 +622,11 @@ class Ledger:
             aggregates.append(batch.directory)
         if batch.safety is not None:
             aggregates.append(batch.safety)
+        # An aggregate whose events are all pending is new: its opening event was made
+        # before the observation that opened it was counted, so it is counted here.
+        new = [a for a in aggregates if a.version == len(a.pending_events)]
+        result.appended += len(new)
+        result.opened += sum(1 for a in new if isinstance(a, Meeting))
         try:
             self.store.save(*aggregates, side=side)
         except IntegrityError:

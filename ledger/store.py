@@ -591,12 +591,22 @@ class Store:
                           (after, limit))
         return [(int(r[0]), str(r[1]), int(r[2]), str(r[3]), bytes(r[4])) for r in rows]
 
-    def keys_with_prefix(self, prefix: str) -> dict[str, str]:
-        """Index rows whose key starts with ``prefix`` (meetings waiting on an email)."""
+    def keys_with_prefix(self, prefix: str, limit: int | None = None) -> dict[str, str]:
+        """Index rows whose key starts with ``prefix`` (meetings waiting on an email; a
+        cut id taken back), at most ``limit`` of them in key order."""
         # LIKE may match more than the prefix (an email may hold "_"): filtered below.
-        rows = self.query("SELECT key, meeting_id FROM {p}meeting_keys WHERE key LIKE ?",
+        rows = self.query("SELECT key, meeting_id FROM {p}meeting_keys WHERE key LIKE ? "
+                          "ORDER BY key" + (f" LIMIT {int(limit)}" if limit else ""),
                           (prefix.replace("%", "_") + "%",))
         return {str(k): str(v) for k, v in rows if str(k).startswith(prefix)}
+
+    def meeting_ids_with_prefix(self, prefix: str) -> list[str]:
+        """Meeting ids (as text) that start with ``prefix`` (a cut id taken back)."""
+        if not all(c in "0123456789abcdef-" for c in prefix):
+            return []
+        rows = self.query("SELECT DISTINCT meeting_id FROM {p}meeting_keys "
+                          "WHERE meeting_id LIKE ? ORDER BY meeting_id LIMIT 2", (prefix + "%",))
+        return [str(r[0]) for r in rows]
 
     def meeting_ids(self) -> list[UUID]:
         """Every meeting the ledger holds, in a stable order."""

@@ -39,10 +39,12 @@ from projections.base import (
     metadata,
     upserter,
 )
+from projections.sync_state import sync_state
 
 meetings_table = sa.Table(
     "proj_analytics_meetings", metadata,
     sa.Column("meeting_id", Str, primary_key=True),
+    sa.Column("subject", Str),  # the main item's, else the Event's (private: "")
     sa.Column("organizer", Str),
     sa.Column("organizer_is_user", sa.Boolean, nullable=False),
     sa.Column("attendees_are_users", Str, nullable=False),  # all | some | none
@@ -90,7 +92,7 @@ SERIES_TYPES = frozenset({"master", "occurrence", "exception"})
 
 
 def new_facts() -> dict[str, Any]:
-    return {"organizer": None, "attendees": [], "main": False, "start": None,
+    return {"organizer": None, "subject": None, "attendees": [], "main": False, "start": None,
             "recurrence": None, "exchange": False, "owner_id": None, "what_id": None,
             "issues": {}, "conflicts": [], "links": [], "pending": []}
 
@@ -158,6 +160,7 @@ class AnalyticsProjection(Projection):
             main = item_type == "single" or item_type == "master"
             if main or not f["main"]:
                 f["organizer"] = obs["organizer"]
+                f["subject"] = obs["subject"]
                 f["attendees"] = sorted({a["email"] for a in obs["attendees"]})
                 f["start"] = obs["start"]
                 f["recurrence"] = "series" if item_type in SERIES_TYPES else "single"
@@ -171,6 +174,7 @@ class AnalyticsProjection(Projection):
                     f["what_id"] = obs["what_id"]
                 if not f["exchange"]:
                     f["start"] = obs["start"]
+                    f["subject"] = obs["subject"]
                     f["recurrence"] = ("series" if obs["is_series_master"]
                                        or obs["is_lightning_series"] else "single")
 
@@ -275,22 +279,15 @@ def derive(f: dict[str, Any], settings: OrgSettings) -> Row:
         organizer = settings.mailbox_of(f["owner_id"])
     others = [a for a in f["attendees"] if a != organizer]
     users = sum(1 for a in others if settings.is_product_user(a))
-    if f["conflicts"]:
-        sync_state = "conflict"
-    elif f["issues"]:
-        sync_state = "not-synced"
-    elif f["pending"]:
-        sync_state = "pending"
-    elif f["links"]:
-        sync_state = "synced"
-    else:
-        sync_state = "not-synced"
+    state = sync_state(conflict=bool(f["conflicts"]), issue_rules=f["issues"].values(),
+                       pending=bool(f["pending"]), linked=bool(f["links"]))
     return {
+        "subject": f.get("subject"),  # facts folded before the column existed lack it
         "organizer": organizer,
         "organizer_is_user": bool(organizer) and settings.is_product_user(organizer),
         "attendees_are_users": ("none" if users == 0 else "all" if users == len(others)
                                 else "some"),
-        "start": f["start"], "recurrence": f["recurrence"], "sync_state": sync_state,
+        "start": f["start"], "recurrence": f["recurrence"], "sync_state": state,
         "open_issue_kinds": ",".join(sorted(set(f["issues"].values()))),
         "what_id": f["what_id"],
     }
@@ -305,7 +302,7 @@ def _settings_from(record: dict[str, Any]) -> OrgSettings:
         version=int(record["version"]))
 
 
-MEETING_COLUMNS = ("meeting_id", "organizer", "organizer_is_user", "attendees_are_users",
+MEETING_COLUMNS = ("meeting_id", "subject", "organizer", "organizer_is_user", "attendees_are_users",
                    "start", "recurrence", "sync_state", "open_issue_kinds", "what_id")
 
 

@@ -22,7 +22,7 @@ from ledger.parking import WAITING_RULE
 from ledger.settings import OrgSettings
 from ledger.store import Store
 from projections import parked as _parked
-from projections.timeline import timeline
+from projections.timeline import meeting_sync_state, timeline
 
 
 class NotFound(LookupError):
@@ -66,8 +66,42 @@ def resolve(store: Store, any_id: str) -> Resolved:
         return Resolved(mid, "exchange", item_key=key)
     if ical_key(text) in hits:
         return Resolved(UUID(hits[ical_key(text)]), "ical")
+    whole = _whole_id(store, text)
+    if whole is not None:
+        return resolve(store, whole)
     raise NotFound(f"no meeting in the ledger has the id {text!r} (tried ledger meeting id, "
-                   "Exchange item id, iCalUId and Salesforce Event id)")
+                   "Exchange item id, iCalUId and Salesforce Event id, and each as a prefix)")
+
+
+#: The shortest start of an id taken as a prefix (shorter would match by chance).
+MIN_PREFIX = 6
+_CUT = ("\u2026", "...")  # how narrow tables end an id they cut
+
+
+def _whole_id(store: Store, text: str) -> str | None:
+    """The one whole id that ``text`` is the cut form of (``AAMkAGI1…``), as
+    ``explain``/``history``/``state`` take it back; None when nothing starts so.
+    Several meetings' ids starting alike are refused, naming how many."""
+    start, end = text, ""
+    for cut in _CUT:  # cut at the end (``AAMkAGI1…``) or in the middle (``AAMk…DUP001``)
+        if cut in start:
+            start, _, end = start.partition(cut)
+            break
+    if len(start) < MIN_PREFIX:
+        return None
+    found: dict[str, str] = {}  # whole id -> meeting id
+    for mid in store.meeting_ids_with_prefix(start.lower()):
+        found[mid] = mid
+    keyed = start.split(":", 1)[0] in ("ical", "sf", "exid") and ":" in start
+    for kind in ([""] if keyed else ["exid:", "ical:", "sf:"]):
+        for key, mid in store.keys_with_prefix(kind + start, limit=200).items():
+            found[key if keyed else key[len(kind):]] = mid
+    found = {whole: mid for whole, mid in found.items() if whole.endswith(end)}
+    meetings = set(found.values())
+    if len(meetings) > 1:
+        raise NotFound(f"the id {text!r} is the start of ids of {len(meetings)} meetings; "
+                       "give more of it (or the whole id, as --json prints it)")
+    return min(found) if found else None
 
 
 ACTIONS = {
@@ -102,8 +136,10 @@ NOT_BLOCKING = ("text-too-long", "recurrence-capped", "write-refused")
 
 
 def explain(store: Store, any_id: str) -> dict[str, Any]:
-    """JSON keys: id, meeting_id, synced, rule, message, action, evidence, people (and
-    parked: what of this id waits, when it names no meeting yet but a parked line)."""
+    """JSON keys: id, meeting_id, state (the meeting's sync state, as ``analytics`` says it),
+    synced (whether the item asked about is linked), rule, message, action, evidence,
+    people, full_reads (and parked: what of this id waits, when it names no meeting yet but
+    a parked line)."""
     try:
         r = resolve(store, any_id)
     except NotFound:
@@ -118,7 +154,8 @@ def explain(store: Store, any_id: str) -> dict[str, Any]:
     verdict = _verdict(m, r, settings)
     wanted = verdict.pop("evidence_filter")
     evidence = [_evidence(e) for e in entries if wanted(e)]
-    return {"id": any_id, "meeting_id": str(r.meeting_id), **verdict, "evidence": evidence,
+    return {"id": any_id, "meeting_id": str(r.meeting_id), "state": meeting_sync_state(m),
+            **verdict, "evidence": evidence,
             "people": _people(m), "full_reads": full_reads(store, m)}
 
 
@@ -134,7 +171,7 @@ def _waiting(store: Store, any_id: str) -> dict[str, Any] | None:
     late = any(r["overdue"] for r in rows)
     what = {"exchange-item": "the Outlook item", "salesforce-event": "the Salesforce Event"
             }.get(first["waits_for_kind"], "")
-    return {"id": any_id, "meeting_id": None, "synced": False,
+    return {"id": any_id, "meeting_id": None, "state": "not-synced", "synced": False,
             "rule": WAITING_RULE if late else None,
             "message": f"not in any meeting yet: {len(rows)} observation(s) "
                        f"({', '.join(sorted({r['kind'] for r in rows}))}) parked since "

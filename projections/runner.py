@@ -200,10 +200,39 @@ def tables_of(names: Sequence[str]) -> list[sa.Table]:
     return [t for n in names for t in PROJECTIONS[n].tables]
 
 
+#: (database, schema, projection) whose tables were checked against their columns in this
+#: process: the check reads the catalog, so it is made once, not at every catch-up.
+_shape_checked: set[tuple[str, str, str]] = set()
+
+
+def _reshape(conn: Connection, names: Sequence[str]) -> None:
+    """A read model whose stored table has other columns than this version defines (a
+    column was added) is dropped with its tracking row, so it is built again from the
+    log: read models are derived, the events are the truth."""
+    where = (str(conn.engine.url), str(conn.execute(sa.text(
+        "SELECT current_schema()" if conn.dialect.name == "postgresql" else "SELECT 'main'"
+    )).scalar()))
+    todo = [n for n in names if (*where, n) not in _shape_checked]
+    if not todo:
+        return
+    inspector = sa.inspect(conn)
+    stale = [n for n in todo if any(
+        inspector.has_table(t.name)
+        and {c["name"] for c in inspector.get_columns(t.name)} != set(t.c.keys())
+        for t in PROJECTIONS[n].tables)]
+    if stale:
+        metadata.drop_all(conn, tables=tables_of(stale), checkfirst=True)
+        if inspector.has_table(tracking.name):
+            conn.execute(tracking.delete().where(tracking.c.name.in_(stale)))
+    _shape_checked.update((*where, n) for n in todo)
+
+
 def ensure(conn: Connection, names: Sequence[str]) -> None:
-    """Create missing tables and tracking rows (position 0) for these projections."""
+    """Create missing tables and tracking rows (position 0) for these projections; a
+    read model stored in an older shape is rebuilt (``_reshape``)."""
     with conn.begin():
         _serialize_ddl(conn)
+        _reshape(conn, names)
         metadata.create_all(conn, tables=[tracking, *tables_of(names)], checkfirst=True)
         existing = set(conn.execute(sa.select(tracking.c.name)).scalars())
         missing = [{"name": n, "position": 0} for n in names if n not in existing]

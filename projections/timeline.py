@@ -16,6 +16,7 @@ import orjson
 from ledger.identity import ORG_SETTINGS_ID
 from ledger.meeting import Meeting
 from ledger.store import Store
+from projections.sync_state import blocking, sync_state
 
 SOURCES = {
     "ExchangeItemObserved": "graph", "ExchangeItemRemoved": "graph",
@@ -94,16 +95,24 @@ def status_of(m: Meeting) -> str:
     """One phrase: where the meeting stands now. It opens with the meeting's sync state in
     the words every command and the BI tables use (``analytics`` ``sync_state``):
     conflict, not-synced, pending, synced."""
-    if m.conflicts:
+    state = meeting_sync_state(m)
+    if state == "conflict":
         return "conflict: " + ", ".join(sorted(m.conflicts)) + " saved before the organizer"
-    blocking = sorted({i["rule"] for i in m.issues.values()})
-    if blocking:
-        return "not-synced: " + ", ".join(blocking)
-    if m.pending:
+    stopping = blocking(i["rule"] for i in m.issues.values())
+    if stopping:
+        return "not-synced: " + ", ".join(stopping)
+    if state == "pending":
         return f"pending: {len(m.pending)} write(s) to carry out"
-    if m.links:
+    if state == "synced":
         return "synced"
     return "not-synced: not in sync scope"
+
+
+def meeting_sync_state(m: Meeting) -> str:
+    """The meeting's state word (``projections.sync_state``), from its aggregate."""
+    return sync_state(conflict=bool(m.conflicts),
+                      issue_rules=(i["rule"] for i in m.issues.values()),
+                      pending=bool(m.pending), linked=bool(m.links))
 
 
 def decision_line(entry: dict[str, Any]) -> str:

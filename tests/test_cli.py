@@ -275,3 +275,106 @@ def test_the_installed_entry_point_fails_in_one_line(tmp_path: Path) -> None:
                          text=True, cwd=tmp_path, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_summary_counts_every_event_and_says_how_long(
+        store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary's "events appended" is what the ledger holds afterwards (each new
+    meeting's opening event included), it says how many meetings were new and how long
+    it took; a second ingest of the same file appends and opens nothing."""
+    import json
+
+    from adapters.sandbox.org import demo_feed_path
+    from ledger.store import Store
+
+    feed = str(demo_feed_path())
+    assert main(["ingest", feed, "--db", store_url, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    store = Store.open(store_url)
+    try:
+        assert first["events_appended"] == store.max_position()
+        assert first["meetings_opened"] == len(store.meeting_ids()) == 13
+    finally:
+        store.close()
+    assert first["elapsed_s"] >= 0
+    assert main(["ingest", feed, "--db", store_url]) == 0
+    text = capsys.readouterr().out
+    assert "events appended            0" in text and "meetings opened            0" in text
+    assert "elapsed" in text and "lines/s" in text
+
+
+def _syncledger(*argv: str, cwd: Path, stdin: bytes | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The installed command in a child process, as a shell runs it."""
+    return subprocess.run([sys.executable, "-m", "adapters.cli.main", *argv], cwd=cwd,
+                          input=stdin, capture_output=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "100", **(env or {})})
+
+
+def test_ingest_dash_reads_the_feed_from_standard_input(tmp_path: Path) -> None:
+    from adapters.sandbox.org import demo_feed_path
+
+    done = _syncledger("ingest", "-", "--db", str(tmp_path / "in.db"), cwd=tmp_path,
+                       stdin=demo_feed_path().read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert b"lines read                47" in done.stdout
+    assert b"meetings opened           13" in done.stdout
+
+
+def test_shell_completion_completes_commands_and_options(tmp_path: Path) -> None:
+    """argcomplete's protocol as bash uses it: the words it offers for a partial line."""
+    answers = tmp_path / "words"
+
+    def complete(line: str) -> set[str]:
+        done = _syncledger(cwd=tmp_path, env={
+            "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+            "_ARGCOMPLETE_STDOUT_FILENAME": str(answers), "_ARGCOMPLETE_IFS": "\n"})
+        assert done.returncode == 0, done.stderr
+        return {w.strip() for w in answers.read_text().splitlines() if w.strip()}
+
+    assert complete("syncledger expl") == {"explain"}
+    assert {"--json", "--db"} <= complete("syncledger explain --")
+
+
+def test_state_prints_sections_not_json(demo_file: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mapping", "--db", str(demo_file), "--json"]) == 0
+    import json
+    mid = json.loads(capsys.readouterr().out)[0]["meeting_id"]
+    assert main(["state", mid, "--db", str(demo_file)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"meeting id  {mid}\n") and "{" not in out.splitlines()[0]
+    assert "\nEXCHANGE ITEMS (" in out and "\n    subject  " in out
+    assert max(len(line) for line in out.splitlines()) <= render.width()
+
+
+def test_sandbox_cloud_sits_beside_its_ledger_and_fresh_empties_both(
+        store_url: str, tmp_path: Path) -> None:
+    """SQLite: ``<db>.cloud.json``; PostgreSQL: a file named after database and schema. A
+    second run writes nothing; ``--fresh`` starts ledger and cloud again (the same events
+    as the first run, not twice as many)."""
+    from ledger.store import Store, StoreURL
+
+    def events() -> int:
+        store = Store.open(store_url)
+        try:
+            return store.max_position()
+        finally:
+            store.close()
+
+    first = _syncledger("sync", "--sandbox", "--db", store_url, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    url = StoreURL.parse(store_url)
+    cloud = (Path(url.path + ".cloud.json") if url.kind == "sqlite" else
+             tmp_path / f"syncledger-sandbox-{url.dbname}-{url.schema}.cloud.json")
+    assert cloud.is_file(), sorted(p.name for p in tmp_path.iterdir())
+    after_first = events()
+    again = _syncledger("sync", "--sandbox", "--db", store_url, "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    import json
+    assert json.loads(again.stdout)["writes"] == []
+    fresh = _syncledger("sync", "--sandbox", "--fresh", "--db", store_url, "--json",
+                        cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["writes"], "a fresh cloud and ledger sync again"
+    assert cloud.is_file() and events() == after_first

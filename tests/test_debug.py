@@ -52,8 +52,8 @@ def test_explain_gives_the_rule_and_evidence_for_every_non_synced_item(
     for any_id, rule in NOT_SYNCED.items():
         out = run_json(capsys, "explain", any_id, "--db", demo_db, "--json")
         assert isinstance(out, dict)
-        assert set(out) == {"id", "meeting_id", "synced", "rule", "message", "action",
-                            "evidence", "people", "full_reads"}
+        assert set(out) == {"id", "meeting_id", "state", "synced", "rule", "message",
+                            "action", "evidence", "people", "full_reads"}
         assert out["synced"] is False and out["rule"] == rule, (any_id, out)
         assert out["message"] and out["action"]
         assert out["evidence"] and all(e["position"] > 0 for e in out["evidence"])
@@ -166,3 +166,40 @@ def test_whatif_shows_what_a_settings_change_would_do(demo_db: str,
     assert out["issues_appear"] == [] and out["conflicts_appear"] == []
     assert run_json(capsys, "issues", "--db", demo_db, "--json") == before  # untouched
     assert main(["whatif", "--set", "no_such_setting=1", "--db", demo_db]) == 2
+
+
+def test_explain_says_the_state_analytics_says(demo_db: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """One vocabulary: for every meeting, ``explain`` prints the sync state the BI table has
+    (a linked meeting with writes still to carry out is "pending" in both)."""
+    rows = run_json(capsys, "analytics", "--db", demo_db, "--json")
+    assert isinstance(rows, list) and len(rows) == 13
+    assert {r["sync_state"] for r in rows} >= {"pending", "not-synced", "conflict"}
+    for row in rows:
+        out = run_json(capsys, "explain", row["meeting_id"], "--db", demo_db, "--json")
+        assert isinstance(out, dict) and out["state"] == row["sync_state"], row
+        assert main(["explain", row["meeting_id"], "--db", demo_db]) == 0
+        assert f"state    {row['sync_state']}\n" in capsys.readouterr().out
+    assert all(r["subject"] for r in rows if r["sync_state"] != "not-synced")  # table has it
+
+
+def test_ids_cut_by_a_narrow_table_are_taken_back(demo_db: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``mapping`` prints at 80 columns (ids cut with an ellipsis) is accepted back by
+    explain, history and state as a unique prefix; a prefix several meetings share is
+    refused, saying so."""
+    rows = run_json(capsys, "mapping", "--db", demo_db, "--json")
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        for cut in (row["exchange_id"][:24] + "\u2026", row["meeting_id"][:8]):
+            for cmd in ("explain", "history", "state"):
+                out = run_json(capsys, cmd, cut, "--db", demo_db, "--json")
+                got = out["meeting_id"] if isinstance(out, dict) else None
+                if cmd == "history":  # a list of timeline entries: ask the text form
+                    assert main([cmd, cut, "--db", demo_db]) == 0
+                    got = capsys.readouterr().out.split()[1]
+                assert got == row["meeting_id"], (cmd, cut)
+    assert main(["explain", "AAMkAG", "--db", demo_db]) == 4
+    assert "start of ids of" in capsys.readouterr().err
+    assert main(["explain", "AAMk", "--db", demo_db]) == 4  # too short to be a prefix
+    assert "no meeting" in capsys.readouterr().err

@@ -122,10 +122,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         emit_json(out)
         return EXIT_OK
     print(f"{args.id}\n  meeting  {out['meeting_id'] or 'none yet (parked: syncledger parked)'}")
-    print(f"  state    {'synced' if out['synced'] else 'not-synced'}")
+    print(f"  state    {out['state']}")
     if out["rule"]:
         print(f"  rule     {out['rule']}")
-    print(f"  why      {out['message']}")
+    why = render.wrap(out["message"], render.width() - 11) or [""]
+    print(f"  why      {why[0]}")
+    for line in why[1:]:
+        print(f"{'':11}{line}")
     if out["action"]:
         print(f"  action   {out['action']}")
     for email, person in out["people"]["related"].items():

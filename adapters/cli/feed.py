@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from adapters.cli import render
@@ -42,16 +43,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"syncledger ingest: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
     store = open_store(args, create=True)
+    started = time.monotonic()
     try:
         result = ingest_files(store, args.files, batch_size=args.batch_size,
                               in_child={"auto": None, "process": True,
                                         "inline": False}[args.reader])
     finally:
         store.close()
+    elapsed = time.monotonic() - started
     if args.json:
-        emit_json(result.as_dict())
+        emit_json({**result.as_dict(), "elapsed_s": round(elapsed, 3)})
     else:
-        print("\n".join(summary_lines(result)))
+        print("\n".join(summary_lines(result, elapsed)))
         for err in result.errors[:20]:
             print(f"quarantined: {err}", file=sys.stderr)
         if len(result.errors) > 20:

@@ -22,6 +22,7 @@ from adapters.cli.common import (
 )
 from adapters.progress import Progress
 from ledger.store import Store
+from projections.sync_state import SYNC_STATES
 
 COLUMNS = {
     "mapping": ["meeting_id", "mailbox", "exchange_id", "ical_uid", "occurrence_start",
@@ -32,7 +33,7 @@ COLUMNS = {
                "salesforce_id", "message", "state", "outlook_category", "raised_at"],
     "plan": ["target", "op", "meeting_id", "mailbox", "id", "fields", "reason",
              "notify_attendees"],
-    "analytics": ["meeting_id", "organizer", "organizer_is_user", "attendees_are_users",
+    "analytics": ["meeting_id", "subject", "organizer", "organizer_is_user", "attendees_are_users",
                   "start", "recurrence", "sync_state", "open_issue_kinds", "what_id",
                   "related_users", "related_contacts", "related_leads",
                   "unresolved_attendees"],
@@ -44,8 +45,9 @@ SHOWN = {
     "issues": ["kind", "severity", "direction", "mailbox", "message", "state",
                "outlook_category"],
     "plan": ["target", "op", "mailbox", "id", "reason", "fields"],
-    "analytics": ["organizer", "start", "recurrence", "sync_state", "open_issue_kinds",
-                  "related_contacts", "related_leads", "unresolved_attendees"],
+    "analytics": ["meeting_id", "subject", "organizer", "start", "sync_state",
+                  "open_issue_kinds", "related_contacts", "related_leads",
+                  "unresolved_attendees"],
 }
 DAILY = ["day", "source", "kind", "mailbox", "count"]
 KINDS = {
@@ -66,8 +68,6 @@ KNOWN_KINDS: dict[str, tuple[str, ...]] = {
                "waiting-for-dependency"),
     "plan": ("create", "update", "delete", "set-categories"),
 }
-#: Sync states, one name each, everywhere (analytics, explain, demo, status).
-SYNC_STATES = ("synced", "pending", "not-synced", "conflict")
 #: The BI tables: --csv prints these.
 CSV_VIEWS = frozenset({"analytics", "mapping"})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from adapters.cli import render
@@ -23,11 +24,20 @@ from adapters.cli.common import (
     open_store,
 )
 from adapters.cli.sync import build_cycle, live_session, stopped_by
+from adapters.progress import Progress
 from adapters.sync.config import ConfigError
 
 
 def _step(text: str) -> None:
     print(f"reconcile: {text}", file=sys.stderr, flush=True)
+
+
+def _noted(bar: Progress) -> Callable[[str], None]:
+    """Where a step is told: in the bar's note on a terminal (a line printed under a live
+    bar would break it), else one stderr line each."""
+    if not bar.enabled:
+        return _step
+    return lambda text: bar.update(bar.done, note=text)
 
 
 def _live_args(p: argparse.ArgumentParser) -> None:
@@ -89,10 +99,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                 print(f"syncledger reconcile: --mailbox {unknown[0]} is not a configured "
                       f"mailbox ({', '.join(config.graph.mailboxes)})", file=sys.stderr)
                 return EXIT_USAGE
-            cycle = build_cycle(store, config, clock=clock, on_step=_step)
+            bar = Progress("reconcile", total=len(mailboxes), unit="mailboxes")
+            step = _noted(bar)
+            cycle = build_cycle(store, config, clock=clock, on_step=step)
             try:
                 start, end = window(clock(), back, ahead)
-                report = Reconciliation(cycle, on_step=_step).run(mailboxes, start, end)
+                report = Reconciliation(cycle, on_step=step, on_mailbox=bar.update).run(
+                    mailboxes, start, end)
                 plans = Plans(store)
                 plan = plans.propose(report, iso(clock()))
                 outcome = apply(plan, plans, cycle, allow_mass_change=args.allow_mass_change) \
@@ -103,6 +116,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                     raise
                 print(f"syncledger reconcile: stopped: {reason}", file=sys.stderr)
                 return EXIT_FAILED
+            finally:
+                bar.close()
     except ConfigError as exc:
         return _config_problem("reconcile", exc)
     result = {**plan.as_dict(), "outcome": outcome}

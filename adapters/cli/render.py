@@ -25,7 +25,8 @@ from rich.table import Table
 
 #: Columns whose text wraps onto more lines instead of being cut.
 WRAPPED = frozenset({"message", "reason", "error", "fields", "detail", "why", "action",
-                     "body", "summary", "description", "open_issue_kinds", "decisions"})
+                     "body", "summary", "description", "open_issue_kinds", "decisions",
+                     "subject"})
 #: Columns that hold ids: cut only after every other column has given up its room.
 IDS = frozenset({"meeting_id", "id", "exchange_id", "salesforce_id", "ical_uid", "item_id",
                  "key", "series_id"})

@@ -60,25 +60,24 @@ def ingest_files(store: Store, paths: list[Path], *, show_progress: bool | None 
         bar = Progress(f"ingest {path.name} ({size:,} bytes)", enabled=show_progress)
         result = ledger.ingest(feed_items(path, in_child=in_child), progress=bar.update_from)
         bar.close()
-        total.read += result.read
-        total.appended += result.appended
-        total.duplicates += result.duplicates
-        total.ignored += result.ignored
-        total.parked += result.parked
-        total.unparked += result.unparked
-        total.quarantined += result.quarantined
-        total.meetings |= result.meetings
-        total.errors += result.errors
+        total.add(result)
     return total
 
 
-def summary_lines(result: IntakeResult) -> list[str]:
+def summary_lines(result: IntakeResult, elapsed: float | None = None) -> list[str]:
+    """What an ingest did, one figure a line; ``elapsed`` (seconds) adds time and rate."""
     d: dict[str, Any] = result.as_dict()
-    return [f"lines read          {d['lines_read']:>8,}",
-            f"events appended     {d['events_appended']:>8,}",
-            f"duplicates skipped  {d['duplicates_skipped']:>8,}",
-            f"parked              {d['parked']:>8,}  (waiting for an item not seen yet: "
-            "syncledger parked)",
-            f"taken from parked   {d['unparked']:>8,}",
-            f"quarantined         {d['quarantined']:>8,}",
-            f"meetings touched    {d['meetings_touched']:>8,}"]
+    lines = [f"lines read          {d['lines_read']:>8,}",
+             f"events appended     {d['events_appended']:>8,}  (each new meeting's "
+             "opening event included)",
+             f"duplicates skipped  {d['duplicates_skipped']:>8,}",
+             f"parked              {d['parked']:>8,}  (waiting for an item not seen yet: "
+             "syncledger parked)",
+             f"taken from parked   {d['unparked']:>8,}",
+             f"quarantined         {d['quarantined']:>8,}",
+             f"meetings touched    {d['meetings_touched']:>8,}",
+             f"meetings opened     {d['meetings_opened']:>8,}  (new to the ledger)"]
+    if elapsed is not None:
+        rate = d["lines_read"] / elapsed if elapsed > 0 else 0.0
+        lines.append(f"elapsed             {elapsed:>8.2f} s  ({rate:,.0f} lines/s)")
+    return lines

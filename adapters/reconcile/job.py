@@ -51,11 +51,12 @@ def window(now: datetime, days_back: int, days_ahead: int) -> tuple[str, str]:
 class Reconciliation:
     """Reads, records and classifies; the sync cycle's clients, outbox and recorder."""
 
-    def __init__(self, cycle: SyncCycle, *, on_step: Callable[[str], None] = lambda s: None
-                 ) -> None:
+    def __init__(self, cycle: SyncCycle, *, on_step: Callable[[str], None] = lambda s: None,
+                 on_mailbox: Callable[[int], None] = lambda done: None) -> None:
         self.cycle = cycle
         self.store = cycle.store
         self.on_step = on_step
+        self.on_mailbox = on_mailbox  # mailboxes read so far (a progress bar)
 
     def run(self, mailboxes: list[str], start: str, end: str) -> dict[str, Any]:
         """Drift rows, the repair writes and how many items each full read returned."""
@@ -73,6 +74,7 @@ class Reconciliation:
                                    gone=read.gone, orphans=read.orphans)
             rows += [{"mailbox": mailbox, **row} for row in found.rows]
             writes += [w for w in found.writes if w["key"] not in {x["key"] for x in writes}]
+            self.on_mailbox(len(reads))
         return {"window": {"start": start, "end": end}, "drift": rows, "writes": writes,
                 "reads": reads}
 
