@@ -305,8 +305,9 @@ class Ledger:
             self._keys = {k: found.get(k) for k in keys}
             if self._stored_parked is None:
                 self._stored_parked = self.store.parked_count() > 0
-            if self._stored_parked:
-                for line in self.store.parked_waiting(keys):
+            if self._stored_parked:  # lines wait for Exchange items and Salesforce Events
+                for line in self.store.parked_waiting(
+                        k for k in keys if k.startswith(("ex:", "sf:"))):
                     if line.ident not in self._unparked:
                         self._parked.setdefault(line.waits_for, {}).setdefault(
                             line.ident, line)
