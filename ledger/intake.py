@@ -413,6 +413,7 @@ class Ledger:
                                               item_id=_item_id(obs)), batch, result)
             return
         before = len(meeting.pending_events)
+        waiting = self._waiting(meeting)
         try:
             recorded = meeting.observe(obs, self.settings(), item.record, self.people())
         except Exception as exc:  # a payload the rules cannot read: keep it, go on
@@ -435,7 +436,7 @@ class Ledger:
             known = batch.keys.get(key) or self._lookup([key]).get(key)
             if known is None or (not key.startswith(_FIRST_CLAIM) and known != hex_id):
                 batch.keys[key] = hex_id
-        self._index_waiting(meeting, batch)
+        self._index_waiting(meeting, batch, waiting)
         for key in index if index is not None else index_keys(obs):
             if key in self._parked:
                 self._take_parked(key, batch, result)
@@ -476,13 +477,29 @@ class Ledger:
             self._take(Intake(line.source, line.line_no, line.raw, from_record(line.record),
                               line.record), batch, result)
 
-    def _index_waiting(self, meeting: Meeting, batch: _Batch) -> None:
-        """Index rows for the emails this meeting waits on (a later person finds it)."""
-        if not (meeting.unresolved or self.settings().auto_save == "with_contacts"):
-            return
+    def _waiting(self, meeting: Meeting) -> set[str]:
+        """The emails the meeting waits on (``Meeting.waiting_for``), none when it cannot
+        wait on any (no unresolved attendee, no ``with_contacts`` auto-save)."""
+        settings = self.settings()
+        if not (meeting.unresolved or settings.auto_save == "with_contacts"):
+            return set()
+        return set(meeting.waiting_for(settings))
+
+    def _index_waiting(self, meeting: Meeting, batch: _Batch, before: set[str]) -> None:
+        """Index rows for the emails this meeting waits on (a later person finds it),
+        and the rows of those it waited on ``before`` and no longer does (the email
+        was resolved, or the attendee left the meeting) deleted, in the transaction of
+        the events that say so."""
         hex_id = meeting.id.hex
-        for email in meeting.waiting_for(self.settings()):
-            batch.keys[waiting_key(email, hex_id)] = hex_id
+        now = self._waiting(meeting)
+        for email in sorted(before - now):
+            key = waiting_key(email, hex_id)
+            batch.keys.pop(key, None)
+            batch.dropped[key] = hex_id
+        for email in sorted(now):
+            key = waiting_key(email, hex_id)
+            batch.dropped.pop(key, None)
+            batch.keys[key] = hex_id
 
     def _take_person(self, item: Intake, obs: PersonSeen, batch: _Batch,
                      result: IntakeResult) -> None:
@@ -503,6 +520,7 @@ class Ledger:
                 continue
             batch.meetings[mid] = meeting
             before = len(meeting.pending_events)
+            waited = self._waiting(meeting)
             try:
                 recorded = meeting.observe(obs, self.settings(), None, directory)
             except Exception as exc:  # keep the person; report the meeting, go on
@@ -514,7 +532,7 @@ class Ledger:
                 batch.observations.setdefault(mid, []).append(obs)
                 result.appended += len(meeting.pending_events) - before
                 result.meetings.add(mid.hex)
-                self._index_waiting(meeting, batch)
+                self._index_waiting(meeting, batch, waited)
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
         if isinstance(obs, WriteRefused):
@@ -614,7 +632,8 @@ class Ledger:
                 batch.checkpoints[NEWEST_OBSERVED] = newest
                 self._newest = newest
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
-                        checkpoints=batch.checkpoints, park=batch.park, unpark=batch.unpark)
+                        checkpoints=batch.checkpoints, park=batch.park, unpark=batch.unpark,
+                        dropped=batch.dropped)
         aggregates: list[Meeting | Org | Directory | Safety] = [
             m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
@@ -633,6 +652,8 @@ class Ledger:
         except IntegrityError:
             self._retry_one_by_one(batch, side)
         self._keys.update(batch.keys)  # what the store's index now says
+        for key in batch.dropped:
+            self._keys.pop(key, None)
         for mid, meeting in batch.meetings.items():
             self._exists[mid] = True
             self._cache[mid] = meeting
@@ -678,8 +699,12 @@ class Ledger:
         keys_of: dict[str, dict[str, str]] = {}
         for key, hex_id in side.keys.items():
             keys_of.setdefault(hex_id, {})[key] = hex_id
+        dropped_of: dict[str, dict[str, str]] = {}
+        for key, hex_id in side.dropped.items():
+            dropped_of.setdefault(hex_id, {})[key] = hex_id
         for mid, observations in batch.observations.items():
-            own = SideRows(keys=keys_of.pop(mid.hex, {}), quarantine=[], checkpoints={})
+            own = SideRows(keys=keys_of.pop(mid.hex, {}), quarantine=[], checkpoints={},
+                           dropped=dropped_of.pop(mid.hex, {}))
             for _attempt in range(5):
                 fresh = self._from_store(mid)
                 if fresh is None:
@@ -697,9 +722,10 @@ class Ledger:
             else:
                 raise RuntimeError(f"meeting {mid} kept changing under intake; try again")
         rest = {k: v for keys in keys_of.values() for k, v in keys.items()}
+        gone = {k: v for keys in dropped_of.values() for k, v in keys.items()}
         self.store.write_side(SideRows(keys=rest, quarantine=side.quarantine,
                                        checkpoints=side.checkpoints, park=side.park,
-                                       unpark=side.unpark))
+                                       unpark=side.unpark, dropped=gone))
 
 
 @dataclass
@@ -707,6 +733,7 @@ class _Batch:
     meetings: dict[UUID, Meeting] = field(default_factory=dict)
     observations: dict[UUID, list[Observation]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)  # index rows to delete
     quarantine: list[tuple[str, int | None, str | None, str | None, str, bytes, str | None]] = \
         field(default_factory=list)
     checkpoints: dict[str, str] = field(default_factory=dict)

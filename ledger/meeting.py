@@ -36,7 +36,7 @@ from ledger.observations import (
 )
 from ledger.rules import decide, is_private_sensitivity, relate_people
 from ledger.settings import OrgSettings
-from ledger.writes import desired_writes, write_digest
+from ledger.writes import desired_writes, refused_items, write_digest
 
 
 class Meeting(Aggregate, MeetingState):
@@ -130,6 +130,8 @@ class Meeting(Aggregate, MeetingState):
             rec = self.observation
             m.refused[rec["write_key"]] = {"digest": rec["digest"],
                                            "issue_key": f"write-refused|{rec['write_key']}"}
+            for key in refused_items(m) & m.items.keys():
+                m.flagged[key] = True  # "Error" on the item, off when the refusal resolves
 
     class SidebarSaveObserved(Aggregate.Event):
         observation: dict[str, Any]
@@ -395,9 +397,12 @@ class Meeting(Aggregate, MeetingState):
 
     def waiting_for(self, settings: OrgSettings) -> list[str]:
         """Emails a later directory observation should bring this meeting back for:
-        its unresolved attendees, and under ``with_contacts`` auto-save the unmatched
-        attendees of organizer items not saved yet."""
-        out = list(self.unresolved)
+        its unresolved attendees still on the organizer's item, and under
+        ``with_contacts`` auto-save the unmatched attendees of organizer items not saved
+        yet."""
+        attending = {a["email"] for key in self.relating_items()
+                     for a in self.items[key]["attendees"]}
+        out = [email for email in self.unresolved if email in attending]
         if settings.auto_save == "with_contacts":
             for key, item in self.items.items():
                 if item["is_organizer"] and key not in self.links and not any(
@@ -684,6 +689,7 @@ class Meeting(Aggregate, MeetingState):
 
     def _plan_writes(self, settings: OrgSettings, ts: datetime) -> None:
         desired = desired_writes(self, settings)
+        resolved = False
         for key, refused in sorted(self.refused.items()):
             # A refused write is tried again only once it is a different write.
             wanted = desired.get(key)
@@ -692,6 +698,9 @@ class Meeting(Aggregate, MeetingState):
                                    rule="write-refused", issue_key=refused["issue_key"],
                                    reason="the write changed" if wanted is not None
                                    else "the write is no longer planned")
+                resolved = True
+        if resolved:  # the refusal's "Error" category is no longer wanted
+            desired = desired_writes(self, settings)
         settled = sorted(k for k in self.pending if k not in desired)
         if settled:
             self.trigger_event(Meeting.WritesSettled, timestamp=ts, keys=settled,

@@ -182,6 +182,9 @@ class SideRows:
     #: (written after ``park``: one parked and taken in the same batch leaves no row)
     park: list[ParkedLine] = field(default_factory=list)
     unpark: list[tuple[str, str]] = field(default_factory=list)
+    #: index rows to delete (key -> the meeting id it must still name): a meeting no
+    #: longer waiting on an email (``who:`` rows), removed with the events that say so
+    dropped: dict[str, str] = field(default_factory=dict)
 
 
 #: After the tables exist (also in a ledger made before the column did): a quarantine
@@ -223,10 +226,14 @@ class _SideTables:
             "ON CONFLICT (source, digest) DO NOTHING")
         self.delete_parked = (
             f"DELETE FROM {prefix}parked WHERE source = {mark} AND digest = {mark}")
+        self.delete_key = (f"DELETE FROM {prefix}meeting_keys WHERE key = {mark} "
+                           f"AND meeting_id = {mark}")
 
     def write(self, cursor: Any, side: SideRows | None) -> None:
         if side is None:
             return
+        if side.dropped:
+            cursor.executemany(self.delete_key, sorted(side.dropped.items()))
         if side.keys:
             cursor.executemany(self.upsert_key, sorted(side.keys.items()))
         if side.quarantine:

@@ -41,15 +41,27 @@ def write_digest(write: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+#: Writes keyed by the Exchange item they are about (``<kind>|<item key>``); every
+#: other key names a Salesforce Id first (``sf-update|<Id>``, ``sf-relate|<Id>|<rid>``).
+ITEM_KEYED = ("sf-create", "ex-update", "ex-categories", "ex-attendees")
+
+
 def write_item_key(m: MeetingState, write_key: str) -> str:
     """The item a write is about: an Exchange item key, or ``sf|<Id>``."""
     kind, _, rest = write_key.partition("|")
-    if kind in ("sf-create", "ex-update"):
+    if kind in ITEM_KEYED:
         return rest
-    if kind == "ex-categories":
-        return rest.rpartition("|")[0]
-    linked = next((k for k, v in m.links.items() if v == rest), None)
-    return linked or f"sf|{rest}"
+    sf_id = rest.partition("|")[0]
+    linked = next((k for k, v in m.links.items() if v == sf_id), None)
+    return linked or f"sf|{sf_id}"
+
+
+def refused_items(m: MeetingState) -> set[str]:
+    """Outlook items with a write the API refused (DOMAIN.md §4: a failed item shows
+    "Error"), straight from the refusals, whichever system refused; a refused category
+    write is left out (its own Error would only be refused again)."""
+    keys = {write_item_key(m, k) for k in m.refused if not k.startswith("ex-categories|")}
+    return {k for k in keys if not k.startswith("sf|")}
 
 
 def desired_writes(m: MeetingState, settings: OrgSettings) -> dict[str, dict[str, Any]]:
@@ -126,11 +138,13 @@ def _salesforce_texts(item: dict[str, Any]) -> dict[str, str]:
 
 
 def _category_writes(m: MeetingState) -> list[dict[str, Any]]:
-    """Outlook categories (DOMAIN.md §4): "Error" on items with an open issue, off once
-    resolved; "Salesforce" on synced single items; both "Salesforce" and "Unsync" off an
-    item whose sync was withdrawn (its Salesforce copy deleted or unsynced). A series
-    master is not tagged: Exchange would rewrite every occurrence for a label."""
+    """Outlook categories (DOMAIN.md §4): "Error" on items with an open issue or a
+    refused write, off once resolved; "Salesforce" on synced single items; both
+    "Salesforce" and "Unsync" off an item whose sync was withdrawn (its Salesforce copy
+    deleted or unsynced). A series master is not tagged: Exchange would rewrite every
+    occurrence for a label."""
     out = []
+    failed = refused_items(m) if m.refused else set()
     for key, item in m.items.items():
         if key in m.removed:
             continue
@@ -141,8 +155,8 @@ def _category_writes(m: MeetingState) -> list[dict[str, Any]]:
         new = list(cats)
         notes = []
         if key in m.flagged:
-            wanted = any(i["item_key"] == key and i["outlook_category"]
-                         for i in m.issues.values())
+            wanted = key in failed or any(i["item_key"] == key and i["outlook_category"]
+                                          for i in m.issues.values())
             if wanted and ERROR_CATEGORY not in new:
                 new.append(ERROR_CATEGORY)
                 notes.append("set the Outlook Error category")

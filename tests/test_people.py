@@ -140,6 +140,44 @@ def test_a_later_directory_observation_relates_the_unresolved_attendee(
     assert ingest(store, later, tmp_path, "again.jsonl").appended == 0
 
 
+def test_who_index_rows_go_when_the_email_is_resolved_or_the_attendee_leaves(
+        store: Store, tmp_path: Path) -> None:
+    """A meeting waiting on an email has a ``who:`` index row; once the email is related
+    (a Contact appeared) or the attendee is no longer on the meeting, the row is deleted
+    in the transaction of the events that say so: a later person with that email no
+    longer brings the meeting back."""
+    org = org_with_settings()
+    _meeting(org, 1, "renewal", (ALICE, NINA, PAT))
+    _linked(org, 2, "renewal", 60, [])
+    _meeting(org, 3, "kickoff", (ALICE, PAT, LENA))
+    _linked(org, 4, "kickoff", 62, [])
+    ingest(store, org, tmp_path, "first.jsonl")
+    renewal = meeting_of(store, ical_key(_ical("renewal"))).id.hex
+    kickoff = meeting_of(store, ical_key(_ical("kickoff"))).id.hex
+
+    def waiting(email: str) -> set[str]:
+        return set(store.keys_with_prefix(f"who:{email}|").values())
+
+    assert (waiting(NINA), waiting(PAT), waiting(LENA)) == (
+        {renewal}, {renewal, kickoff}, {kickoff})
+
+    later = SandboxOrg()
+    later.person(30, NINA)  # resolved: Nina is a Contact now
+    later.graph(31, ALICE, graph_event(ALICE, "kickoff", subject="Kickoff", organizer=ALICE,
+                                       attendees=(ALICE, LENA), revision=1, **SINGLE))
+    ingest(store, later, tmp_path, "later.jsonl")
+    assert (waiting(NINA), waiting(PAT), waiting(LENA)) == (set(), {renewal}, {kickoff})
+    assert meeting_of(store, ical_key(_ical("renewal"))).people[NINA]["relation_id"] == NINA_ID
+
+    # Pat leaves the renewal too: no meeting waits on Pat, and the row is gone.
+    gone = SandboxOrg()
+    gone.graph(40, ALICE, graph_event(ALICE, "renewal", subject="Renewal", organizer=ALICE,
+                                      attendees=(ALICE, NINA), revision=1, **SINGLE))
+    ingest(store, gone, tmp_path, "gone.jsonl")
+    assert waiting(PAT) == set()
+    assert store.keys_with_prefix("who:") == {f"who:{LENA}|{kickoff}": kickoff}
+
+
 def test_attendee_lists_and_statuses_follow_outlook_and_salesforce_additions_reach_outlook(
         store: Store, tmp_path: Path) -> None:
     org = org_with_settings()

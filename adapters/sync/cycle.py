@@ -395,7 +395,9 @@ class SyncCycle:
     # --- writing ------------------------------------------------------------
 
     def execute_plan(self, *, target: str | None = None, mailbox: str | None = None) -> int:
-        """Carry out the pending writes (of one target / mailbox); returns how many went out.
+        """Carry out the pending writes (of one target / mailbox); returns how many went
+        out or were refused (a refusal is recorded, and changes the plan: the item's
+        "Error" category goes out in the next round, not the next cycle).
 
         Writes of a mailbox the mass-change guard holds are left in the plan, unsent.
         """
@@ -430,6 +432,7 @@ class SyncCycle:
             guard = self._target_refusal(write)
             if guard is not None:  # defence in depth: never written, reason recorded
                 self._refused(key, write, guard)
+                done += 1
                 continue
             try:
                 lines, result = self._perform(write, recovering=entry is not None)
@@ -437,6 +440,7 @@ class SyncCycle:
                 refused = refusal(exc)
                 if refused is not None:
                     self._refused(key, write, refused)
+                    done += 1
                     continue
                 self.outbox.finish(key, "failed", iso(self.clock()), error=str(exc)[:500])
                 self.report.failed[write["key"]] = (f"{write['target']} {write['op']} "

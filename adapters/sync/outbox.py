@@ -8,7 +8,10 @@ for creates the executor first looks for the object by its cross-reference
 marker before creating again; updates, category writes and deletes are
 idempotent and are simply sent again. A row still ``sending`` or ``failed``
 whose write has left the plan (the calendars show its effect: the process died
-after writing) is closed as ``settled`` at the end of the cycle. A ``refused``
+after writing) is closed as ``settled`` at the end of the cycle; so is a ``done``
+row whose write has left the plan (the calendars show it), so that the same
+content planned again later (a value changed back, "Error" put on an item a
+second time) is a new write, not one already done. A ``refused``
 row (the API answered with an error code, ``adapters.sync.refusals``) is not
 sent again: the same write has the same key, a changed write gets a new one.
 """
@@ -76,16 +79,18 @@ class Outbox:
 
     def settle_absent(self, pending: set[str], now: str, *, target: str | None = None,
                       mailbox: str | None = None) -> int:
-        """Entries left ``sending``, ``failed`` or ``refused`` whose write the plan no
-        longer holds.
+        """Entries left ``sending``, ``failed``, ``refused`` or ``done`` whose write the
+        plan no longer holds.
 
         The calendars already show their effect (a process died after writing,
-        or someone else did it), so they are closed as ``settled``, not retried.
+        or someone else did it, or it was done), so they are closed as ``settled``,
+        not retried; the same write planned again later goes out again.
         ``target`` / ``mailbox`` limit it to the entries one job owns, so a job
         never closes a write another job is sending right now.
         """
         open_rows = self.store.query("SELECT key, write_key, target, request FROM {p}outbox "
-                                     "WHERE state IN ('sending', 'failed', 'refused')")
+                                     "WHERE state IN ('sending', 'failed', 'refused', "
+                                     "'done')")
         gone = [str(k) for k, write_key, row_target, request in open_rows
                 if write_key not in pending
                 and (target is None or row_target == target)
