@@ -49,6 +49,7 @@ from ledger.observations import (
     SalesforceEventSeen,
     SettingsChanged,
     SidebarSave,
+    SuspensionNoted,
     WriteRefused,
     from_record,
     to_record,
@@ -744,7 +745,8 @@ class _Batch:
     directory: Directory | None = None
     #: full reads and guard notes get a transaction of their own, like settings
     safety: Safety | None = None
-    safety_observations: list[CalendarRead | GuardNoted] = field(default_factory=list)
+    safety_observations: list[CalendarRead | GuardNoted | SuspensionNoted] = field(
+        default_factory=list)
     count: int = 0  # observations recorded + lines quarantined
 
     @property

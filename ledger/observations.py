@@ -203,6 +203,18 @@ class GuardNoted:
     kind: Literal["sync.guard"] = "sync.guard"
 
 
+@dataclass(frozen=True, slots=True)
+class SuspensionNoted:
+    """The service suspended a mailbox after failing jobs in a row, or a person resumed it
+    (``syncledger status --resume``): an org-level sync issue while it lasts."""
+
+    observed_at: str
+    mailbox: str
+    action: str  # suspended | resumed
+    reason: str
+    kind: Literal["sync.suspension"] = "sync.suspension"
+
+
 Observation = (
     ExchangeItemSeen
     | ExchangeItemGone
@@ -214,10 +226,11 @@ Observation = (
     | PersonSeen
     | CalendarRead
     | GuardNoted
+    | SuspensionNoted
 )
 
 #: Observations about whole calendars or the org, kept by ``ledger.safety.Safety``.
-ORG_LEVEL = (CalendarRead, GuardNoted)
+ORG_LEVEL = (CalendarRead, GuardNoted, SuspensionNoted)
 
 
 def to_record(obs: Observation) -> dict[str, Any]:
@@ -347,4 +360,5 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
                                                      "fields": tuple(record["fields"])}),
     "salesforce.person": _builder(PersonSeen),
     "calendar.read": _builder(CalendarRead),
-    "sync.guard": _builder(GuardNoted)}
+    "sync.guard": _builder(GuardNoted),
+    "sync.suspension": _builder(SuspensionNoted)}

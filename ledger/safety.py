@@ -17,7 +17,7 @@ from uuid import uuid5
 from eventsourcing.domain import Aggregate
 
 from ledger.identity import NAMESPACE
-from ledger.observations import CalendarRead, GuardNoted
+from ledger.observations import CalendarRead, GuardNoted, SuspensionNoted
 
 SAFETY_ID = uuid5(NAMESPACE, "calendar-safety")
 
@@ -81,6 +81,7 @@ class Safety(Aggregate):
         reason: str
 
         def apply(self, s: Safety) -> None:
+            s.note("MassChangeHeld", self.mailbox, self.timestamp)
             s.held[self.mailbox] = self.reason
 
     class MassChangeApproved(Aggregate.Event):
@@ -88,6 +89,7 @@ class Safety(Aggregate):
         reason: str
 
         def apply(self, s: Safety) -> None:
+            s.note("MassChangeApproved", self.mailbox, self.timestamp)
             s.approved[self.mailbox] = self.reason
 
     class MassChangeReleased(Aggregate.Event):
@@ -95,19 +97,50 @@ class Safety(Aggregate):
         reason: str
 
         def apply(self, s: Safety) -> None:
+            s.note("MassChangeReleased", self.mailbox, self.timestamp)
             s.held.pop(self.mailbox, None)
             s.approved.pop(self.mailbox, None)
+
+    class MailboxSuspended(Aggregate.Event):
+        mailbox: str
+        reason: str
+
+        def apply(self, s: Safety) -> None:
+            s.note("MailboxSuspended", self.mailbox, self.timestamp)
+            s.suspended[self.mailbox] = self.reason
+
+    class MailboxResumed(Aggregate.Event):
+        mailbox: str
+        reason: str
+
+        def apply(self, s: Safety) -> None:
+            s.note("MailboxResumed", self.mailbox, self.timestamp)
+            s.suspended.pop(self.mailbox, None)
 
     def __init__(self) -> None:
         self.reads: dict[str, dict[str, Any]] = {}  # "source|mailbox" -> latest full read
         self.held: dict[str, str] = {}  # mailbox -> why its writes wait
         self.approved: dict[str, str] = {}  # mailbox -> approval not yet used
+        self.suspended: dict[str, str] = {}  # mailbox -> why the service stopped pulling it
+        #: every note ever recorded (what, mailbox, when): a note read again (a re-ingest)
+        #: is a duplicate, also when the state it set has changed since
+        self.noted: set[str] = set()
+        #: "guard|mailbox" / "suspension|mailbox" -> the newest note's time: an older note
+        #: read later (the state it would set was overtaken) changes nothing
+        self.last_note: dict[str, datetime] = {}
+
+    def note(self, event: str, mailbox: str, at: datetime) -> None:
+        """Keep a guard or suspension note (its event's name, the mailbox, when)."""
+        self.noted.add(_note_key(event, mailbox, at))
+        family = f"{_FAMILY[event]}|{mailbox}"
+        if family not in self.last_note or self.last_note[family] < at:
+            self.last_note[family] = at
 
     @classmethod
     def start(cls, observed_at: str) -> Safety:
         return cls._create(cls.Started, id=SAFETY_ID, timestamp=_ts(observed_at))
 
-    def observe(self, obs: CalendarRead | GuardNoted) -> bool:
+    def observe(self, obs: CalendarRead | GuardNoted | SuspensionNoted) -> bool:
         """Record one observation; False when it changes nothing."""
         ts = _ts(obs.observed_at)
         if isinstance(obs, CalendarRead):
@@ -116,6 +149,12 @@ class Safety(Aggregate):
                    "ids": sorted(obs.ids)}
             self.trigger_event(Safety.CalendarWasRead, timestamp=ts, observation=rec)
             return True
+        event = _NOTE_EVENTS[obs.action]
+        newest = self.last_note.get(f"{_FAMILY[event]}|{obs.mailbox}")
+        if _note_key(event, obs.mailbox, ts) in self.noted or (newest and ts < newest):
+            return False  # recorded before (a re-ingest), or overtaken by a newer note
+        if isinstance(obs, SuspensionNoted):
+            return self._suspension(obs, ts)
         if obs.action == "held":
             if self.held.get(obs.mailbox) == obs.reason:
                 return False
@@ -130,6 +169,36 @@ class Safety(Aggregate):
             self.trigger_event(Safety.MassChangeReleased, timestamp=ts, mailbox=obs.mailbox,
                                reason=obs.reason)
         return True
+
+    def _suspension(self, obs: SuspensionNoted, ts: datetime) -> bool:
+        """A suspension already in force (or a resume of a mailbox not suspended) is a
+        repeat: the service may say it again after a restart."""
+        if obs.action == "suspended":
+            if obs.mailbox in self.suspended:
+                return False
+            self.trigger_event(Safety.MailboxSuspended, timestamp=ts, mailbox=obs.mailbox,
+                               reason=obs.reason)
+            return True
+        if obs.mailbox not in self.suspended:
+            return False
+        self.trigger_event(Safety.MailboxResumed, timestamp=ts, mailbox=obs.mailbox,
+                           reason=obs.reason)
+        return True
+
+
+#: A guard or suspension note's action -> the event that records it.
+_NOTE_EVENTS = {"held": "MassChangeHeld", "approved": "MassChangeApproved",
+                "released": "MassChangeReleased", "suspended": "MailboxSuspended",
+                "resumed": "MailboxResumed"}
+
+
+_FAMILY = {"MassChangeHeld": "guard", "MassChangeApproved": "guard",
+           "MassChangeReleased": "guard", "MailboxSuspended": "suspension",
+           "MailboxResumed": "suspension"}
+
+
+def _note_key(event: str, mailbox: str, at: datetime) -> str:
+    return f"{event}|{mailbox}|{at.isoformat()}"
 
 
 def _ts(observed_at: str) -> datetime:

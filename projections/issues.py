@@ -42,6 +42,8 @@ _write = upserter(issues_table)
 
 #: The org-level issue kind of the mass-change guard (``ledger.safety``).
 MASS_CHANGE = "mass-change-guard"
+#: The org-level issue kind of a mailbox the service suspended (``ledger.safety``).
+SUSPENDED = "mailbox-suspended"
 _resolve = Bulk(lambda _: issues_table.update().where(
     issues_table.c.meeting_id == sa.bindparam("mid"),
     issues_table.c.issue_key == sa.bindparam("ik"),
@@ -64,7 +66,9 @@ class IssuesProjection(Projection):
         return {"Meeting.SyncIssueRaised": self.on_raised,
                 "Meeting.SyncIssueResolved": self.on_resolved,
                 "Safety.MassChangeHeld": self.on_held,
-                "Safety.MassChangeReleased": self.on_released}
+                "Safety.MassChangeReleased": self.on_released,
+                "Safety.MailboxSuspended": self.on_suspended,
+                "Safety.MailboxResumed": self.on_resumed}
 
     # The mass-change guard's holds are org-level issues: one per mailbox, on the
     # ledger's safety aggregate, resolved when the guard lets the mailbox go.
@@ -80,6 +84,22 @@ class IssuesProjection(Projection):
 
     def on_released(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         self.on_resolved(meeting_id, {"issue_key": f"{MASS_CHANGE}|{state['mailbox']}",
+                                      "timestamp": state["timestamp"],
+                                      "reason": state["reason"]}, position)
+
+    # A suspended mailbox is one too, resolved when a person resumes it.
+
+    def on_suspended(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.on_raised(meeting_id, {
+            "issue_key": f"{SUSPENDED}|{state['mailbox']}", "rule": SUSPENDED,
+            "severity": "issue", "direction": "both", "mailbox": state["mailbox"],
+            "exchange_id": None, "salesforce_id": None, "item_key": None,
+            "message": f"the service stopped pulling this mailbox: {state['reason']} (fix "
+                       f"the cause, then run 'syncledger status --resume {state['mailbox']}')",
+            "outlook_category": False, "timestamp": state["timestamp"]}, position)
+
+    def on_resumed(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        self.on_resolved(meeting_id, {"issue_key": f"{SUSPENDED}|{state['mailbox']}",
                                       "timestamp": state["timestamp"],
                                       "reason": state["reason"]}, position)
 

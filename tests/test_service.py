@@ -28,7 +28,7 @@ import pytest
 
 from adapters.sandbox import service_org
 from adapters.sandbox.cloud import SandboxCloud
-from adapters.service import metrics, worker
+from adapters.service import metrics, policy, worker
 from adapters.service.policy import Policy
 from adapters.service.scheduler import Log, Scheduler
 from ledger.store import Store, StoreURL
@@ -108,12 +108,21 @@ def test_a_failing_mailbox_backs_off_then_is_suspended_and_the_others_go_on(
         assert len(failed_jobs) == 3  # suspended: the fourth cycle left Bob alone
         alice = status.rows(store, now=clock(), mailbox="alice@contoso.com")[0]
         assert alice["jobs_ok"] == 4 and not alice["suspended"]
+        # The suspension is an org-level sync issue in the ledger, listed by 'issues'.
+        suspended = queries.issues(store, kind="mailbox-suspended")
+        assert [(i["mailbox"], i["state"]) for i in suspended] == [("bob@contoso.com", "open")]
+        assert "3 failed pulls in a row" in suspended[0]["message"]
+        assert "503" in suspended[0]["message"]
+        assert "status --resume bob@contoso.com" in suspended[0]["message"]
         # After the fix, ``status --resume`` lets the next cycle pull Bob again.
         cloud.graph.faults.clear()
-        assert status.resume(store, "bob@contoso.com", clock().isoformat())
+        assert policy.resume(store, "bob@contoso.com", clock().isoformat())
         s.run(cycles=1)
     bob = status.rows(store, now=clock(), mailbox="bob@contoso.com")[0]
     assert bob["last_success"] and not bob["suspended"] and bob["failures"] == 0
+    resolved = queries.issues(store, kind="mailbox-suspended")
+    assert [(i["mailbox"], i["state"]) for i in resolved] == [("bob@contoso.com", "resolved")]
+    assert queries.issues(store, kind="mailbox-suspended", state="open") == []
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -309,3 +318,28 @@ def _kill_mid_job(procs: dict[str, subprocess.Popen[str]], url: StoreURL) -> str
             return name
         time.sleep(0.02)
     raise AssertionError("the workers were never all busy with mailbox jobs at once")
+
+
+def test_suspension_lines_replay_from_a_feed_once_each(store: Store, tmp_path: Path) -> None:
+    """A ``sync.suspension`` line is an observation like any other: ``ingest`` reads it,
+    a repeat appends nothing, a resume resolves the issue, a bad action is quarantined
+    naming the field."""
+    from adapters.feed.envelopes import envelope
+    from adapters.feed.ingest import ingest_files
+
+    def line(at: str, action: str) -> bytes:
+        return envelope("sync.suspension", at, {"action": action, "reason": "6 failed pulls"},
+                        mailbox="bob@contoso.com")
+
+    feed = tmp_path / "notes.jsonl"
+    feed.write_bytes(b"\n".join([line("2026-11-20T10:00:00Z", "suspended"),
+                                 line("2026-11-20T11:00:00Z", "suspended"),
+                                 line("2026-11-20T12:00:00Z", "paused"),
+                                 line("2026-11-20T13:00:00Z", "resumed")]) + b"\n")
+    result = ingest_files(store, [feed])
+    assert (result.appended, result.duplicates, result.quarantined) == (3, 1, 1)
+    assert store.quarantined()[0]["field"] == "payload.action"
+    rows = queries.issues(store, kind="mailbox-suspended")
+    assert [(r["mailbox"], r["state"]) for r in rows] == [("bob@contoso.com", "resolved")]
+    again = ingest_files(store, [feed])
+    assert again.appended == 0

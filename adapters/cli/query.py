@@ -63,6 +63,7 @@ KNOWN_KINDS: dict[str, tuple[str, ...]] = {
     "mapping": ("single", "master", "occurrence", "exception"),
     "conflicts": ("attendee-before-organizer",),
     "issues": ("attendee-before-organizer", "lightning-recurrence", "organizer-not-user",
+               "mailbox-suspended", "mass-change-guard",
                "private-item", "recurrence-conversion", "recurring-all-day",
                "series-master-overwrite", "series-master-update", "unsupported-time-zone",
                "waiting-for-dependency"),

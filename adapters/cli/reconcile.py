@@ -224,8 +224,7 @@ def _approve_args(p: argparse.ArgumentParser) -> None:
 def cmd_approve(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from adapters.feed.envelopes import envelope, parse_line
-    from ledger.intake import Intake, Ledger
+    from adapters.feed.ingest import record_note
 
     mailbox = args.mailbox.strip().lower()
     if "@" not in mailbox:
@@ -237,9 +236,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
         safety = store.safety()
         held = safety.held.get(mailbox) if safety else None
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        line = envelope("sync.guard", at, {"action": "approved", "reason": args.reason},
-                        mailbox=mailbox)
-        Ledger(store).ingest([Intake("approve", None, line, parse_line(line))])
+        record_note(store, "sync.guard", at, {"action": "approved", "reason": args.reason},
+                    mailbox=mailbox, source="approve")
     finally:
         store.close()
     result = {"mailbox": mailbox, "was_held": held is not None, "held_because": held}

@@ -261,6 +261,8 @@ COLUMNS = ["key", "last_success", "delta_token_age_seconds", "failures", "backof
 @command("status", "per-mailbox sync status: last pull, token age, errors, back-off, "
                    "suspension, parked writes, items synced", _status_args)
 def cmd_status(args: argparse.Namespace) -> int:
+    from adapters.service.policy import resume
+
     mailboxes: tuple[str, ...] = ()
     if args.config or os.environ.get("SYNCLEDGER_CONFIG"):
         try:
@@ -270,7 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = open_store(args)
     now = datetime.now(UTC)
     try:
-        if args.resume and not status.resume(store, args.resume.lower(), now.isoformat()):
+        if args.resume and not resume(store, args.resume.lower(), now.isoformat()):
             print(f"syncledger status: no status for mailbox {args.resume}", file=sys.stderr)
             return EXIT_NOT_FOUND
         rows = status.rows(store, now=now, mailbox=args.mailbox, mailboxes=mailboxes)

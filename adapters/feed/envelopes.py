@@ -31,13 +31,14 @@ from ledger.observations import (
     Observation,
     SettingsChanged,
     SidebarSave,
+    SuspensionNoted,
     WriteRefused,
 )
 from ledger.settings import SettingsError, validate_changes
 
 KINDS = ("graph.event", "salesforce.event", "salesforce.deleted", "sidebar.save",
          "org.settings", "write.refused", "salesforce.person", "calendar.read",
-         "sync.guard")
+         "sync.guard", "sync.suspension")
 #: Domain field -> where a feed line holds it, for the ledger's quarantine rows.
 WIRE_FIELDS = {**graph_wire.FIELD_PATHS, "item_id": "payload.itemId"}
 _ENVELOPE_KEYS = frozenset({"kind", "observed_at", "payload", "mailbox", "relations"})
@@ -171,20 +172,33 @@ def _calendar_read(payload: Any, mailbox: str, observed_at: str) -> CalendarRead
                         end=parse_instant(payload.get("end"), "end"), ids=checked)
 
 
-def _guard(payload: Any, mailbox: str, observed_at: str) -> GuardNoted:
-    """``{"action": "held" | "approved" | "released", "reason"}``."""
+def _action(payload: Any, actions: tuple[str, ...]) -> tuple[str, str]:
+    """``{"action": one of ``actions``, "reason": str}``: an org-level note's two fields."""
     if not isinstance(payload, dict):
         raise WireError("payload", f"expected {{action, reason}}, got {kind_of(payload)}")
     unknown = sorted(set(payload) - {"action", "reason"})
     if unknown:
         raise WireError(unknown[0], "unknown key (known: action, reason)")
     action, reason = payload.get("action"), payload.get("reason")
-    if action not in ("held", "approved", "released"):
-        raise WireError("action", f"expected held, approved or released, got {action!r}")
+    if action not in actions:
+        raise WireError("action", f"expected {', '.join(actions[:-1])} or {actions[-1]}, "
+                                  f"got {action!r}")
     if not isinstance(reason, str):
         raise WireError("reason", "expected a string")
-    return GuardNoted(observed_at=observed_at, mailbox=mailbox, action=str(action),
-                      reason=reason)
+    return str(action), reason
+
+
+def _guard(payload: Any, mailbox: str, observed_at: str) -> GuardNoted:
+    """``{"action": "held" | "approved" | "released", "reason"}``."""
+    action, reason = _action(payload, ("held", "approved", "released"))
+    return GuardNoted(observed_at=observed_at, mailbox=mailbox, action=action, reason=reason)
+
+
+def _suspension(payload: Any, mailbox: str, observed_at: str) -> SuspensionNoted:
+    """``{"action": "suspended" | "resumed", "reason"}``."""
+    action, reason = _action(payload, ("suspended", "resumed"))
+    return SuspensionNoted(observed_at=observed_at, mailbox=mailbox, action=action,
+                           reason=reason)
 
 
 @dataclass(frozen=True)
@@ -236,6 +250,8 @@ def parse_envelope(line: Any, markers: Markers = DEFAULT_MARKERS) -> Observation
             return _calendar_read(payload, _mailbox(line), observed_at)
         if kind == "sync.guard":
             return _guard(payload, _mailbox(line), observed_at)
+        if kind == "sync.suspension":
+            return _suspension(payload, _mailbox(line), observed_at)
         return _settings(payload, observed_at)
     except WireError as exc:
         field = exc.field if exc.field.startswith("relations") or exc.field == "payload" \

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adapters.feed.envelopes import WIRE_FIELDS, FeedError, read_feed
+from adapters.feed.envelopes import WIRE_FIELDS, FeedError, envelope, parse_line, read_feed
 from adapters.feed.privacy import redact_line
 from adapters.feed.reader_process import PARALLEL_MIN_BYTES, read_feed_in_child
 from adapters.progress import Progress
@@ -81,3 +81,11 @@ def summary_lines(result: IntakeResult, elapsed: float | None = None) -> list[st
         rate = d["lines_read"] / elapsed if elapsed > 0 else 0.0
         lines.append(f"elapsed             {elapsed:>8.2f} s  ({rate:,.0f} lines/s)")
     return lines
+
+
+def record_note(store: Store, kind: str, observed_at: str, payload: dict[str, Any], *,
+                mailbox: str, source: str) -> IntakeResult:
+    """Record one org-level note the sync itself makes (an approval, a suspension) as the
+    feed line it would be in a file, so a replay and ``ingest`` read it the same way."""
+    line = envelope(kind, observed_at, payload, mailbox=mailbox)
+    return Ledger(store).ingest([Intake(source, None, line, parse_line(line))])

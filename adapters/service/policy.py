@@ -7,7 +7,10 @@ after a failure it waits ``backoff_base * 2**(failures-1)`` seconds (capped at
 ``backoff_max``); after ``max_failures`` failures in a row it is suspended and
 shows as an org-level issue in ``syncledger status`` until ``syncledger
 status --resume MAILBOX`` (Revenue Grid disables a user after 6 rejected
-attempts; 6 is our default too).
+attempts; 6 is our default too). The suspension and the resume are also
+recorded in the ledger (``sync.suspension`` observations), so ``syncledger
+issues`` lists the suspended mailbox as an org-level ``mailbox-suspended``
+issue and its history survives the status table (operational state).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapters.feed.ingest import record_note
 from adapters.service import metrics
 from adapters.sync import jobs
 from ledger.store import Store
@@ -67,6 +71,11 @@ def finish(store: Store, result: jobs.JobResult, started: datetime, ended: datet
         writes=len(report.writes), failures=failures, backoff_until=backoff_until,
         suspended=suspended)
     status.record(store, record)
+    if suspended and not (previous or {}).get("suspended") and result.mailbox:
+        record_note(store, "sync.suspension", ended.isoformat(),
+                    {"action": "suspended",
+                     "reason": f"{failures} failed pulls in a row, the last: {record.error}"},
+                    mailbox=key_of(result.kind, result.mailbox), source="service")
     metrics.JOBS.labels(kind=result.kind, outcome=result.outcome).inc()
     metrics.JOB_SECONDS.labels(kind=result.kind).observe(result.seconds)
     for write in report.writes:
@@ -76,6 +85,17 @@ def finish(store: Store, result: jobs.JobResult, started: datetime, ended: datet
     if result.kind == jobs.CATCH_UP:
         metrics.CATCH_UP_LAG.set(catch_up_lag(store))
     return record
+
+
+def resume(store: Store, mailbox: str, at: str,
+           reason: str = "resumed by an administrator") -> bool:
+    """``syncledger status --resume``: pull the mailbox again from the next tick, and
+    resolve its ``mailbox-suspended`` issue; False when it has no status yet."""
+    if not status.resume(store, mailbox, at):
+        return False
+    record_note(store, "sync.suspension", at, {"action": "resumed", "reason": reason},
+                mailbox=mailbox, source="status --resume")
+    return True
 
 
 def catch_up_lag(store: Store) -> int:
