@@ -22,7 +22,7 @@ def free_port() -> int:
 @contextmanager
 def serving(app: Any, **options: Any) -> Iterator[str]:
     """``app`` on ``https?://127.0.0.1:PORT`` until the block ends; yields the base URL."""
-    port = free_port()
+    port = int(options.pop("port", 0)) or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", **options)
     server = uvicorn.Server(config)

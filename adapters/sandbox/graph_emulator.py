@@ -6,10 +6,18 @@ endpoint under ``/{tenant}``, ``calendarView/delta`` with
 ``odata.maxpagesize`` paging (``$skiptoken`` links, then a ``$deltatoken``
 link whose next use returns only what changed, ``@removed`` included),
 ``GET``/``POST``/``PATCH``/``DELETE`` of events, the extended-property
-``$filter``, and Graph's error bodies. Writes are refused as Graph refuses
-them: unknown properties, an ``itemBody.contentType`` that is not text or html,
-a recurrence missing what its pattern or range type needs (``RequestBodyRead``),
-unknown time zones (``TimeZoneNotSupportedException``).
+``$filter``, Graph's error bodies, and change notifications:
+``POST``/``PATCH``/``DELETE``/``GET /subscriptions`` refused as Graph refuses
+them (HTTP notification URLs, an expiry past Graph's 10,080 minutes for
+events or in the past, unknown change types or resources, a clientState over
+255 characters), created only after the validation handshake against each
+URL succeeds (the token echoed as text/plain with 200 within 10 s), and a
+notification POSTed over HTTPS from a thread of its own whenever a subscribed
+calendar changes; :meth:`GraphEmulator.lifecycle` sends the lifecycle events.
+Writes are refused as Graph refuses them: unknown properties, an
+``itemBody.contentType`` that is not text or html, a recurrence missing what
+its pattern or range type needs (``RequestBodyRead``), unknown time zones
+(``TimeZoneNotSupportedException``).
 Text bodies are stored as Exchange stores them (HTML, escaped, ``<br>``), and
 series are expanded with dateutil's rrule in their own zone. Writes change the emulated calendars,
 so the next delta reports them, with a new ``changeKey`` every time.
@@ -20,13 +28,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import queue
 import re
-from datetime import date, datetime, time
+import threading
+import time as clock_time
+import uuid
+from datetime import date, datetime, time, timedelta
 from itertools import islice
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
+import requests
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule
 from tzlocal.windows_tz import win_tz
 
@@ -60,6 +73,16 @@ FILTER = re.compile(r"singleValueExtendedProperties/any\(\s*(\w+):\s*\1/id eq '(
                     r"\s+and\s+\1/value eq '((?:[^']|'')*)'\s*\)", re.IGNORECASE)
 ICAL_FILTER = re.compile(r"iCalUId eq '((?:[^']|'')*)'", re.IGNORECASE)
 DEFAULT_PAGE = 10
+#: Change notifications: Graph's limits for subscriptions to Outlook events.
+SUBSCRIPTION_MAX_MINUTES = 10080
+SUBSCRIPTION_CHANGE_TYPES = ("created", "updated", "deleted")
+SUBSCRIPTION_FIELDS = frozenset((
+    "changeType", "notificationUrl", "lifecycleNotificationUrl", "resource",
+    "expirationDateTime", "clientState", "latestSupportedTlsVersion", "includeResourceData",
+    "encryptionCertificate", "encryptionCertificateId", "notificationQueryOptions",
+    "notificationUrlAppId"))
+VALIDATION_TIMEOUT = 10.0
+EVENTS_RESOURCE = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
 #: ``$expand=singleValueExtendedProperties($filter=id eq '...')``: the only way Graph
 #: returns an extended property; delta, create and update answers never carry them.
 EXPAND = re.compile(r"singleValueExtendedProperties\(\s*\$filter=id eq '((?:[^']|'')*)'\s*\)",
@@ -213,6 +236,17 @@ class GraphEmulator(Emulator):
         self.delta_tokens: dict[str, dict[str, Any]] = {}
         self.skip_tokens: dict[str, dict[str, Any]] = {}
         self.counter = 0
+        #: Change notifications: subscriptions by id, events each mailbox has shown
+        #: (so a change is "created" or "updated"), and every delivery made (a test's
+        #: timeline: monotonic time, subscription, what, the endpoint's HTTP status).
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.known: dict[str, set[str]] = {}
+        self.deliveries: list[dict[str, Any]] = []
+        #: The CA file the endpoints' certificates are checked against (None: this
+        #: emulator's own CA, which a test's endpoint uses too).
+        self.notify_ca: str | None = None
+        self._outgoing: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
         for mailbox, events in (mailboxes or {}).items():
             self.add_mailbox(mailbox)
             for event in events:
@@ -269,10 +303,235 @@ class GraphEmulator(Emulator):
             self.seq, self.counter = int(state["seq"]), int(state["counter"])
             self.delta_tokens = deep(state["delta_tokens"])
             self.skip_tokens = deep(state["skip_tokens"])
+            self.known = {m: set(box) for m, box in self.events.items()}
 
     def _changed(self, mailbox: str, event_id: str) -> None:
         self.seq += 1
         self.changes[mailbox].append((self.seq, event_id))
+        known = self.known.setdefault(mailbox, set())
+        event = self.events[mailbox].get(event_id)
+        change = "deleted" if event is None else "updated" if event_id in known else "created"
+        if event is None:
+            known.discard(event_id)
+        else:
+            known.add(event_id)
+        self._notify_change(mailbox, event_id, change, event)
+
+    # --- change notifications -------------------------------------------------------
+
+    def stop(self) -> None:
+        if self._sender is not None:
+            self._outgoing.put(None)
+            self._sender.join(timeout=15)
+            self._sender = None
+        super().stop()
+
+    def _live_subscriptions(self, mailbox: str | None = None) -> list[dict[str, Any]]:
+        """Subscriptions not yet expired (an expired one is gone, as in Graph)."""
+        now = self.clock()
+        for sub_id, sub in list(self.subscriptions.items()):
+            if _window_time(sub["expirationDateTime"]) <= now:
+                del self.subscriptions[sub_id]
+        return [s for s in self.subscriptions.values()
+                if mailbox is None or s["_mailbox"] == mailbox]
+
+    def _notify_change(self, mailbox: str, event_id: str, change: str,
+                       event: dict[str, Any] | None) -> None:
+        for sub in self._live_subscriptions(mailbox):
+            if change not in sub["changeType"].split(","):
+                continue
+            path = f"Users/{mailbox}/Events/{event_id}"
+            item = {"subscriptionId": sub["id"],
+                    "subscriptionExpirationDateTime": sub["expirationDateTime"],
+                    "changeType": change, "resource": path, "tenantId": self.tenant,
+                    "resourceData": {"@odata.type": "#Microsoft.Graph.Event",
+                                     "@odata.id": path, "id": event_id,
+                                     **({"@odata.etag": event["@odata.etag"]}
+                                        if event and event.get("@odata.etag") else {})}}
+            if sub.get("clientState") is not None:
+                item["clientState"] = sub["clientState"]
+            self._send(sub["notificationUrl"], item)
+
+    def lifecycle(self, subscription_id: str, event: str) -> None:
+        """Send a lifecycle notification (``reauthorizationRequired``, ``missed`` or
+        ``subscriptionRemoved``, which also deletes the subscription, as Graph does) to
+        the subscription's lifecycleNotificationUrl."""
+        with self.lock:
+            sub = self.subscriptions[subscription_id]
+            if event == "subscriptionRemoved":
+                del self.subscriptions[subscription_id]
+            url = sub.get("lifecycleNotificationUrl")
+            if not url:
+                return  # Graph sends lifecycle events only to that URL
+            item = {"lifecycleEvent": event, "subscriptionId": sub["id"],
+                    "subscriptionExpirationDateTime": sub["expirationDateTime"],
+                    "resource": sub["resource"], "tenantId": self.tenant,
+                    "resourceData": {"@odata.type": "#microsoft.graph.subscription",
+                                     "@odata.id": f"subscriptions/{sub['id']}",
+                                     "id": sub["id"]}}
+            if sub.get("clientState") is not None:
+                item["clientState"] = sub["clientState"]
+            self._send(url, item)
+
+    def _send(self, url: str, item: dict[str, Any]) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._deliver, name="graph-notify",
+                                            daemon=True)
+            self._sender.start()
+        self._outgoing.put((url, item))
+
+    def _deliver(self) -> None:
+        """POST what is queued, batched per URL as Graph batches (a ``value`` array)."""
+        session = requests.Session()
+        while True:
+            first = self._outgoing.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:
+                try:
+                    more = self._outgoing.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._outgoing.put(None)
+                    break
+                batch.append(more)
+            by_url: dict[str, list[dict[str, Any]]] = {}
+            for url, item in batch:
+                by_url.setdefault(url, []).append(item)
+            for url, items in by_url.items():
+                try:
+                    status = session.post(url, json={"value": items}, timeout=10,
+                                          verify=self.notify_ca or self.ca_file).status_code
+                except requests.RequestException:
+                    status = 0  # Graph retries a while, then drops it: a "missed" later
+                with self.lock:
+                    for item in items:
+                        self.deliveries.append({
+                            "at": clock_time.monotonic(), "subscription": item["subscriptionId"],
+                            "what": item.get("changeType") or item.get("lifecycleEvent"),
+                            "resource": item["resource"], "status": status})
+
+    def _validate_endpoint(self, url: str) -> str | None:
+        """Graph's handshake: POST ?validationToken=...; 200 text/plain with it, within 10 s."""
+        token = f"Validation: Testing client application reachability {uuid.uuid4()}"
+        try:
+            resp = requests.post(url, params={"validationToken": token}, data=b"",
+                                 headers={"Content-Type": "text/plain; charset=utf-8"},
+                                 timeout=VALIDATION_TIMEOUT, verify=self.notify_ca or self.ca_file)
+        except requests.Timeout:
+            return "Subscription validation request timed out."
+        except requests.RequestException as exc:
+            return f"Subscription validation request failed. {type(exc).__name__}"
+        kind = resp.headers.get("Content-Type", "")
+        if resp.status_code != 200 or resp.text != token or not kind.startswith("text/plain"):
+            return ("Subscription validation request failed. Notification endpoint must "
+                    "respond with 200 OK to validation request.")
+        return None
+
+    def _expiry_problem(self, value: Any) -> str | None:
+        try:
+            when = _window_time(str(value))
+        except ValueError:
+            return f"Invalid expirationDateTime: '{str(value)[:40]}'."
+        now = self.clock()
+        if when <= now:
+            return "Subscription expiration must be in the future."
+        if when > now + timedelta(minutes=SUBSCRIPTION_MAX_MINUTES):
+            return (f"Subscription expiration can only be {SUBSCRIPTION_MAX_MINUTES} minutes "
+                    "in the future.")
+        return None
+
+    def _subscription_wire(self, sub: dict[str, Any]) -> dict[str, Any]:
+        return {"@odata.context": f"{self.url}/v1.0/$metadata#subscriptions/$entity",
+                **{k: v for k, v in sub.items() if not k.startswith("_")}}
+
+    def _subscriptions(self, req: Request, rest: list[str]) -> Response:
+        if not rest and req.method == "GET":
+            return json_response(200, {
+                "@odata.context": f"{self.url}/v1.0/$metadata#subscriptions",
+                "value": [self._subscription_wire(s) for s in self._live_subscriptions()]})
+        if not rest and req.method == "POST":
+            return self._subscribe(req)
+        if len(rest) != 1:
+            return self.error(400, "BadRequest", f"Unsupported segment in {req.path}")
+        live = {s["id"]: s for s in self._live_subscriptions()}
+        sub = live.get(rest[0])
+        if sub is None:
+            return self.error(404, "ResourceNotFound", "The object was not found.")
+        if req.method == "GET":
+            return json_response(200, self._subscription_wire(sub))
+        if req.method == "DELETE":
+            del self.subscriptions[sub["id"]]
+            return Response(204)
+        if req.method == "PATCH":
+            body = req.json() if req.body else {}
+            if not isinstance(body, dict) or set(body) - {"expirationDateTime",
+                                                          "notificationUrl"}:
+                return self.error(400, "ValidationError", "Only expirationDateTime and "
+                                  "notificationUrl can be updated.")
+            problem = self._expiry_problem(body.get("expirationDateTime"))
+            if problem:
+                return self.error(400, "ValidationError", problem)
+            sub["expirationDateTime"] = body["expirationDateTime"]
+            return json_response(200, self._subscription_wire(sub))
+        return self.error(405, "ErrorInvalidRequest",
+                          f"{req.method} {req.path} is not supported by the emulator")
+
+    def _subscribe(self, req: Request) -> Response:
+        body = req.json() if req.body else None
+        if not isinstance(body, dict):
+            return self.error(400, "InvalidRequest", "The request body must be a JSON object.")
+        unknown = set(body) - SUBSCRIPTION_FIELDS
+        if unknown:
+            return self.error(400, "InvalidRequest", f"The property '{sorted(unknown)[0]}' "
+                              "does not exist on type 'microsoft.graph.subscription'.")
+        for name in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
+            if not body.get(name):
+                return self.error(400, "ValidationError", f"{name} is a required property.")
+        changes = str(body["changeType"]).split(",")
+        if any(c not in SUBSCRIPTION_CHANGE_TYPES for c in changes):
+            return self.error(400, "ValidationError",
+                              f"Invalid changeType '{body['changeType']}'.")
+        urls = [str(body["notificationUrl"])] + ([str(body["lifecycleNotificationUrl"])]
+                                                 if body.get("lifecycleNotificationUrl") else [])
+        for url in urls:
+            if not url.lower().startswith("https://"):
+                return self.error(400, "ValidationError",
+                                  "The Notification Url must be an HTTPS url.")
+        match = EVENTS_RESOURCE.match(str(body["resource"]))
+        if match is None:
+            return self.error(400, "ExtensionError", "Operation: Create; Exception: "
+                              f"[Status Code: BadRequest; Reason: The resource "
+                              f"'{str(body['resource'])[:80]}' is not supported.]")
+        mailbox = unquote(match.group(1)).lower()
+        if mailbox not in self.events:
+            return self.error(404, "ErrorInvalidUser",
+                              f"The requested user '{match.group(1)}' is invalid.")
+        problem = self._expiry_problem(body["expirationDateTime"])
+        if problem:
+            return self.error(400, "ValidationError", problem)
+        state = body.get("clientState")
+        if state is not None and (not isinstance(state, str) or len(state) > 255):
+            return self.error(400, "ValidationError",
+                              "clientState must be a string of at most 255 characters.")
+        for url in dict.fromkeys(urls):
+            problem = self._validate_endpoint(url)
+            if problem:
+                return self.error(400, "ValidationError", problem)
+        sub = {"id": str(uuid.uuid4()), "resource": str(body["resource"]),
+               "applicationId": self.client_id, "changeType": ",".join(changes),
+               "clientState": state, "notificationUrl": urls[0],
+               "notificationQueryOptions": None,
+               "lifecycleNotificationUrl": body.get("lifecycleNotificationUrl"),
+               "expirationDateTime": body["expirationDateTime"],
+               "creatorId": self.client_id, "includeResourceData": None,
+               "latestSupportedTlsVersion": body.get("latestSupportedTlsVersion", "v1_2"),
+               "encryptionCertificate": None, "encryptionCertificateId": None,
+               "notificationUrlAppId": None, "_mailbox": mailbox}
+        self.subscriptions[sub["id"]] = sub
+        return json_response(201, self._subscription_wire(sub))
 
     # --- HTTP -------------------------------------------------------------------
 
@@ -299,6 +558,8 @@ class GraphEmulator(Emulator):
         if not self.authorized(req):
             return self.error(401, "InvalidAuthenticationToken",
                               "Access token has expired or is not yet valid.")
+        if len(parts) >= 2 and parts[1] == "subscriptions":
+            return self._subscriptions(req, parts[2:])
         if len(parts) < 4 or parts[1] != "users":
             return self.error(400, "BadRequest", f"Unsupported segment in {req.path}")
         mailbox = parts[2].lower()

@@ -34,6 +34,13 @@ class TestCA:
         self._cert.configure_cert(ctx)
         return ctx
 
+    def server_pem(self) -> str:
+        """The server certificate and its key in one PEM file (uvicorn's ``ssl_certfile``),
+        for an HTTPS endpoint the emulators call (Graph's change notifications)."""
+        path = str(Path(self.ca_file).with_name("server.pem"))
+        self._cert.private_key_and_cert_chain_pem.write_to_path(path)
+        return path
+
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
