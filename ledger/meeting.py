@@ -34,7 +34,7 @@ from ledger.observations import (
     WriteRefused,
     to_record,
 )
-from ledger.rules import decide, is_private_sensitivity, relate_people
+from ledger.rules import decide, is_private_sensitivity, lightning_relation_issues, relate_people
 from ledger.settings import OrgSettings
 from ledger.writes import desired_writes, refused_items, write_digest
 
@@ -378,6 +378,7 @@ class Meeting(Aggregate, MeetingState):
                                    **decision.fields)
             if len(self.pending_events) == before:
                 return False
+            self._lightning_issues(ts)
             self._plan_writes(settings, ts)
             return True
         if not self._record_observation(obs, settings, ts, record):
@@ -392,8 +393,16 @@ class Meeting(Aggregate, MeetingState):
             for decision in relate_people(self, obs, settings, people):
                 self.trigger_event(getattr(Meeting, decision.event), timestamp=ts,
                                    **decision.fields)
+        self._lightning_issues(ts)
         self._plan_writes(settings, ts)
         return True
+
+    def _lightning_issues(self, ts: datetime) -> None:
+        """``lightning-relations`` once the observation's relations are decided."""
+        if not self.links:
+            return
+        for decision in lightning_relation_issues(self):
+            self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
 
     def waiting_for(self, settings: OrgSettings) -> list[str]:
         """Emails a later directory observation should bring this meeting back for:

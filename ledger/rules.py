@@ -29,6 +29,8 @@ The table below is the whole policy; ``decide`` applies it in order.
 |                           | until the item changes (see ``refused_write``)             |
 | waiting-for-dependency    | a parked observation waited longer than the org's          |
 |                           | parked_max_age_hours (``ledger.parking``, not a meeting's) |
+| lightning-relations       | a synced meeting's Salesforce copy is a Lightning series: |
+|                           | attendee/status changes not carried either way (warning)  |
 
 Severities: ``skip`` (not synced on purpose), ``issue`` (blocks the item,
 Outlook shows "Error"), ``warning`` (synced as far as Salesforce allows, said so).
@@ -60,7 +62,7 @@ from ledger.observations import (
 from ledger.recurrence import classic_plan, is_classic, last_date
 from ledger.settings import OrgSettings
 from ledger.timezones import salesforce_zone, to_iana
-from ledger.writes import write_item_key
+from ledger.writes import lightning_linked, relation_writes_for, write_item_key
 
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
 
@@ -75,7 +77,7 @@ MASTER_FIELDS = ("subject", "body", "location", "start", "end")
 #: Fields a Salesforce master overwrites on every occurrence.
 OVERWRITE_FIELDS = ("description", "location", "what_id")
 #: Rules that record what was done, not a reason to stop: they never block a write.
-WARNINGS = frozenset({"text-too-long", "recurrence-capped"})
+WARNINGS = frozenset({"text-too-long", "recurrence-capped", "lightning-relations"})
 SKIPS = frozenset({"private-item", "lightning-recurrence"})
 #: Outlook categories (DOMAIN.md §4): a product user gives an item "Salesforce" to save
 #: it and "Unsync" to have its Salesforce copy removed; synced items carry "Salesforce".
@@ -241,6 +243,60 @@ def lightning_recurrence(event: dict[str, Any]) -> str | None:
     return None
 
 
+def lightning_relations(state: MeetingState, key: str) -> str | None:
+    """A synced organizer item whose Salesforce copy is a Lightning event series: its
+    attendee list and status changes are not carried, either way, and this says which.
+
+    DOMAIN.md §1: a Lightning series keeps no series id on its occurrences, so the sync
+    cannot tell the series' other Events; a relation written to the linked Event would
+    change that one occurrence, while the Outlook change is the whole series' (Classic
+    series are related on their master, §12). §3 ``lightning-recurrence``: nothing of a
+    Lightning series is synced down, so Salesforce invitees are not added in Outlook."""
+    if not lightning_linked(state, key) or key not in state.relating_items():
+        return None
+    changes = relation_writes_for(state, key)
+    if not changes:
+        return None
+    said = {"relate": "added", "unrelate": "removed", "relation-status": "responded"}
+    up = [w for w in changes if w["op"] in said]
+    parts = [f"{sum(1 for w in up if w['op'] == op)} attendee(s) {what} in Outlook"
+             for op, what in said.items() if any(w["op"] == op for w in up)]
+    if any(w["target"] == "exchange" for w in changes):
+        parts.append("invitee(s) added in Salesforce")
+    if any(w["key"].startswith("sf-who|") for w in changes):
+        parts.append("the Event's Who")
+    return (f"the Salesforce copy {state.links[key]} is a Lightning event series, which "
+            "keeps no series id on its occurrences: not carried: " + ", ".join(parts))
+
+
+def lightning_relation_issues(state: MeetingState) -> list[Decision]:
+    """``lightning-relations`` for every relating item (and every item that has it
+    open), asked after each observation's decisions and relations."""
+    keys = set(state.relating_items()) | {
+        i["item_key"] for i in state.issues.values() if i["rule"] == "lightning-relations"}
+    return [d for key in sorted(keys) if key in state.items
+            for d in lightning_relation_issue(state, key)]
+
+
+def lightning_relation_issue(state: MeetingState, key: str) -> list[Decision]:
+    """Raise ``lightning-relations`` on the item while it applies; resolve it after."""
+    message = lightning_relations(state, key)
+    issue_key = f"lightning-relations|{key}"
+    if message is not None and issue_key not in state.issues:
+        item = state.items[key]
+        return [Decision("SyncIssueRaised", {
+            "rule": "lightning-relations", "severity": severity_of("lightning-relations"),
+            "direction": "to-salesforce", "mailbox": item["mailbox"],
+            "exchange_id": item["item_id"], "salesforce_id": state.links.get(key),
+            "item_key": key, "issue_key": issue_key, "message": message,
+            "outlook_category": False})]
+    if message is None and issue_key in state.issues:
+        return [Decision("SyncIssueResolved", {
+            "rule": "lightning-relations", "issue_key": issue_key,
+            "reason": "no attendee change is left to carry"})]
+    return []
+
+
 def attendee_before_organizer(
     state: MeetingState, saver: str, organizer: str, settings: OrgSettings
 ) -> bool:
@@ -368,7 +424,8 @@ def _issue_decisions(
             }))
     for key, issue in state.issues.items():
         if issue["item_key"] == item_key and issue["rule"] not in found_rules \
-                and issue["rule"] not in ("attendee-before-organizer", "write-refused"):
+                and issue["rule"] not in ("attendee-before-organizer", "write-refused",
+                                          "lightning-relations"):
             out.append(Decision("SyncIssueResolved", {
                 "rule": issue["rule"], "issue_key": key, "reason": "no longer applies",
             }))

@@ -282,58 +282,71 @@ def _invitee_emails(m: MeetingState, sf_id: str) -> list[str]:
     return sorted(e for rid in observed for e in [m.email_of(rid)] if e)
 
 
+def lightning_linked(m: MeetingState, key: str) -> bool:
+    """The item's Salesforce copy is (now) a Lightning event series (``IsRecurrence2``)."""
+    event = m.sf.get(m.links.get(key) or "")
+    return bool(event and event["is_lightning_series"])
+
+
 def _relation_writes(m: MeetingState) -> list[dict[str, Any]]:
-    """Attendee lists both ways (DOMAIN.md §4) for each synced organizer item: added in
+    """Attendee lists both ways (DOMAIN.md §4) for each synced organizer item. An item
+    whose Salesforce copy is a Lightning series gets none: rule ``lightning-relations``
+    says what is not carried (``ledger.rules.lightning_relations``)."""
+    return [w for key in m.relating_items() if not lightning_linked(m, key)
+            for w in relation_writes_for(m, key)]
+
+
+def relation_writes_for(m: MeetingState, key: str) -> list[dict[str, Any]]:
+    """One organizer item's attendee list and statuses (DOMAIN.md §4): added in
     Outlook -> related in Salesforce; removed in Outlook (or the attendee deleted their
     copy) -> relation deleted; Outlook response -> Status; added in Salesforce -> added
     in Outlook with no response; removed in Salesforce -> Outlook left as it is."""
-    out = []
-    for key in m.relating_items():
-        sf_id = m.links.get(key)
-        item = m.items[key]
-        observed = m.observed_relations(sf_id) if sf_id else None
-        if sf_id is None or observed is None or sf_id in m.sf_deleted or _blocked(m, key) \
-                or key in m.removed or sf_id in m.deletions:
+    out: list[dict[str, Any]] = []
+    sf_id = m.links.get(key)
+    item = m.items[key]
+    observed = m.observed_relations(sf_id) if sf_id else None
+    if sf_id is None or observed is None or sf_id in m.sf_deleted or _blocked(m, key) \
+            or key in m.removed or sf_id in m.deletions:
+        return out
+    known = m.relations.get(sf_id, {})
+    desired = m.desired_relations(key)
+    parents = _parents(m, key)
+    for rid, status in desired.items():
+        if rid not in observed and rid not in known:
+            out.append(_write("salesforce", "relate", item["mailbox"], sf_id,
+                              {"relation_id": rid, "status": status,
+                               "is_parent": rid in parents},
+                              "attendee added in Outlook", f"sf-relate|{sf_id}|{rid}"))
+        elif rid in observed and observed[rid] != status:
+            out.append(_write("salesforce", "relation-status", item["mailbox"], sf_id,
+                              {"relation_id": rid, "status": status},
+                              "attendee responded in Outlook",
+                              f"sf-relation-status|{sf_id}|{rid}"))
+    added_in_sf = []
+    for rid in sorted(observed):
+        if rid in desired:
             continue
-        known = m.relations.get(sf_id, {})
-        desired = m.desired_relations(key)
-        parents = _parents(m, key)
-        for rid, status in desired.items():
-            if rid not in observed and rid not in known:
-                out.append(_write("salesforce", "relate", item["mailbox"], sf_id,
-                                  {"relation_id": rid, "status": status,
-                                   "is_parent": rid in parents},
-                                  "attendee added in Outlook", f"sf-relate|{sf_id}|{rid}"))
-            elif rid in observed and observed[rid] != status:
-                out.append(_write("salesforce", "relation-status", item["mailbox"], sf_id,
-                                  {"relation_id": rid, "status": status},
-                                  "attendee responded in Outlook",
-                                  f"sf-relation-status|{sf_id}|{rid}"))
-        added_in_sf = []
-        for rid in sorted(observed):
-            if rid in desired:
-                continue
-            if known.get(rid) == "agreed":
-                out.append(_write("salesforce", "unrelate", item["mailbox"], sf_id,
-                                  {"relation_id": rid}, "attendee removed in Outlook",
-                                  f"sf-unrelate|{sf_id}|{rid}"))
-            elif rid not in known:
-                email = m.email_of(rid)
-                listed = {a["email"] for a in item["attendees"]}
-                if email and email not in listed and not m.copy_deleted(email):
-                    added_in_sf.append(email)
-        if added_in_sf:
-            attendees = [{"email": a["email"], "name": a["name"], "response": a["response"]}
-                         for a in item["attendees"]]
-            attendees += [{"email": e, "name": "", "response": "none"} for e in added_in_sf]
-            out.append(_write("exchange", "update", item["mailbox"], item["item_id"],
-                              {"attendees": attendees}, "invitee added in Salesforce",
-                              f"ex-attendees|{key}"))
-        who = who_of(m, key)
-        event = m.sf.get(sf_id)
-        saved_who = next((s["who_id"] for s in m.saves.values() if s["item_key"] == key), None)
-        if event is not None and who and not saved_who and event["who_id"] is None:
-            out.append(_write("salesforce", "update", item["mailbox"], sf_id, {"who_id": who},
-                              "the first related Contact (or the Lead) is the Event's Who",
-                              f"sf-who|{sf_id}"))
+        if known.get(rid) == "agreed":
+            out.append(_write("salesforce", "unrelate", item["mailbox"], sf_id,
+                              {"relation_id": rid}, "attendee removed in Outlook",
+                              f"sf-unrelate|{sf_id}|{rid}"))
+        elif rid not in known:
+            email = m.email_of(rid)
+            listed = {a["email"] for a in item["attendees"]}
+            if email and email not in listed and not m.copy_deleted(email):
+                added_in_sf.append(email)
+    if added_in_sf:
+        attendees = [{"email": a["email"], "name": a["name"], "response": a["response"]}
+                     for a in item["attendees"]]
+        attendees += [{"email": e, "name": "", "response": "none"} for e in added_in_sf]
+        out.append(_write("exchange", "update", item["mailbox"], item["item_id"],
+                          {"attendees": attendees}, "invitee added in Salesforce",
+                          f"ex-attendees|{key}"))
+    who = who_of(m, key)
+    event = m.sf.get(sf_id)
+    saved_who = next((s["who_id"] for s in m.saves.values() if s["item_key"] == key), None)
+    if event is not None and who and not saved_who and event["who_id"] is None:
+        out.append(_write("salesforce", "update", item["mailbox"], sf_id, {"who_id": who},
+                          "the first related Contact (or the Lead) is the Event's Who",
+                          f"sf-who|{sf_id}"))
     return out

@@ -130,9 +130,12 @@ ACTIONS = {
     WAITING_RULE: "nothing in the ledger to fix: the line waits for the item it depends on; "
                   "check that the sync reads that mailbox (or the Salesforce Events), or "
                   "ingest the feed that holds it",
+    "lightning-relations": "change the attendees in Salesforce on the series itself, or "
+                           "recreate the series in Outlook (synced as a Classic series); "
+                           "a Lightning series' occurrences carry no series id",
 }
 #: Issues that do not stop the item syncing (warnings, refused writes): told beside the verdict.
-NOT_BLOCKING = ("text-too-long", "recurrence-capped", "write-refused")
+NOT_BLOCKING = ("text-too-long", "recurrence-capped", "write-refused", "lightning-relations")
 
 
 def explain(store: Store, any_id: str) -> dict[str, Any]:
@@ -326,6 +329,8 @@ def _issue_message(m: Meeting, key: str, rule: str) -> str:
                              "series ends at the last occurrence it can hold.",
         "write-refused": f"the API refused a write for {what}; it is recorded as a sync issue "
                          "and not sent again until the item changes.",
+        "lightning-relations": f"the Salesforce copy of {what} is a Lightning event series; "
+                               "its attendee list and statuses are not carried either way.",
     }
     return text.get(rule, f"sync issue {rule}")
 

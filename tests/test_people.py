@@ -230,6 +230,62 @@ def test_attendee_lists_and_statuses_follow_outlook_and_salesforce_additions_rea
                 and "attendees" in w["fields"] and NINA not in str(w["fields"])]
 
 
+LIGHTNING = "RRULE:FREQ=WEEKLY;BYDAY=TU;INTERVAL=1;COUNT=5"
+
+
+def test_a_lightning_series_copy_carries_no_attendee_change_and_says_so(
+        store: Store, tmp_path: Path) -> None:
+    """DOMAIN.md §1: a Lightning series keeps no series id on its occurrences, so a
+    relation written to the linked Event would change one occurrence; §3: nothing of a
+    Lightning series is synced down. The changes are a ``lightning-relations`` warning."""
+    org = org_with_settings()
+    for email in (NINA, OMAR, DAVE):
+        org.person(0, email)
+    _meeting(org, 1, "qbr", (ALICE, BOB, NINA))
+    sf_id = _linked(org, 2, "qbr", 61, [_rel(_sf_id("00U", 61), BOB, 1, "Accepted"),
+                                        _rel(_sf_id("00U", 61), NINA_ID, 2, "Accepted")],
+                    who=NINA_ID)
+    ingest(store, org, tmp_path, "first.jsonl")
+
+    # In Outlook Omar is added, Bob removed, Nina declines; the Event is made to repeat
+    # in Lightning, and Dave invited there (the order of a live cycle: Graph, then
+    # Salesforce, then writes).
+    step = SandboxOrg()
+    lightning = {**sf_event(61, subject="Qbr", owner=ALICE, ical=_ical("qbr"),
+                            modstamp="2026-11-20T10:05:00.000+0000", lightning=LIGHTNING,
+                            **SINGLE), "WhoId": NINA_ID}
+    step.graph(10, ALICE, graph_event(ALICE, "qbr", subject="Qbr", organizer=ALICE,
+                                      attendees=(ALICE, NINA, OMAR), revision=1,
+                                      responses={NINA: "declined", OMAR: "none"}, **SINGLE))
+    step.salesforce(11, lightning, [_rel(sf_id, BOB, 1, "Accepted"),
+                                    _rel(sf_id, NINA_ID, 2, "Accepted"),
+                                    _rel(sf_id, DAVE_ID, 3, "New")])
+    ingest(store, step, tmp_path, "step.jsonl")
+    m = meeting_of(store, ical_key(_ical("qbr")))
+    assert not [w for w in m.pending.values() if w["op"] in (
+        "relate", "unrelate", "relation-status") or w["key"].startswith(
+        ("ex-attendees|", "sf-who|"))]
+    [issue] = [i for i in queries.issues(store) if i["kind"] == "lightning-relations"]
+    assert (issue["state"], issue["severity"]) == ("open", "warning")
+    assert issue["message"] == (
+        f"the Salesforce copy {sf_id} is a Lightning event series, which keeps no series id "
+        "on its occurrences: not carried: 1 attendee(s) added in Outlook, 1 attendee(s) "
+        "removed in Outlook, 1 attendee(s) responded in Outlook, invitee(s) added in "
+        "Salesforce")
+
+    # Outlook back to what Salesforce holds: nothing left to carry, the issue resolves.
+    back = SandboxOrg()
+    back.salesforce(20, {**lightning, "SystemModstamp": "2026-11-20T10:20:00.000+0000"},
+                    [_rel(sf_id, BOB, 1, "Accepted"), _rel(sf_id, NINA_ID, 2, "Accepted")])
+    back.graph(21, ALICE, graph_event(ALICE, "qbr", subject="Qbr", organizer=ALICE,
+                                      attendees=(ALICE, BOB, NINA), revision=2,
+                                      responses={BOB: "accepted", NINA: "accepted"},
+                                      **SINGLE))
+    ingest(store, back, tmp_path, "back.jsonl")
+    [issue] = [i for i in queries.issues(store) if i["kind"] == "lightning-relations"]
+    assert issue["state"] == "resolved"
+
+
 def test_an_attendee_who_deletes_their_copy_loses_only_their_relation(
         store: Store, tmp_path: Path) -> None:
     org = org_with_settings()
