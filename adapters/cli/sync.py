@@ -3,8 +3,10 @@
 ``sync --sandbox`` needs no credentials: it starts the local Graph and
 Salesforce emulators seeded with the demo org, points the production clients
 at them, runs one cycle and stops them. The emulated cloud is saved next to
-the ledger, so the next ``sync --sandbox`` against the same ledger continues
-where the last one stopped (and, with no outside change, writes nothing).
+the ledger after every write the emulators answer (atomically: a killed sync
+leaves cloud and ledger consistent), so the next ``sync --sandbox`` against the
+same ledger continues where the last one stopped (and, with no outside change,
+writes nothing).
 Steps go to stderr, the report to stdout.
 """
 
@@ -189,6 +191,7 @@ def live_session(args: argparse.Namespace
         offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
     else:
         offset[0] = sandbox_offset(datetime.now(UTC))
+    cloud.persist_to(state_file, clock_offset=offset[0])  # every write, as it is answered
     with cloud:
         store = open_store(args, create=True, default=SANDBOX_DB)
         try:
@@ -240,6 +243,8 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
                                "it or run with --fresh", EXIT_USAGE) from exc
         else:
             offset[0] = sandbox_offset(datetime.now(UTC))
+            cloud.save(state_file, clock_offset=offset[0])
+        cloud.persist_to(state_file, clock_offset=offset[0])  # every write, as it is answered
     except BaseException:
         store.close()
         raise
@@ -254,6 +259,7 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
             store.close()
         outcome["ledger"] = str(url)
         outcome["emulator_writes"] = cloud.writes()
+        cloud.saves_recorded()
         cloud.save(state_file, clock_offset=offset[0])
     _step("emulators stopped")
     return _print(outcome, args.json)

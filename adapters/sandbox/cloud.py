@@ -5,18 +5,24 @@ both servers, Graph mailboxes and Salesforce records taken from the sandbox
 org's feed (the last payload seen per item), and the ``SyncConfig`` that
 points the production clients at them. The state can be saved to a JSON file
 and loaded again, so consecutive ``sync --sandbox`` runs see the same cloud
-(including what the previous run wrote and its delta tokens).
+(including what the previous run wrote and its delta tokens). With ``persist_to``
+the state is also written after every request that changed it (each write, each
+delta page), atomically (a temporary file in the same folder, fsync, rename), so
+a sync killed at any moment leaves a cloud file that holds every write a client
+was answered for.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from adapters.files import owner_only
 from adapters.graph.config import GraphConfig
 from adapters.salesforce.config import SalesforceConfig
 from adapters.sandbox import org as sandbox
@@ -25,6 +31,27 @@ from adapters.sandbox.graph_emulator import GraphEmulator, sandbox_mailboxes
 from adapters.sandbox.salesforce_emulator import SalesforceEmulator, sandbox_records
 from adapters.sandbox.tls import TestCA
 from adapters.sync.config import SyncConfig
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` as the file ``path`` (mode 0600): written to a temporary file in the same
+    folder, synced, then renamed over ``path``, and the folder synced."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def sandbox_offset(now: datetime) -> float:
@@ -69,6 +96,11 @@ class SandboxCloud:
         self.pending_saves: list[tuple[str, dict[str, Any]]] = [
             (line["mailbox"].lower(), line["payload"]) for line in feed
             if line["kind"] == "sidebar.save"]
+        #: Saves handed to a sync still running: a state saved meanwhile keeps them pending
+        #: (a killed sync gets them again; the ledger records a repeated save once).
+        self._saves_in_flight: list[tuple[str, dict[str, Any]]] = []
+        self._persist: tuple[Path, dict[str, Any]] | None = None
+        self._save_lock = threading.Lock()
 
     @classmethod
     def demo(cls, *, clock: Clock = utcnow, **options: Any) -> SandboxCloud:
@@ -126,10 +158,26 @@ class SandboxCloud:
                 "salesforce": {s: self.salesforce.all(s) for s in ("Event", "EventRelation")}}
 
     def save(self, path: Path, **extra: Any) -> None:
+        """The whole state to ``path`` atomically: readers (and a resume after a kill)
+        see the previous file or this one, never a part."""
         state = {"graph": self.graph.state(), "salesforce": self.salesforce.state(),
-                 "pending_saves": self.pending_saves, **extra}
-        with open(path, "w", opener=owner_only) as handle:
-            handle.write(json.dumps(state))
+                 "pending_saves": self._saves_in_flight + self.pending_saves, **extra}
+        write_atomically(path, json.dumps(state).encode())
+
+    def persist_to(self, path: Path, **extra: Any) -> None:
+        """From now on, save to ``path`` after every request that changed the cloud."""
+        self._persist = (path, extra)
+        self.graph.on_change = self.salesforce.on_change = self._changed
+
+    def _changed(self) -> None:
+        if self._persist is not None:
+            path, extra = self._persist
+            with self._save_lock:  # snapshots reach the file in the order they were taken
+                self.save(path, **extra)
+
+    def saves_recorded(self) -> None:
+        """The sync that took the saves finished: they are no longer pending."""
+        self._saves_in_flight = []
 
     def load(self, path: Path) -> dict[str, Any]:
         """Resume a saved cloud; returns the whole saved state (extras included)."""
@@ -142,6 +190,7 @@ class SandboxCloud:
     def take_saves(self) -> list[tuple[str, dict[str, Any]]]:
         """The add-in's queue of explicit saves, emptied (a sync consumes them once)."""
         saves, self.pending_saves = self.pending_saves, []
+        self._saves_in_flight += saves
         return saves
 
     def write_config(self, path: Path) -> dict[str, str]:

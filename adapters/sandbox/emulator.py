@@ -180,6 +180,11 @@ class Emulator:
         self.max_in_flight: dict[str, int] = {}
         self.overlapping = 0
         self._flight_lock = threading.Lock()
+        #: Called after every answered request that changed the emulated cloud
+        #: (``changes_state``), before the answer is sent (outside the lock, so two
+        #: emulators may save one state together): the sandbox persists its state
+        #: there, so a client never sees a write its saved cloud lacks.
+        self.on_change: Callable[[], None] | None = None
         self._own_ca = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -280,6 +285,7 @@ class Emulator:
     # --- serving ------------------------------------------------------------
 
     def dispatch(self, req: Request) -> Response:
+        changed = False
         with self.lock:
             fault = self._take_fault(req)
             if fault is not None and fault.action is not None:
@@ -296,8 +302,11 @@ class Emulator:
                 if resp.status < 400 and self.is_write(req):
                     self.writes.append({"method": req.method, "path": unquote(req.target),
                                         "body": req.json() if req.body else None})
+                changed = resp.status < 400 and self.changes_state(req)
             self.decorate(resp)
             self.requests.append((req.method, req.target, resp.status))
+        if changed and self.on_change is not None:
+            self.on_change()
         if fault is not None:
             resp.delay = max(resp.delay, fault.delay)
             if fault.drop_after is not None:
@@ -332,6 +341,11 @@ class Emulator:
 
     def is_write(self, req: Request) -> bool:
         return req.method in ("POST", "PATCH", "PUT", "DELETE")
+
+    def changes_state(self, req: Request) -> bool:
+        """Whether answering ``req`` changed what ``state()`` returns (writes; Graph adds
+        the delta reads that hand out tokens)."""
+        return self.is_write(req)
 
     def decorate(self, resp: Response) -> None:
         """Headers every response carries (Salesforce: its API usage)."""

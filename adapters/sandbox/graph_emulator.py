@@ -544,6 +544,11 @@ class GraphEmulator(Emulator):
     def is_write(self, req: Request) -> bool:
         return super().is_write(req) and req.path.startswith("/v1.0/")
 
+    def changes_state(self, req: Request) -> bool:
+        """Writes, and delta reads: each hands out a skip or delta token kept in the state."""
+        return self.is_write(req) or (req.method == "GET"
+                                      and req.path.endswith("/calendarView/delta"))
+
     def concurrency_key(self, req: Request) -> str | None:
         """A mailbox: the service must never have two of its calls in flight at once."""
         parts = [p for p in req.path.split("/") if p]
