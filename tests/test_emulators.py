@@ -90,6 +90,28 @@ def test_delta_pages_then_reports_only_changes(graph_em: GraphEmulator) -> None:
     assert delta_events(client, delta2)[0] == []  # nothing changed since
 
 
+def test_a_link_to_another_origin_never_gets_the_token(graph_em: GraphEmulator) -> None:
+    """A nextLink or deltaLink naming another host or port is refused before any request:
+    following it would hand that server this client's bearer token."""
+    with GraphEmulator({ALICE: []}, clock=clock) as elsewhere:
+        graph_em.link_origin = elsewhere.url
+        client = graph_client(graph_em, [])
+        pages = client.delta_pages(ALICE, *WINDOW)
+        with pytest.raises(GraphError, match="foreignLink") as refused:
+            next(pages)
+        assert elsewhere.url.split("//")[1] in str(refused.value)
+        assert elsewhere.requests == []  # nothing, let alone a token, reached it
+        # the first page was asked of the real endpoint, and the link is not followed
+        assert len([r for r in graph_em.requests if "calendarView/delta" in r[1]]) == 1
+        # a saved link from elsewhere (a checkpoint written before) is refused too
+        graph_em.link_origin = None
+        with pytest.raises(GraphError, match="foreignLink"):
+            list(client.delta_pages(ALICE, *WINDOW, f"{elsewhere.url}/v1.0/users/x/delta"))
+        assert elsewhere.requests == []
+        # links under the base URL are followed as before
+        assert delta_events(client)[2] == 3
+
+
 def test_categories_are_replaced_whole_and_a_create_is_found_by_marker(
         graph_em: GraphEmulator) -> None:
     client = graph_client(graph_em, [])

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import msal
 import requests
@@ -95,8 +95,7 @@ class GraphClient:
                 params: dict[str, str] | None = None, page_size: int | None = None
                 ) -> requests.Response:
         """One Graph call with token refresh, throttling and transient-failure retries."""
-        if not url.startswith("https://"):
-            url = self.config.base_url.rstrip("/") + "/" + url.lstrip("/")
+        url = self._under_base(url)
         prefer = ['IdType="ImmutableId"']
         if page_size:
             prefer.append(f"odata.maxpagesize={page_size}")
@@ -142,6 +141,22 @@ class GraphClient:
         raise GraphError(0, "retriesExhausted", f"{method} {url} failed {self.max_attempts} "
                                                 "times", url)
 
+    def _under_base(self, url: str) -> str:
+        """The absolute URL of ``url``, which must lie under the configured base URL.
+
+        Links come from the server's answers (``@odata.nextLink``, a saved
+        ``deltaLink``); one that names another host, port or path would carry this
+        client's bearer token there, so it is refused before any request is sent."""
+        base = self.config.base_url.rstrip("/") + "/"
+        if not url.startswith("https://"):
+            return base + url.lstrip("/")
+        want, got = urlsplit(base), urlsplit(url)
+        if ((got.scheme, got.hostname, got.port) != (want.scheme, want.hostname, want.port)
+                or not got.path.startswith(want.path)):
+            raise GraphError(0, "foreignLink", f"a link to {got.scheme}://{got.netloc} "
+                             f"is not under the Graph base URL {base}; no request was sent")
+        return url
+
     # --- reads --------------------------------------------------------
 
     def delta_pages(self, mailbox: str, start: str, end: str, link: str | None = None
@@ -166,9 +181,13 @@ class GraphClient:
 
     def _relative(self, link: str | None) -> str | None:
         """A link under the base URL without it, so a saved checkpoint survives a move
-        of the endpoint (another host or port); ``request`` puts the base back."""
+        of the endpoint (another host or port); ``request`` puts the base back. A link
+        elsewhere is refused here, before it could be saved as a checkpoint."""
+        if link is None:
+            return None
+        absolute = self._under_base(link)
         base = self.config.base_url.rstrip("/") + "/"
-        return link[len(base):] if link and link.startswith(base) else link
+        return absolute[len(base):] if absolute.startswith(base) else link
 
     def get_event(self, mailbox: str, event_id: str, *, property_id: str | None = None
                   ) -> dict[str, Any] | None:

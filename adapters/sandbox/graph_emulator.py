@@ -245,6 +245,9 @@ class GraphEmulator(Emulator):
         #: The CA file the endpoints' certificates are checked against (None: this
         #: emulator's own CA, which a test's endpoint uses too).
         self.notify_ca: str | None = None
+        #: Where next and delta links point (None: this emulator). A test sets another
+        #: origin to play a server whose links lead elsewhere (the client must refuse).
+        self.link_origin: str | None = None
         self._outgoing: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._sender: threading.Thread | None = None
         for mailbox, events in (mailboxes or {}).items():
@@ -662,7 +665,7 @@ class GraphEmulator(Emulator):
             session = self._round(mailbox, start, end, since=None)
         items: list[dict[str, Any]] = session["items"]
         page, remaining = items[:page_size], items[page_size:]
-        link = f"{self.url}/v1.0/users/{quote(mailbox)}/calendarView/delta?"
+        link = f"{self.link_origin or self.url}/v1.0/users/{quote(mailbox)}/calendarView/delta?"
         body: dict[str, Any] = {"@odata.context": f"{self.url}/v1.0/$metadata#Collection(event)"}
         if remaining:
             token = self.new_token_id()
@@ -703,7 +706,8 @@ class GraphEmulator(Emulator):
             if req.param("$expand"):
                 query["$expand"] = str(req.param("$expand"))
             path = "calendarView" if master_id is None else f"events/{master_id}/instances"
-            body["@odata.nextLink"] = (f"{self.url}/v1.0/users/{quote(mailbox)}/{path}?"
+            body["@odata.nextLink"] = (f"{self.link_origin or self.url}/v1.0/users/"
+                                       f"{quote(mailbox)}/{path}?"
                                        + urlencode(query, quote_via=quote))
         return json_response(200, body)
 
