@@ -38,6 +38,15 @@ def comparable(field: str, text: str) -> str:
     return plain_text(short) if field == "description" else short
 
 
+PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
+
+
+def is_private_sensitivity(value: str) -> bool:
+    """Private, personal or confidential, however the source spelled it ("Private"):
+    DOMAIN.md treats the three alike, and so does every reader of the ledger."""
+    return value.strip().lower() in PRIVATE_SENSITIVITIES
+
+
 def redact(record: dict[str, Any]) -> dict[str, Any]:
     """A private item's record without subject, body, location or attendees."""
     out = dict(record)

@@ -19,7 +19,13 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from ledger.decision import Decision
 from ledger.directory import NO_PEOPLE, People
-from ledger.fields import exchange_fields, redact, redact_event, salesforce_fields
+from ledger.fields import (
+    exchange_fields,
+    is_private_sensitivity,
+    redact,
+    redact_event,
+    salesforce_fields,
+)
 from ledger.identity import item_key, meeting_id, salesforce_id18
 from ledger.limits import MAX_LENGTH, shorten
 from ledger.meeting_state import MeetingState
@@ -34,7 +40,7 @@ from ledger.observations import (
     WriteRefused,
     to_record,
 )
-from ledger.rules import decide, is_private_sensitivity, lightning_relation_issues, relate_people
+from ledger.rules import decide, lightning_relation_issues, relate_people
 from ledger.settings import OrgSettings
 from ledger.writes import desired_writes, refused_items, write_digest
 

@@ -48,6 +48,7 @@ from typing import Any
 
 from ledger.decision import Decision
 from ledger.directory import NO_PEOPLE, People
+from ledger.fields import is_private_sensitivity
 from ledger.identity import item_key
 from ledger.limits import MAX_LENGTH, duration_problem, too_long_fields
 from ledger.meeting_state import MeetingState
@@ -64,12 +65,6 @@ from ledger.settings import OrgSettings
 from ledger.timezones import salesforce_zone, to_iana
 from ledger.writes import lightning_linked, relation_writes_for, write_item_key
 
-PRIVATE_SENSITIVITIES = frozenset({"private", "confidential", "personal"})
-
-
-def is_private_sensitivity(value: str) -> bool:
-    """Private, personal or confidential, however the source spelled it ("Private")."""
-    return value.strip().lower() in PRIVATE_SENSITIVITIES
 AUTO_SAVE_PAST = timedelta(days=14)
 AUTO_SAVE_AHEAD = timedelta(days=60)
 #: Fields whose change on an Exchange series master is pushed to Salesforce.

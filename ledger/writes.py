@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from ledger.fields import exchange_fields, salesforce_fields
+from ledger.fields import exchange_fields, is_private_sensitivity, salesforce_fields
 from ledger.limits import shorten
 from ledger.meeting_state import MeetingState, blocks
 from ledger.recurrence import classic_plan
@@ -108,6 +108,8 @@ def _creates(m: MeetingState, settings: OrgSettings) -> list[dict[str, Any]]:
                   "recurrence": _classic_recurrence(item, settings),
                   "time_zone": salesforce_zone(item["time_zone"],
                                                settings.salesforce_time_zones) or "UTC"}
+        if is_private_sensitivity(item["sensitivity"]):  # synced only when the org allows
+            fields["is_private"] = True
         reason = save["rule"] or f"saved by {saver}"
         out.append(_write("salesforce", "create", item["mailbox"], None, fields,
                           reason, f"sf-create|{key}"))

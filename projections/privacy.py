@@ -3,7 +3,7 @@
 The ledger records private items without content unless the org syncs them
 (``sync_private_items``); even then a page that anyone with the dashboard
 token can open shows none of it. A meeting is private when any of its items
-ever was (sensitivity private or confidential, Salesforce IsPrivate, or a
+ever was (sensitivity private, personal or confidential, Salesforce IsPrivate, or a
 redacted record): its subjects, bodies, locations and attendees are replaced
 by a placeholder everywhere the dashboard shows them.
 """
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.fields import REDACTED_FIELDS
+from ledger.fields import REDACTED_FIELDS, is_private_sensitivity
 from ledger.meeting import Meeting
 
-PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
 #: Record fields that carry what people wrote (both sides' names for them).
 CONTENT_FIELDS = frozenset({*REDACTED_FIELDS, "description", "invitees", "title"})
 HIDDEN = "(private)"
@@ -23,7 +22,7 @@ HIDDEN = "(private)"
 
 def is_private_meeting(m: Meeting, entries: list[dict[str, Any]] | None = None) -> bool:
     """Any item of the meeting private now, or (with its timeline) at any time before."""
-    if any(str(i.get("sensitivity") or "").lower() in PRIVATE_SENSITIVITIES or i.get("redacted")
+    if any(is_private_sensitivity(str(i.get("sensitivity") or "")) or i.get("redacted")
            for i in m.items.values()):
         return True
     if any(e.get("is_private") for e in m.sf.values()):
@@ -32,7 +31,8 @@ def is_private_meeting(m: Meeting, entries: list[dict[str, Any]] | None = None) 
         for name in ("sensitivity", "is_private", "redacted"):
             value = entry["changes"].get(name)
             values = value if isinstance(value, list) else [value]
-            if any(str(v).lower() in PRIVATE_SENSITIVITIES or v is True for v in values):
+            if any(v is True or (isinstance(v, str) and is_private_sensitivity(v))
+                   for v in values):
                 return True
     return False
 

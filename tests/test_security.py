@@ -157,6 +157,20 @@ def test_a_private_salesforce_event_goes_down_only_when_allowed_and_then_as_priv
         assert [p["sensitivity"] for p in posts] == ["private"]
 
 
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_private_outlook_item_goes_up_only_when_allowed_and_then_as_private(
+        store: Store, cloud: SandboxCloud, allowed: bool) -> None:
+    """Alice's private 1:1 reaches Salesforce only when the org syncs private items, and
+    then as a private Event (IsPrivate), so Salesforce hides it from other users too."""
+    cloud.org["sync_private_items"] = allowed
+    sync(store, cloud)
+    creates = [w["body"] for w in cloud.salesforce.writes
+               if w["method"] == "POST" and w["path"].endswith("/sobjects/Event/")]
+    private = [b for b in creates if b.get("Subject") == "1:1 compensation talk"]
+    assert [b.get("IsPrivate") for b in private] == ([True] if allowed else [])
+    assert creates and all(b.get("IsPrivate") is None for b in creates if b not in private)
+
+
 def test_ledger_cloud_state_and_record_files_are_owner_only(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

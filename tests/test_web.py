@@ -143,13 +143,16 @@ def test_every_page_escapes_what_came_from_outside(client: TestClient) -> None:
     assert "<b>bold</b>" not in reflected and "&lt;b&gt;bold&lt;/b&gt;" in reflected
 
 
-def test_private_meetings_show_no_content(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("sensitivity", ["private", "Personal", "confidential"])
+def test_private_meetings_show_no_content(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          sensitivity: str) -> None:
+    """Personal and confidential are private as the ledger's rules say (DOMAIN.md §3), in
+    any spelling: the dashboard used to hide private and confidential only."""
     url = f"sqlite:///{tmp_path / 'private.db'}"
     org = org_with_settings(sync_private_items=True)
     org.graph(1, ALICE, graph_event(ALICE, "secret", subject="Merger talk with Fabrikam",
                                     organizer=ALICE, attendees=(ALICE,),
-                                    sensitivity="private", start="2026-11-24T17:00:00",
+                                    sensitivity=sensitivity, start="2026-11-24T17:00:00",
                                     end="2026-11-24T18:00:00", location="CEO office"))
     store = Store.open(url)
     ingest(store, org, tmp_path)

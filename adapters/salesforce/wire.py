@@ -223,7 +223,7 @@ def _classic(rec: dict[str, Any], start: str | None, zone: str | None) -> dict[s
 
 _PLAIN = {"subject": "Subject", "description": "Description", "location": "Location",
           "owner_id": "OwnerId", "what_id": "WhatId", "who_id": "WhoId",
-          "is_all_day": "IsAllDayEvent"}
+          "is_all_day": "IsAllDayEvent", "is_private": "IsPrivate"}
 
 
 def fields_to_salesforce(fields: dict[str, Any], *, marker_field: str = DEFAULT_MARKER_FIELD
