@@ -14,6 +14,9 @@ Generates a synthetic org's raw-observation feed (``benchfeed``: DOMAIN.md
   read by a second process (``adapters.feed.reader_process``), as ``syncledger
   ingest`` reads it;
 * catch-up: every projection rebuilt from zero (``projections.runner.rebuild``);
+* with ``--rebuild-copies K``: the rebuild and its floor at the intake ledger's
+  size and at K times it (the ledger's events copied, see ``grow_ledger``), each
+  in a process of its own with its peak RSS: whether a rebuild stays linear;
 * explain / history: median and p95 latency of ``projections.explain.explain``
   and ``projections.timeline.timeline`` for ids of each kind (Exchange item
   id, Salesforce Event id, iCalUId) picked from the ledger;
@@ -61,7 +64,8 @@ from ledger.store import Store, StoreURL  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 TARGETS = {"intake_vs_executemany": 0.5, "intake_vs_copy": 0.4, "catch_up_sqlite": 100_000,
-           "explain_ms": 100.0, "peak_rss_mb": 300.0}
+           "explain_ms": 100.0, "peak_rss_mb": 300.0, "rebuild_of_floor": 0.5,
+           "rebuild_rate_ratio": 0.8}
 ID_KINDS = ("exchange", "salesforce", "ical")
 BASELINE_RUNS = 3
 
@@ -314,9 +318,7 @@ def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
     """Every projection rebuilt from zero, and in the same run its floor: reading the
     log in the runner's batches and ``orjson.loads`` of every event, nothing else
     (what any Python catch-up must do before a projection sees an event)."""
-    import orjson
-
-    from projections.runner import BATCH_SIZE, _log_sql, engine_for, rebuild
+    from projections.runner import rebuild
 
     log(f"{bench.kind}: catch-up of every projection from zero")
     rows, _ = bench.events()
@@ -324,8 +326,118 @@ def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
     rebuild(bench.store)
     elapsed = time.perf_counter() - t
     log(f"{bench.kind}: catch-up floor: read the log and decode every event")
-    sql = _log_sql(bench.store)  # the runner's own query, connection and cursor
-    conn = engine_for(bench.store).raw_connection()
+    floor = catch_up_floor(bench.store)
+    return {"events": rows, "seconds": round(elapsed, 2), "events_per_s": round(rows / elapsed),
+            "floor_seconds": round(floor, 2), "floor_events_per_s": round(rows / floor)}
+
+
+#: Exchange item ids all begin so (``adapters.sandbox.org._graph_id``); a copy of the ledger
+#: replaces it by ``AAMk`` + the copy's number in two digits, the same length.
+GRAPH_ID_PREFIX = b"AAMkAG"
+
+
+def grow_ledger(bench: BenchStore, copies: int) -> int:
+    """Append ``copies`` copies of the ledger's events (as intake recorded them, in log
+    order) under new aggregate ids, each copy's Exchange item ids made distinct (so the
+    id mapping grows as an org's would instead of updating the same rows); returns the
+    events now in the log. Quicker than ingesting a feed ``copies + 1`` times larger
+    (minutes per store), and the projections see real events: each copy's meetings
+    fold exactly as the originals, in fresh rows. Only the event table is grown (the
+    external-id index and the rest are not needed by projections)."""
+    if copies > 99:
+        raise ValueError("at most 99 copies (two digits in the Exchange item ids)")
+    table = bench.store._events
+    oid_column = "originator_id"
+    rows = bench.store.query(f"SELECT {oid_column}, originator_version, topic, state "
+                             f"FROM {table} ORDER BY "
+                             f"{'rowid' if bench.kind == 'sqlite' else 'notification_id'}")
+    for k in range(1, copies + 1):
+        new_ids: dict[Any, uuid.UUID] = {}
+        prefix = b"AAMk%02d" % k
+        out = []
+        for oid, version, topic, state in rows:
+            new = new_ids.get(oid)
+            if new is None:
+                new = new_ids[oid] = uuid.uuid4()
+            out.append((new.hex if bench.kind == "sqlite" else new, version, topic,
+                        bytes(state).replace(GRAPH_ID_PREFIX, prefix)))
+        _append_events(bench, out)
+        log(f"{bench.kind}: copy {k} of {copies} appended")
+    return bench.events()[0]
+
+
+def _append_events(bench: BenchStore, rows: list[tuple[Any, int, str, bytes]]) -> None:
+    columns = "originator_id, originator_version, topic, state"
+    if bench.kind == "sqlite":
+        lite = sqlite3.connect(bench.path, isolation_level=None)
+        try:
+            lite.execute("BEGIN IMMEDIATE")
+            lite.executemany(f"INSERT INTO stored_events ({columns}) VALUES (?,?,?,?)", rows)
+            lite.execute("COMMIT")
+        finally:
+            lite.close()
+        return
+    import psycopg
+
+    table = str(getattr(bench.store.recorder, "events_table_name", "stored_events"))
+    with psycopg.connect(**PG) as pg:  # type: ignore[arg-type]
+        with pg.cursor() as cur, cur.copy(
+                f'COPY "{bench.schema}"."{table}" ({columns}) FROM STDIN'.encode()) as copy:
+            for row in rows:
+                copy.write_row(row)
+        pg.commit()
+
+
+def rebuild_child(url: str) -> None:
+    """(Subprocess) the catch-up floor, then every projection rebuilt from zero, on an
+    existing ledger; prints seconds, events and peak RSS as JSON."""
+    store = Store.open(url)
+    floor = catch_up_floor(store)
+    before = peak_rss_kb()
+    t = time.perf_counter()
+    from projections.runner import rebuild
+
+    rebuild(store)
+    elapsed = time.perf_counter() - t
+    events = int(store.query(f"SELECT COUNT(*) FROM {store._events}")[0][0])
+    print(json.dumps({"events": events, "seconds": elapsed, "floor_seconds": floor,
+                      "peak_rss_kb": peak_rss_kb(), "before_rebuild_kb": before}))
+    store.close()
+
+
+def measure_rebuild_scaling(bench: BenchStore, copies: int) -> dict[str, Any]:
+    """The rebuild and its floor at the ledger's size, then at ``copies + 1`` times it
+    (``grow_ledger``); each in a fresh process (its own peak RSS, no warm caches)."""
+    out: dict[str, Any] = {"copies": copies}
+    for label in ("small", "large"):
+        if label == "large":
+            log(f"{bench.kind}: growing the ledger by {copies} copies of its events")
+            grow_ledger(bench, copies)
+        log(f"{bench.kind}: rebuild from zero and its floor, {label} ledger, in a subprocess")
+        proc = subprocess.run([sys.executable, __file__, "--rebuild-child", bench.url],
+                              capture_output=True, text=True, check=True)
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        n = found["events"]
+        out[label] = {"events": n, "seconds": round(found["seconds"], 2),
+                      "events_per_s": round(n / found["seconds"]),
+                      "floor_seconds": round(found["floor_seconds"], 2),
+                      "floor_events_per_s": round(n / found["floor_seconds"]),
+                      "of_floor": round(found["floor_seconds"] / found["seconds"], 3),
+                      "peak_rss_mb": round(found["peak_rss_kb"] / 1024, 1),
+                      "before_rebuild_mb": round(found["before_rebuild_kb"] / 1024, 1)}
+    out["rate_ratio"] = round(out["large"]["events_per_s"] / out["small"]["events_per_s"], 3)
+    return out
+
+
+def catch_up_floor(store: Store) -> float:
+    """Seconds to read the log in the runner's batches, with its own query, connection
+    and cursor, and ``orjson.loads`` every event: nothing else."""
+    import orjson
+
+    from projections.runner import BATCH_SIZE, _log_sql, engine_for
+
+    sql = _log_sql(store)
+    conn = engine_for(store).raw_connection()
     try:
         t = time.perf_counter()
         after = 0
@@ -342,8 +454,7 @@ def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
         cursor.close()
     finally:
         conn.close()
-    return {"events": rows, "seconds": round(elapsed, 2), "events_per_s": round(rows / elapsed),
-            "floor_seconds": round(floor, 2), "floor_events_per_s": round(rows / floor)}
+    return floor
 
 
 def pick_ids(store: Store, per_kind: int, seed: int) -> dict[str, list[str]]:
@@ -570,6 +681,18 @@ def report(summary: dict[str, Any]) -> str:
             lines.append(f"[{kind}] catch-up {cu['events']:,} events in {cu['seconds']:.1f}s: "
                          f"{cu['events_per_s']:,} events/s; floor (read the log + "
                          f"orjson.loads, nothing else) {cu['floor_events_per_s']:,} events/s")
+        rs = res.get("rebuild_scaling")
+        if rs:
+            for label in ("small", "large"):
+                r = rs[label]
+                lines.append(f"[{kind}] rebuild  {r['events']:,} events from zero in "
+                             f"{r['seconds']:.1f}s: {r['events_per_s']:,} events/s; floor "
+                             f"{r['floor_events_per_s']:,} events/s; rebuild / floor = "
+                             f"{r['of_floor']:.1%}; peak RSS {r['peak_rss_mb']:,.0f} MB "
+                             f"({r['before_rebuild_mb']:,.0f} MB before it)")
+            lines.append(f"[{kind}] rebuild  rate at {rs['large']['events']:,} / rate at "
+                         f"{rs['small']['events']:,} = {rs['rate_ratio']:.1%} (the larger "
+                         f"ledger: {rs['copies']} copies of the smaller one's events added)")
         ex = res.get("explain")
         if ex:
             lines.append(f"[{kind}] explain  ledger of {ex['ledger_events']:,} events: median "
@@ -661,6 +784,15 @@ def targets(summary: dict[str, Any]) -> dict[str, str]:
         out["catch-up >= 100,000 events/s (SQLite)"] = verdict(
             v >= TARGETS["catch_up_sqlite"], f"{v:,}/s")
     for kind, res in stores.items():
+        rs = res.get("rebuild_scaling")
+        if rs:
+            large = rs["large"]
+            out[f"rebuild at {large['events']:,} >= 50% of its floor ({kind})"] = verdict(
+                large["of_floor"] >= TARGETS["rebuild_of_floor"], f"{large['of_floor']:.1%}")
+            out[f"rebuild rate at {large['events']:,} >= 80% of rate at "
+                f"{rs['small']['events']:,} ({kind})"] = verdict(
+                rs["rate_ratio"] >= TARGETS["rebuild_rate_ratio"], f"{rs['rate_ratio']:.1%}")
+    for kind, res in stores.items():
         if "explain" in res:
             ex = res["explain"]
             worst = ex["explain"]["p95_ms"]
@@ -723,7 +855,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="with --service: delay of every emulator answer (default 0.05)")
     ap.add_argument("--service-workers", default="1,2,4", metavar="N,N,...",
                     help="with --service: worker counts to time (default 1,2,4)")
+    ap.add_argument("--rebuild-copies", type=int, default=0, metavar="K",
+                    help="also time the rebuild from zero (and its floor) at the intake "
+                         "ledger's size and after appending K copies of its events under new "
+                         "aggregate ids, Exchange item ids distinct per copy (K + 1 times the "
+                         "events, without ingesting a K + 1 times larger feed), each in a "
+                         "subprocess with its peak RSS; e.g. --observations 83000 "
+                         "--rebuild-copies 9 for ~184k and ~1.8M events (default 0: off)")
     ap.add_argument("--rss-child", nargs=2, metavar=("FEED", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--rebuild-child", metavar="URL", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -750,6 +890,8 @@ def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]
                 res["catch_up"] = measure_catch_up(bench)
             if not args.skip_explain and not args.explain_events:
                 res["explain"] = measure_explain(bench, args.explain_samples, args.seed)
+            if args.rebuild_copies:
+                res["rebuild_scaling"] = measure_rebuild_scaling(bench, args.rebuild_copies)
         finally:
             bench.drop()
         summary["stores"][kind] = res
@@ -791,6 +933,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_child:
         rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]))
+        return 0
+    if args.rebuild_child:
+        rebuild_child(args.rebuild_child)
         return 0
     if args.report is not None:
         saved = json.loads(args.report.read_text())
