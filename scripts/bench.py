@@ -388,24 +388,51 @@ def _append_events(bench: BenchStore, rows: list[tuple[Any, int, str, bytes]]) -
         pg.commit()
 
 
-def rebuild_child(url: str) -> None:
+def rebuild_child(url: str, per_batch: bool) -> None:
     """(Subprocess) the catch-up floor, then every projection rebuilt from zero, on an
-    existing ledger; prints seconds, events and peak RSS as JSON."""
+    existing ledger (``per_batch``: then again batch by batch); prints seconds, events,
+    bytes written and peak RSS as JSON."""
     store = Store.open(url)
     floor = catch_up_floor(store)
     before = peak_rss_kb()
+    written = bytes_written()
     t = time.perf_counter()
     from projections.runner import rebuild
 
     rebuild(store)
     elapsed = time.perf_counter() - t
+    written = bytes_written() - written
     events = int(store.query(f"SELECT COUNT(*) FROM {store._events}")[0][0])
-    print(json.dumps({"events": events, "seconds": elapsed, "floor_seconds": floor,
-                      "peak_rss_kb": peak_rss_kb(), "before_rebuild_kb": before}))
+    found = {"events": events, "seconds": elapsed, "floor_seconds": floor,
+             "peak_rss_kb": peak_rss_kb(), "before_rebuild_kb": before,
+             "bytes_written": written}
+    if per_batch:  # the live tail's way, from zero, for comparison
+        from projections.runner import catch_up, drop
+
+        drop(store)
+        written = bytes_written()
+        t = time.perf_counter()
+        catch_up(store, bulk=False)
+        found["per_batch_seconds"] = time.perf_counter() - t
+        found["per_batch_bytes_written"] = bytes_written() - written
+    print(json.dumps(found))
     store.close()
 
 
-def measure_rebuild_scaling(bench: BenchStore, copies: int) -> dict[str, Any]:
+def bytes_written() -> int:
+    """Bytes this process has caused to be written to storage (Linux ``/proc/self/io``;
+    SQLite writes from the process itself, PostgreSQL's server does its own)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measure_rebuild_scaling(bench: BenchStore, copies: int, per_batch: bool
+                            ) -> dict[str, Any]:
     """The rebuild and its floor at the ledger's size, then at ``copies + 1`` times it
     (``grow_ledger``); each in a fresh process (its own peak RSS, no warm caches)."""
     out: dict[str, Any] = {"copies": copies}
@@ -414,7 +441,8 @@ def measure_rebuild_scaling(bench: BenchStore, copies: int) -> dict[str, Any]:
             log(f"{bench.kind}: growing the ledger by {copies} copies of its events")
             grow_ledger(bench, copies)
         log(f"{bench.kind}: rebuild from zero and its floor, {label} ledger, in a subprocess")
-        proc = subprocess.run([sys.executable, __file__, "--rebuild-child", bench.url],
+        proc = subprocess.run([sys.executable, __file__, "--rebuild-child", bench.url,
+                               *(["--rebuild-per-batch"] if per_batch else [])],
                               capture_output=True, text=True, check=True)
         found = json.loads(proc.stdout.strip().splitlines()[-1])
         n = found["events"]
@@ -425,7 +453,19 @@ def measure_rebuild_scaling(bench: BenchStore, copies: int) -> dict[str, Any]:
                       "of_floor": round(found["floor_seconds"] / found["seconds"], 3),
                       "peak_rss_mb": round(found["peak_rss_kb"] / 1024, 1),
                       "before_rebuild_mb": round(found["before_rebuild_kb"] / 1024, 1)}
+        if bench.kind == "sqlite":
+            out[label]["bytes_written_per_event"] = round(found["bytes_written"] / n)
+        if "per_batch_seconds" in found:
+            out[label]["per_batch_events_per_s"] = round(n / found["per_batch_seconds"])
+            out[label]["per_batch_of_floor"] = round(
+                found["floor_seconds"] / found["per_batch_seconds"], 3)
+            if bench.kind == "sqlite":
+                out[label]["per_batch_bytes_written_per_event"] = round(
+                    found["per_batch_bytes_written"] / n)
     out["rate_ratio"] = round(out["large"]["events_per_s"] / out["small"]["events_per_s"], 3)
+    if per_batch:
+        out["per_batch_rate_ratio"] = round(out["large"]["per_batch_events_per_s"]
+                                            / out["small"]["per_batch_events_per_s"], 3)
     return out
 
 
@@ -689,10 +729,22 @@ def report(summary: dict[str, Any]) -> str:
                              f"{r['seconds']:.1f}s: {r['events_per_s']:,} events/s; floor "
                              f"{r['floor_events_per_s']:,} events/s; rebuild / floor = "
                              f"{r['of_floor']:.1%}; peak RSS {r['peak_rss_mb']:,.0f} MB "
-                             f"({r['before_rebuild_mb']:,.0f} MB before it)")
+                             f"({r['before_rebuild_mb']:,.0f} MB before it)"
+                             + (f"; {r['bytes_written_per_event']:,} bytes written an event"
+                                if "bytes_written_per_event" in r else ""))
             lines.append(f"[{kind}] rebuild  rate at {rs['large']['events']:,} / rate at "
                          f"{rs['small']['events']:,} = {rs['rate_ratio']:.1%} (the larger "
                          f"ledger: {rs['copies']} copies of the smaller one's events added)")
+            if "per_batch_rate_ratio" in rs:
+                for label in ("small", "large"):
+                    r = rs[label]
+                    written = (f", {r['per_batch_bytes_written_per_event']:,} bytes written "
+                               "an event" if "per_batch_bytes_written_per_event" in r else "")
+                    lines.append(f"[{kind}] per-batch catch-up from zero, {r['events']:,} "
+                                 f"events: {r['per_batch_events_per_s']:,} events/s = "
+                                 f"{r['per_batch_of_floor']:.1%} of the floor{written}")
+                lines.append(f"[{kind}] per-batch rate at {rs['large']['events']:,} / rate "
+                             f"at {rs['small']['events']:,} = {rs['per_batch_rate_ratio']:.1%}")
         ex = res.get("explain")
         if ex:
             lines.append(f"[{kind}] explain  ledger of {ex['ledger_events']:,} events: median "
@@ -863,6 +915,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "subprocess with its peak RSS; e.g. --observations 83000 "
                          "--rebuild-copies 9 for ~184k and ~1.8M events (default 0: off)")
     ap.add_argument("--rss-child", nargs=2, metavar=("FEED", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--rebuild-per-batch", action="store_true",
+                    help="with --rebuild-copies: also time the batch-by-batch catch-up from "
+                         "zero at both sizes (the live tail's path; slow on a large ledger)")
     ap.add_argument("--rebuild-child", metavar="URL", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -891,7 +946,8 @@ def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]
             if not args.skip_explain and not args.explain_events:
                 res["explain"] = measure_explain(bench, args.explain_samples, args.seed)
             if args.rebuild_copies:
-                res["rebuild_scaling"] = measure_rebuild_scaling(bench, args.rebuild_copies)
+                res["rebuild_scaling"] = measure_rebuild_scaling(
+                    bench, args.rebuild_copies, args.rebuild_per_batch)
         finally:
             bench.drop()
         summary["stores"][kind] = res
@@ -935,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]))
         return 0
     if args.rebuild_child:
-        rebuild_child(args.rebuild_child)
+        rebuild_child(args.rebuild_child, args.rebuild_per_batch)
         return 0
     if args.report is not None:
         saved = json.loads(args.report.read_text())
