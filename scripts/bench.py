@@ -388,10 +388,11 @@ def _append_events(bench: BenchStore, rows: list[tuple[Any, int, str, bytes]]) -
         pg.commit()
 
 
-def rebuild_child(url: str, per_batch: bool) -> None:
+def rebuild_child(url: str, per_batch: bool, profile: bool) -> None:
     """(Subprocess) the catch-up floor, then every projection rebuilt from zero (their
     tables dropped first, untimed), on an existing ledger (``per_batch``: then again
-    batch by batch); prints wall and CPU seconds, events, bytes written and peak RSS."""
+    batch by batch; ``profile``: then again under cProfile); prints wall and CPU
+    seconds, events, bytes written, peak RSS (and the profile's areas) as JSON."""
     from projections.runner import catch_up, drop, rebuild
 
     store = Store.open(url)
@@ -404,11 +405,11 @@ def rebuild_child(url: str, per_batch: bool) -> None:
     t = time.perf_counter()
     rebuild(store)
     elapsed = time.perf_counter() - t
-    found = {"seconds": elapsed, "cpu_seconds": cpu_seconds(resource.RUSAGE_SELF) - cpu,
-             "bytes_written": bytes_written() - written, "floor_seconds": floor,
-             "floor_cpu_seconds": floor_cpu, "peak_rss_kb": peak_rss_kb(),
-             "before_rebuild_kb": before,
-             "events": int(store.query(f"SELECT COUNT(*) FROM {store._events}")[0][0])}
+    found: dict[str, Any] = {
+        "seconds": elapsed, "cpu_seconds": cpu_seconds(resource.RUSAGE_SELF) - cpu,
+        "bytes_written": bytes_written() - written, "floor_seconds": floor,
+        "floor_cpu_seconds": floor_cpu, "peak_rss_kb": peak_rss_kb(), "before_rebuild_kb": before,
+        "events": int(store.query(f"SELECT COUNT(*) FROM {store._events}")[0][0])}
     if per_batch:  # the live tail's way, from zero, for comparison
         drop(store)
         written = bytes_written()
@@ -416,6 +417,11 @@ def rebuild_child(url: str, per_batch: bool) -> None:
         catch_up(store, bulk=False)
         found["per_batch_seconds"] = time.perf_counter() - t
         found["per_batch_bytes_written"] = bytes_written() - written
+    if profile:  # once more, under cProfile
+        drop(store)
+        _, stats = benchprofile.profile(lambda: rebuild(store))
+        found["profile_areas"] = {k: round(v, 3) for k, v in benchprofile.areas(
+            stats, benchprofile.CATCH_UP_RULES).items()}
     print(json.dumps(found))
     store.close()
 
@@ -432,8 +438,8 @@ def bytes_written() -> int:
     return 0
 
 
-def measure_rebuild_scaling(bench: BenchStore, copies: int, per_batch: bool, repeat: int
-                            ) -> dict[str, Any]:
+def measure_rebuild_scaling(bench: BenchStore, copies: int, per_batch: bool, repeat: int,
+                            profile: bool) -> dict[str, Any]:
     """The rebuild and its floor at the ledger's size, then at ``copies + 1`` times it
     (``grow_ledger``); each ``repeat`` times in a fresh process (its own peak RSS, no
     warm caches), keeping the best time of each (other work on a shared machine only
@@ -448,8 +454,11 @@ def measure_rebuild_scaling(bench: BenchStore, copies: int, per_batch: bool, rep
         for i in range(repeat):
             log(f"{bench.kind}: rebuild from zero and its floor, {label} ledger, in a "
                 f"subprocess ({i + 1} of {repeat})")
+            first = i == 0
             proc = subprocess.run([sys.executable, __file__, "--rebuild-child", bench.url,
-                                   *(["--rebuild-per-batch"] if per_batch and i == 0 else [])],
+                                   *(["--rebuild-per-batch"] if per_batch and first else []),
+                                   *(["--rebuild-profile"] if profile and first
+                                     and label == "large" else [])],
                                   capture_output=True, text=True, check=True)
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         n = runs[0]["events"]
@@ -476,6 +485,8 @@ def measure_rebuild_scaling(bench: BenchStore, copies: int, per_batch: bool, rep
             if bench.kind == "sqlite":
                 row["per_batch_bytes_written_per_event"] = round(
                     best("per_batch_bytes_written") / n)
+        if "profile_areas" in runs[0]:
+            row["profile_areas"] = runs[0]["profile_areas"]
         out[label] = row
     small, large = out["small"], out["large"]
     out["rate_ratio"] = round(large["events_per_s"] / small["events_per_s"], 3)
@@ -766,6 +777,11 @@ def report(summary: dict[str, Any]) -> str:
                                  f"{r['per_batch_of_floor']:.1%} of the floor{written}")
                 lines.append(f"[{kind}] per-batch rate at {rs['large']['events']:,} / rate "
                              f"at {rs['small']['events']:,} = {rs['per_batch_rate_ratio']:.1%}")
+            if "profile_areas" in rs["large"]:
+                lines += benchprofile.report(
+                    f"[{kind}] rebuild of {rs['large']['events']:,} events from zero, "
+                    "cProfile (shares approximate)", rs["large"]["profile_areas"],
+                    rs["large"]["events"], "event")
         ex = res.get("explain")
         if ex:
             lines.append(f"[{kind}] explain  ledger of {ex['ledger_events']:,} events: median "
@@ -941,6 +957,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "zero at both sizes (the live tail's path; slow on a large ledger)")
     ap.add_argument("--rebuild-repeat", type=int, default=2, metavar="N",
                     help="with --rebuild-copies: runs at each size, the best kept (default 2)")
+    ap.add_argument("--rebuild-profile", action="store_true",
+                    help="with --rebuild-copies: also profile one rebuild of the larger ledger "
+                         "and print where its time goes, by area")
     ap.add_argument("--rebuild-child", metavar="URL", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -970,7 +989,8 @@ def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]
                 res["explain"] = measure_explain(bench, args.explain_samples, args.seed)
             if args.rebuild_copies:
                 res["rebuild_scaling"] = measure_rebuild_scaling(
-                    bench, args.rebuild_copies, args.rebuild_per_batch, args.rebuild_repeat)
+                    bench, args.rebuild_copies, args.rebuild_per_batch, args.rebuild_repeat,
+                    args.rebuild_profile)
         finally:
             bench.drop()
         summary["stores"][kind] = res
@@ -1014,7 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]))
         return 0
     if args.rebuild_child:
-        rebuild_child(args.rebuild_child, args.rebuild_per_batch)
+        rebuild_child(args.rebuild_child, args.rebuild_per_batch, args.rebuild_profile)
         return 0
     if args.report is not None:
         saved = json.loads(args.report.read_text())
