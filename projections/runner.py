@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import orjson
@@ -464,6 +464,11 @@ class _Runner:
             _write_all(conn, tables)
             conn.execute(tracking.delete().where(tracking.c.name.in_(names)))
             conn.execute(tracking.insert(), [{"name": n, "position": last} for n in names])
+        if conn.dialect.name == "sqlite":
+            # The new tables went to the WAL; copy them into the database now rather than
+            # leave it to the next writer's commit (PASSIVE: no reader waits for it).
+            conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA wal_checkpoint(PASSIVE)")
         return read
 
 
@@ -491,7 +496,7 @@ def _write_all(conn: Connection, tables: list[tuple[sa.Table, list[Sequence[Any]
         conn.execute(sa.schema.CreateTable(table))
         key = [i for i, c in enumerate(table.columns) if c.primary_key]
         if key == list(range(len(key))):  # the key leads and is unique: compare whole rows
-            rows.sort()  # (no key tuple per row: a third faster)
+            cast(list[tuple[Any, ...]], rows).sort()  # no key tuple per row: a third faster
         else:
             rows.sort(key=itemgetter(*key))
         columns = ", ".join(quote(c.name) for c in table.columns)
