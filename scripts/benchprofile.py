@@ -28,6 +28,7 @@ C_AREAS = {
     "<method 'fetchall' of 'sqlite3.Cursor' objects>": "SQL: read",
     "<method 'fetchone' of 'sqlite3.Cursor' objects>": "SQL: read",
     "<method 'execute' of 'sqlite3.Cursor' objects>": "SQL: other statements",
+    "<method 'execute' of 'sqlite3.Connection' objects>": "SQL: other statements",
     "<method 'acquire' of '_thread.lock' objects>": "waiting (feed reader, locks)",
     "<method 'read' of '_io.BufferedReader' objects>": "waiting (feed reader, locks)",
     "<built-in method time.sleep>": "waiting (feed reader, locks)",
