@@ -369,11 +369,11 @@ class _Runner:
             self.ensured = True
         with conn.begin():
             pos = self.positions(conn)
-            todo = max(self.head(conn) - min(pos or [0]), 0)
+            todo = max(self.head(conn) - (0 if rebuild else min(pos or [0])), 0)
         done = 0
         fresh = [n for n, p in zip(self.names, pos or [0] * len(self.names), strict=True)
                  if p == 0 or rebuild]
-        if bulk and fresh:
+        if bulk and fresh and todo:  # (an empty log: nothing to build, no connection)
             built = self.build(conn, fresh, replace=rebuild, limit=max_events,
                                batch_size=batch_size, progress=progress, todo=todo)
             if built:
@@ -400,7 +400,6 @@ class _Runner:
             if on_batch is not None:
                 on_batch(counts)
         return totals
-
 
     def build(self, conn: Connection, names: list[str], *, replace: bool, limit: int | None,
               batch_size: int, progress: Progress | None, todo: int) -> int:
