@@ -20,7 +20,7 @@ per batch for the meetings the batch touches.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ from projections.base import (
     Str,
     as_dict,
     chunks,
+    in_column_order,
     metadata,
     upserter,
 )
@@ -236,19 +237,29 @@ class AnalyticsProjection(Projection):
         self.stored = self._load(conn, sorted(meetings))
 
     def flush(self, conn: Connection) -> None:
-        rows = []
-        settings, dumps = self.settings, orjson.dumps
-        for mid in sorted(self.touched):
-            f = self.touched[mid]
-            rows.append({"meeting_id": mid, **derive(f, settings), "facts": dumps(f).decode()})
-        _write_meetings(conn, rows)
+        _write_meetings(conn, self._meeting_rows(sorted(self.touched)))
         _add_counts.tuples(conn, [(*k, n) for k, n in sorted(self.counts.items())])
         if self.settings_changed:
-            _write_settings(conn, [{"name": "org", "value": orjson.dumps(
-                self.settings.as_record()).decode()}])
+            _write_settings(conn, self._settings_rows())
             self._rederive_all(conn)
         self.stored, self.touched, self.counts = {}, {}, {}
         self.settings_changed = False
+
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        # Every row derived once, under the settings in force at the end: nothing to
+        # re-derive, and each day's counts are already whole.
+        yield meetings_table, in_column_order(meetings_table, self._meeting_rows(self.touched))
+        yield daily_table, [(*k, n) for k, n in self.counts.items()]
+        yield settings_table, in_column_order(
+            settings_table, self._settings_rows() if self.settings_changed else [])
+
+    def _meeting_rows(self, ids: Iterable[str]) -> list[Row]:
+        settings, dumps, touched = self.settings, orjson.dumps, self.touched
+        return [{"meeting_id": mid, **derive(touched[mid], settings),
+                 "facts": dumps(touched[mid]).decode()} for mid in ids]
+
+    def _settings_rows(self) -> list[Row]:
+        return [{"name": "org", "value": orjson.dumps(self.settings.as_record()).decode()}]
 
     def _load(self, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         t = meetings_table

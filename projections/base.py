@@ -7,6 +7,10 @@ each to ``flush`` its batch with a few ``executemany`` statements, and
 commits their rows together with their tracking positions. Handlers only
 collect; ``flush`` writes. No handler reads the database: a projection that
 needs earlier facts loads them in bulk once per batch.
+
+Built from zero, a projection instead folds the whole log in memory and gives
+its final rows once (``final_rows``); the runner writes each table in one pass
+in key order, then its indexes (see ``projections.runner``).
 """
 
 from __future__ import annotations
@@ -63,6 +67,18 @@ class Projection:
     def flush(self, conn: Connection) -> None:
         """Write what the batch collected, then forget it."""
         raise NotImplementedError
+
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        """After a fold of the log from its first event, with nothing stored: every row
+        of each table, as values in the table's column order (in any order: the runner
+        sorts them by primary key). Called instead of ``flush``, once."""
+        raise NotImplementedError
+
+
+def in_column_order(table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> list[Sequence[Any]]:
+    """Dict rows keyed by column name as tuples in the table's column order."""
+    get = itemgetter(*table.c.keys())
+    return [get(r) for r in rows]
 
 
 def as_dict(row: Any) -> Row:

@@ -8,13 +8,23 @@ organizer's save arrived). Resolved conflicts stay, so the history answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Row, Str, as_dict, metadata, upserter
+from projections.base import (
+    Bulk,
+    Handler,
+    Projection,
+    Row,
+    Str,
+    as_dict,
+    in_column_order,
+    metadata,
+    upserter,
+)
 
 conflicts_table = sa.Table(
     "proj_conflicts", metadata,
@@ -73,6 +83,10 @@ class ConflictsProjection(Projection):
         _resolve(conn, [{"mid": m, "ck": k, "at": at}
                         for (m, k), at in sorted(self.resolved.items())])
         self.rows, self.resolved = {}, {}
+
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        # ``resolved`` holds only resolutions of rows never opened: nothing to update
+        yield conflicts_table, in_column_order(conflicts_table, self.rows.values())
 
 
 COLUMNS = ("meeting_id", "kind", "attendee", "organizer", "state", "detected_at",

@@ -10,13 +10,23 @@ that never touch Outlook (skips, and issues about Salesforce records).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Bulk, Handler, Projection, Row, Str, as_dict, metadata, upserter
+from projections.base import (
+    Bulk,
+    Handler,
+    Projection,
+    Row,
+    Str,
+    as_dict,
+    in_column_order,
+    metadata,
+    upserter,
+)
 
 issues_table = sa.Table(
     "proj_issues", metadata,
@@ -129,6 +139,10 @@ class IssuesProjection(Projection):
         _resolve(conn, [{"mid": m, "ik": k, "at": at, "why": why}
                         for (m, k), (at, why) in sorted(self.resolved.items())])
         self.rows, self.resolved = {}, {}
+
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        # ``resolved`` holds only resolutions of rows never opened: nothing to update
+        yield issues_table, in_column_order(issues_table, self.rows.values())
 
 
 def _after_resolution(category: str) -> str:

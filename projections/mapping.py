@@ -13,7 +13,7 @@ decided batches later needs no event replay.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from projections.base import (
     as_dict,
     chunks,
     deleter,
+    in_column_order,
     metadata,
     upserter,
 )
@@ -62,6 +63,8 @@ _unlink = deleter(mapping_table, "mailbox", "exchange_id")
 
 #: Item facts: (ical_uid, item_type, series_master_id), keyed by (mailbox, item id).
 Facts = tuple[str | None, str | None, str | None]
+#: Stored facts of these items (mailbox, item id): what earlier batches wrote.
+Lookup = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Facts]]
 
 
 class MappingProjection(Projection):
@@ -108,7 +111,7 @@ class MappingProjection(Projection):
 
     def flush(self, conn: Connection) -> None:
         links = list(self.links.values())
-        self._fill_facts(conn, links)
+        self._fill_facts(links, lambda keys: _lookup(conn, keys))
         # Item facts are written after the links took theirs from the database,
         # so a link sees the item as the batch found it, not as the batch left it.
         _write_items.tuples(conn, list(self.items.values()))
@@ -116,12 +119,18 @@ class MappingProjection(Projection):
         _write_links(conn, links)
         self.items, self.links, self.unlinks = {}, {}, set()
 
-    def _fill_facts(self, conn: Connection, links: list[Row]) -> None:
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        links = list(self.links.values())
+        self._fill_facts(links, lambda keys: {})  # nothing stored: every fact is in memory
+        yield items_table, list(self.items.values())
+        yield mapping_table, in_column_order(mapping_table, links)
+
+    def _fill_facts(self, links: list[Row], lookup: Lookup) -> None:
         """Set ``kind`` and ``ical_uid`` of new links (one bulk lookup, not one per link)."""
         if not links:
             return
         wanted = {(r["mailbox"], r["exchange_id"]) for r in links if "_facts" not in r}
-        known = _lookup(conn, wanted)
+        known = lookup(wanted)
         masters: set[tuple[str, str]] = set()
         for row in links:
             facts = row.pop("_facts", None) or known.get((row["mailbox"], row["exchange_id"]))
@@ -130,7 +139,7 @@ class MappingProjection(Projection):
                 masters.add((row["mailbox"], facts[2]))
         master_facts: dict[tuple[str, str], Facts] = {
             k: self.items[k][3:] for k in masters if k in self.items}
-        master_facts.update(_lookup(conn, masters - set(master_facts)))
+        master_facts.update(lookup(masters - set(master_facts)))
         for row in links:
             facts = row.pop("_f")
             if facts is None:

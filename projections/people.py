@@ -11,13 +11,24 @@ Users, Contacts and Leads and those unresolved, for BI reports of coverage
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Handler, Projection, Row, Str, as_dict, chunks, metadata, upserter
+from projections.base import (
+    Handler,
+    Projection,
+    Row,
+    Str,
+    as_dict,
+    chunks,
+    in_column_order,
+    metadata,
+    upserter,
+)
 
 unresolved_table = sa.Table(
     "proj_people_unresolved", metadata,
@@ -80,8 +91,6 @@ class PeopleProjection(Projection):
                 "resolved_at": state["timestamp"], "relation_id": state["relation_id"]}
 
     def flush(self, conn: Connection) -> None:
-        import orjson
-
         t = unresolved_table
         keys = [k for k, r in self.rows.items() if r["since"] is None]
         earlier: dict[tuple[str, str], str] = {}
@@ -104,16 +113,25 @@ class PeopleProjection(Projection):
             for mid, raw in conn.execute(sa.select(c.c.meeting_id, c.c.people)
                                          .where(c.c.meeting_id.in_(list(part)))):
                 stored[mid] = orjson.loads(raw)
-        out = []
-        for mid, people in sorted(self.people.items()):
-            merged = {**stored.get(mid, {}), **people}
-            counts = dict.fromkeys(COUNTS, 0)
-            for kind in merged.values():
-                counts[_COUNTED[kind]] += 1
-            out.append({"meeting_id": mid, **counts,
-                        "people": orjson.dumps(merged, option=orjson.OPT_SORT_KEYS).decode()})
-        _write_coverage(conn, out)
+        _write_coverage(conn, [_coverage(mid, {**stored.get(mid, {}), **people})
+                               for mid, people in sorted(self.people.items())])
         self.rows, self.people = {}, {}
+
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        # A row related with no unresolved row before it was never unresolved.
+        yield unresolved_table, in_column_order(
+            unresolved_table, (r for r in self.rows.values() if r["since"] is not None))
+        yield coverage_table, in_column_order(
+            coverage_table, (_coverage(mid, people) for mid, people in self.people.items()))
+
+
+def _coverage(meeting_id: str, people: dict[str, str]) -> Row:
+    """A meeting's coverage row from everyone known about its attendees."""
+    counts = dict.fromkeys(COUNTS, 0)
+    for kind in people.values():
+        counts[_COUNTED[kind]] += 1
+    return {"meeting_id": meeting_id, **counts,
+            "people": orjson.dumps(people, option=orjson.OPT_SORT_KEYS).decode()}
 
 
 UNRESOLVED_COLUMNS = ("meeting_id", "email", "since", "state", "resolved_at", "relation_id")

@@ -9,7 +9,7 @@ over the same ledger execute the same writes in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -71,6 +71,9 @@ class PlanProjection(Projection):
         _settle.tuples(conn, sorted(self.settled))
         _write.tuples(conn, list(self.rows.values()))
         self.rows, self.settled = {}, set()
+
+    def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
+        yield plan_table, list(self.rows.values())  # settled writes already left ``rows``
 
 
 COLUMNS = ("target", "op", "meeting_id", "mailbox", "id", "fields", "reason",

@@ -14,6 +14,9 @@ Generates a synthetic org's raw-observation feed (``benchfeed``: DOMAIN.md
   read by a second process (``adapters.feed.reader_process``), as ``syncledger
   ingest`` reads it;
 * catch-up: every projection rebuilt from zero (``projections.runner.rebuild``);
+* with ``--rebuild-copies K``: the rebuild and its floor at the intake ledger's
+  size and at K times it (the ledger's events copied, see ``grow_ledger``), each
+  in a process of its own with its peak RSS: whether a rebuild stays linear;
 * explain / history: median and p95 latency of ``projections.explain.explain``
   and ``projections.timeline.timeline`` for ids of each kind (Exchange item
   id, Salesforce Event id, iCalUId) picked from the ledger;
@@ -61,7 +64,8 @@ from ledger.store import Store, StoreURL  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 TARGETS = {"intake_vs_executemany": 0.5, "intake_vs_copy": 0.4, "catch_up_sqlite": 100_000,
-           "explain_ms": 100.0, "peak_rss_mb": 300.0}
+           "explain_ms": 100.0, "peak_rss_mb": 300.0, "rebuild_of_floor": 0.5,
+           "rebuild_rate_ratio": 0.8}
 ID_KINDS = ("exchange", "salesforce", "ical")
 BASELINE_RUNS = 3
 
@@ -314,9 +318,7 @@ def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
     """Every projection rebuilt from zero, and in the same run its floor: reading the
     log in the runner's batches and ``orjson.loads`` of every event, nothing else
     (what any Python catch-up must do before a projection sees an event)."""
-    import orjson
-
-    from projections.runner import BATCH_SIZE, _log_sql, engine_for, rebuild
+    from projections.runner import rebuild
 
     log(f"{bench.kind}: catch-up of every projection from zero")
     rows, _ = bench.events()
@@ -324,8 +326,186 @@ def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
     rebuild(bench.store)
     elapsed = time.perf_counter() - t
     log(f"{bench.kind}: catch-up floor: read the log and decode every event")
-    sql = _log_sql(bench.store)  # the runner's own query, connection and cursor
-    conn = engine_for(bench.store).raw_connection()
+    floor = catch_up_floor(bench.store)
+    return {"events": rows, "seconds": round(elapsed, 2), "events_per_s": round(rows / elapsed),
+            "floor_seconds": round(floor, 2), "floor_events_per_s": round(rows / floor)}
+
+
+#: Exchange item ids all begin so (``adapters.sandbox.org._graph_id``); a copy of the ledger
+#: replaces it by ``AAMk`` + the copy's number in two digits, the same length.
+GRAPH_ID_PREFIX = b"AAMkAG"
+
+
+def grow_ledger(bench: BenchStore, copies: int) -> int:
+    """Append ``copies`` copies of the ledger's events (as intake recorded them, in log
+    order) under new aggregate ids, each copy's Exchange item ids made distinct (so the
+    id mapping grows as an org's would instead of updating the same rows); returns the
+    events now in the log. Quicker than ingesting a feed ``copies + 1`` times larger
+    (minutes per store), and the projections see real events: each copy's meetings
+    fold exactly as the originals, in fresh rows. Only the event table is grown (the
+    external-id index and the rest are not needed by projections)."""
+    if copies > 99:
+        raise ValueError("at most 99 copies (two digits in the Exchange item ids)")
+    table = bench.store._events
+    oid_column = "originator_id"
+    rows = bench.store.query(f"SELECT {oid_column}, originator_version, topic, state "
+                             f"FROM {table} ORDER BY "
+                             f"{'rowid' if bench.kind == 'sqlite' else 'notification_id'}")
+    for k in range(1, copies + 1):
+        new_ids: dict[Any, uuid.UUID] = {}
+        prefix = b"AAMk%02d" % k
+        out = []
+        for oid, version, topic, state in rows:
+            new = new_ids.get(oid)
+            if new is None:
+                new = new_ids[oid] = uuid.uuid4()
+            out.append((new.hex if bench.kind == "sqlite" else new, version, topic,
+                        bytes(state).replace(GRAPH_ID_PREFIX, prefix)))
+        _append_events(bench, out)
+        log(f"{bench.kind}: copy {k} of {copies} appended")
+    return bench.events()[0]
+
+
+def _append_events(bench: BenchStore, rows: list[tuple[Any, int, str, bytes]]) -> None:
+    columns = "originator_id, originator_version, topic, state"
+    if bench.kind == "sqlite":
+        lite = sqlite3.connect(bench.path, isolation_level=None)
+        try:
+            lite.execute("BEGIN IMMEDIATE")
+            lite.executemany(f"INSERT INTO stored_events ({columns}) VALUES (?,?,?,?)", rows)
+            lite.execute("COMMIT")
+        finally:
+            lite.close()
+        return
+    import psycopg
+
+    table = str(getattr(bench.store.recorder, "events_table_name", "stored_events"))
+    with psycopg.connect(**PG) as pg:  # type: ignore[arg-type]
+        with pg.cursor() as cur, cur.copy(
+                f'COPY "{bench.schema}"."{table}" ({columns}) FROM STDIN'.encode()) as copy:
+            for row in rows:
+                copy.write_row(row)
+        pg.commit()
+
+
+def rebuild_child(url: str, per_batch: bool, profile: bool) -> None:
+    """(Subprocess) the catch-up floor, then every projection rebuilt from zero (their
+    tables dropped first, untimed), on an existing ledger (``per_batch``: then again
+    batch by batch; ``profile``: then again under cProfile); prints wall and CPU
+    seconds, events, bytes written, peak RSS (and the profile's areas) as JSON."""
+    from projections.runner import catch_up, drop, rebuild
+
+    store = Store.open(url)
+    cpu = cpu_seconds(resource.RUSAGE_SELF)
+    floor = catch_up_floor(store)
+    floor_cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu
+    drop(store)
+    before = peak_rss_kb()
+    written, cpu = bytes_written(), cpu_seconds(resource.RUSAGE_SELF)
+    t = time.perf_counter()
+    rebuild(store)
+    elapsed = time.perf_counter() - t
+    found: dict[str, Any] = {
+        "seconds": elapsed, "cpu_seconds": cpu_seconds(resource.RUSAGE_SELF) - cpu,
+        "bytes_written": bytes_written() - written, "floor_seconds": floor,
+        "floor_cpu_seconds": floor_cpu, "peak_rss_kb": peak_rss_kb(), "before_rebuild_kb": before,
+        "events": int(store.query(f"SELECT COUNT(*) FROM {store._events}")[0][0])}
+    if per_batch:  # the live tail's way, from zero, for comparison
+        drop(store)
+        written = bytes_written()
+        t = time.perf_counter()
+        catch_up(store, bulk=False)
+        found["per_batch_seconds"] = time.perf_counter() - t
+        found["per_batch_bytes_written"] = bytes_written() - written
+    if profile:  # once more, under cProfile
+        drop(store)
+        _, stats = benchprofile.profile(lambda: rebuild(store))
+        found["profile_areas"] = {k: round(v, 3) for k, v in benchprofile.areas(
+            stats, benchprofile.CATCH_UP_RULES).items()}
+    print(json.dumps(found))
+    store.close()
+
+
+def bytes_written() -> int:
+    """Bytes this process has caused to be written to storage (Linux ``/proc/self/io``;
+    SQLite writes from the process itself, PostgreSQL's server does its own)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measure_rebuild_scaling(bench: BenchStore, copies: int, per_batch: bool, repeat: int,
+                            profile: bool) -> dict[str, Any]:
+    """The rebuild and its floor at the ledger's size, then at ``copies + 1`` times it
+    (``grow_ledger``); each ``repeat`` times in a fresh process (its own peak RSS, no
+    warm caches), keeping the best time of each (other work on a shared machine only
+    ever slows a run down). Rates from CPU time too: this process's alone, so they
+    barely move with the machine's load (on PostgreSQL they leave out the server's)."""
+    out: dict[str, Any] = {"copies": copies, "repeat": repeat}
+    for label in ("small", "large"):
+        if label == "large":
+            log(f"{bench.kind}: growing the ledger by {copies} copies of its events")
+            grow_ledger(bench, copies)
+        runs = []
+        for i in range(repeat):
+            log(f"{bench.kind}: rebuild from zero and its floor, {label} ledger, in a "
+                f"subprocess ({i + 1} of {repeat})")
+            first = i == 0
+            proc = subprocess.run([sys.executable, __file__, "--rebuild-child", bench.url,
+                                   *(["--rebuild-per-batch"] if per_batch and first else []),
+                                   *(["--rebuild-profile"] if profile and first
+                                     and label == "large" else [])],
+                                  capture_output=True, text=True, check=True)
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        n = runs[0]["events"]
+
+        def best(key: str, runs: list[dict[str, Any]] = runs) -> float:
+            return min(float(r[key]) for r in runs if key in r)
+
+        seconds, floor = best("seconds"), best("floor_seconds")
+        cpu, floor_cpu = best("cpu_seconds"), best("floor_cpu_seconds")
+        row: dict[str, Any] = {
+            "events": n, "seconds": round(seconds, 2), "events_per_s": round(n / seconds),
+            "floor_seconds": round(floor, 2), "floor_events_per_s": round(n / floor),
+            "of_floor": round(floor / seconds, 3),
+            "cpu_seconds": round(cpu, 2), "cpu_events_per_s": round(n / cpu),
+            "floor_cpu_seconds": round(floor_cpu, 2), "cpu_of_floor": round(floor_cpu / cpu, 3),
+            "peak_rss_mb": round(max(r["peak_rss_kb"] for r in runs) / 1024, 1),
+            "before_rebuild_mb": round(max(r["before_rebuild_kb"] for r in runs) / 1024, 1)}
+        if bench.kind == "sqlite":
+            row["bytes_written_per_event"] = round(best("bytes_written") / n)
+        if per_batch:
+            per = best("per_batch_seconds")
+            row["per_batch_events_per_s"] = round(n / per)
+            row["per_batch_of_floor"] = round(floor / per, 3)
+            if bench.kind == "sqlite":
+                row["per_batch_bytes_written_per_event"] = round(
+                    best("per_batch_bytes_written") / n)
+        if "profile_areas" in runs[0]:
+            row["profile_areas"] = runs[0]["profile_areas"]
+        out[label] = row
+    small, large = out["small"], out["large"]
+    out["rate_ratio"] = round(large["events_per_s"] / small["events_per_s"], 3)
+    out["cpu_rate_ratio"] = round(large["cpu_events_per_s"] / small["cpu_events_per_s"], 3)
+    if per_batch:
+        out["per_batch_rate_ratio"] = round(large["per_batch_events_per_s"]
+                                            / small["per_batch_events_per_s"], 3)
+    return out
+
+
+def catch_up_floor(store: Store) -> float:
+    """Seconds to read the log in the runner's batches, with its own query, connection
+    and cursor, and ``orjson.loads`` every event: nothing else."""
+    import orjson
+
+    from projections.runner import BATCH_SIZE, _log_sql, engine_for
+
+    sql = _log_sql(store)
+    conn = engine_for(store).raw_connection()
     try:
         t = time.perf_counter()
         after = 0
@@ -342,8 +522,7 @@ def measure_catch_up(bench: BenchStore) -> dict[str, Any]:
         cursor.close()
     finally:
         conn.close()
-    return {"events": rows, "seconds": round(elapsed, 2), "events_per_s": round(rows / elapsed),
-            "floor_seconds": round(floor, 2), "floor_events_per_s": round(rows / floor)}
+    return floor
 
 
 def pick_ids(store: Store, per_kind: int, seed: int) -> dict[str, list[str]]:
@@ -570,6 +749,39 @@ def report(summary: dict[str, Any]) -> str:
             lines.append(f"[{kind}] catch-up {cu['events']:,} events in {cu['seconds']:.1f}s: "
                          f"{cu['events_per_s']:,} events/s; floor (read the log + "
                          f"orjson.loads, nothing else) {cu['floor_events_per_s']:,} events/s")
+        rs = res.get("rebuild_scaling")
+        if rs:
+            for label in ("small", "large"):
+                r = rs[label]
+                lines.append(f"[{kind}] rebuild  {r['events']:,} events from zero in "
+                             f"{r['seconds']:.1f}s: {r['events_per_s']:,} events/s; floor "
+                             f"{r['floor_events_per_s']:,} events/s; rebuild / floor = "
+                             f"{r['of_floor']:.1%} (by CPU time {r['cpu_of_floor']:.1%}: "
+                             f"{r['cpu_events_per_s']:,} events per CPU second); peak RSS "
+                             f"{r['peak_rss_mb']:,.0f} MB ({r['before_rebuild_mb']:,.0f} MB "
+                             "before it)"
+                             + (f"; {r['bytes_written_per_event']:,} bytes written an event"
+                                if "bytes_written_per_event" in r else ""))
+            lines.append(f"[{kind}] rebuild  rate at {rs['large']['events']:,} / rate at "
+                         f"{rs['small']['events']:,} = {rs['rate_ratio']:.1%} (by CPU time "
+                         f"{rs['cpu_rate_ratio']:.1%}; best of {rs.get('repeat', 1)} each; the "
+                         f"larger ledger: {rs['copies']} copies of the smaller one's events "
+                         "added)")
+            if "per_batch_rate_ratio" in rs:
+                for label in ("small", "large"):
+                    r = rs[label]
+                    written = (f", {r['per_batch_bytes_written_per_event']:,} bytes written "
+                               "an event" if "per_batch_bytes_written_per_event" in r else "")
+                    lines.append(f"[{kind}] per-batch catch-up from zero, {r['events']:,} "
+                                 f"events: {r['per_batch_events_per_s']:,} events/s = "
+                                 f"{r['per_batch_of_floor']:.1%} of the floor{written}")
+                lines.append(f"[{kind}] per-batch rate at {rs['large']['events']:,} / rate "
+                             f"at {rs['small']['events']:,} = {rs['per_batch_rate_ratio']:.1%}")
+            if "profile_areas" in rs["large"]:
+                lines += benchprofile.report(
+                    f"[{kind}] rebuild of {rs['large']['events']:,} events from zero, "
+                    "cProfile (shares approximate)", rs["large"]["profile_areas"],
+                    rs["large"]["events"], "event")
         ex = res.get("explain")
         if ex:
             lines.append(f"[{kind}] explain  ledger of {ex['ledger_events']:,} events: median "
@@ -661,6 +873,15 @@ def targets(summary: dict[str, Any]) -> dict[str, str]:
         out["catch-up >= 100,000 events/s (SQLite)"] = verdict(
             v >= TARGETS["catch_up_sqlite"], f"{v:,}/s")
     for kind, res in stores.items():
+        rs = res.get("rebuild_scaling")
+        if rs:
+            large = rs["large"]
+            out[f"rebuild at {large['events']:,} >= 50% of its floor ({kind})"] = verdict(
+                large["of_floor"] >= TARGETS["rebuild_of_floor"], f"{large['of_floor']:.1%}")
+            out[f"rebuild rate at {large['events']:,} >= 80% of rate at "
+                f"{rs['small']['events']:,} ({kind})"] = verdict(
+                rs["rate_ratio"] >= TARGETS["rebuild_rate_ratio"], f"{rs['rate_ratio']:.1%}")
+    for kind, res in stores.items():
         if "explain" in res:
             ex = res["explain"]
             worst = ex["explain"]["p95_ms"]
@@ -723,7 +944,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="with --service: delay of every emulator answer (default 0.05)")
     ap.add_argument("--service-workers", default="1,2,4", metavar="N,N,...",
                     help="with --service: worker counts to time (default 1,2,4)")
+    ap.add_argument("--rebuild-copies", type=int, default=0, metavar="K",
+                    help="also time the rebuild from zero (and its floor) at the intake "
+                         "ledger's size and after appending K copies of its events under new "
+                         "aggregate ids, Exchange item ids distinct per copy (K + 1 times the "
+                         "events, without ingesting a K + 1 times larger feed), each in a "
+                         "subprocess with its peak RSS; e.g. --observations 83000 "
+                         "--rebuild-copies 9 for ~184k and ~1.8M events (default 0: off)")
     ap.add_argument("--rss-child", nargs=2, metavar=("FEED", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--rebuild-per-batch", action="store_true",
+                    help="with --rebuild-copies: also time the batch-by-batch catch-up from "
+                         "zero at both sizes (the live tail's path; slow on a large ledger)")
+    ap.add_argument("--rebuild-repeat", type=int, default=2, metavar="N",
+                    help="with --rebuild-copies: runs at each size, the best kept (default 2)")
+    ap.add_argument("--rebuild-profile", action="store_true",
+                    help="with --rebuild-copies: also profile one rebuild of the larger ledger "
+                         "and print where its time goes, by area")
+    ap.add_argument("--rebuild-child", metavar="URL", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -750,6 +987,10 @@ def run(args: argparse.Namespace, workdir: Path, command: str) -> dict[str, Any]
                 res["catch_up"] = measure_catch_up(bench)
             if not args.skip_explain and not args.explain_events:
                 res["explain"] = measure_explain(bench, args.explain_samples, args.seed)
+            if args.rebuild_copies:
+                res["rebuild_scaling"] = measure_rebuild_scaling(
+                    bench, args.rebuild_copies, args.rebuild_per_batch, args.rebuild_repeat,
+                    args.rebuild_profile)
         finally:
             bench.drop()
         summary["stores"][kind] = res
@@ -791,6 +1032,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_child:
         rss_child(Path(args.rss_child[0]), Path(args.rss_child[1]))
+        return 0
+    if args.rebuild_child:
+        rebuild_child(args.rebuild_child, args.rebuild_per_batch, args.rebuild_profile)
         return 0
     if args.report is not None:
         saved = json.loads(args.report.read_text())

@@ -28,9 +28,11 @@ C_AREAS = {
     "<method 'fetchall' of 'sqlite3.Cursor' objects>": "SQL: read",
     "<method 'fetchone' of 'sqlite3.Cursor' objects>": "SQL: read",
     "<method 'execute' of 'sqlite3.Cursor' objects>": "SQL: other statements",
+    "<method 'execute' of 'sqlite3.Connection' objects>": "SQL: other statements",
     "<method 'acquire' of '_thread.lock' objects>": "waiting (feed reader, locks)",
     "<method 'read' of '_io.BufferedReader' objects>": "waiting (feed reader, locks)",
     "<built-in method time.sleep>": "waiting (feed reader, locks)",
+    "<orjson.loads>": "decode (orjson.loads)",
 }
 #: (path fragment, function name or None for any, area): first match wins.
 INTAKE_RULES: list[tuple[str, str | None, str]] = [
@@ -73,7 +75,11 @@ INTAKE_RULES: list[tuple[str, str | None, str]] = [
     ("adapters/feed/ingest.py", None, "intake loop (batching, caching)"),
 ]
 CATCH_UP_RULES: list[tuple[str, str | None, str]] = [
-    ("projections/runner.py", "batch", "runner: decode + dispatch events"),
+    ("projections/runner.py", "batch", "runner: route + dispatch events"),
+    ("projections/runner.py", "build", "runner: route + dispatch events"),
+    ("projections/runner.py", "_write_all", "load: sort rows, create tables + indexes"),
+    ("projections/analytics.py", "final_rows", "analytics: load facts + rows"),
+    ("projections/analytics.py", "_meeting_rows", "analytics: load facts + rows"),
     ("projections/analytics.py", "flush", "analytics: load facts + rows"),
     ("projections/analytics.py", "_load", "analytics: load facts + rows"),
     ("projections/analytics.py", "derive", "analytics: load facts + rows"),
@@ -86,7 +92,8 @@ CATCH_UP_RULES: list[tuple[str, str | None, str]] = [
     ("projections/base.py", None, "SQL: statements (Python side)"),
     ("sqlalchemy", None, "SQL: statements (Python side)"),
     ("psycopg", None, "SQL: statements (Python side)"),
-    ("projections/runner.py", None, "runner: decode + dispatch events"),
+    ("projections/people.py", None, "people"),
+    ("projections/runner.py", None, "runner: route + dispatch events"),
 ]
 
 
