@@ -223,6 +223,11 @@ def test_a_rebuild_in_one_pass_gives_the_rows_of_catching_up_batch_by_batch(
 
     assert runner.rebuild(ledger) == dict.fromkeys(runner.NAMES, head)  # in one pass
     assert dump(ledger) == by_batches
+    # a log longer than one pass may fold (memory) is built in one pass up to there,
+    # then batch by batch: the same rows
+    assert runner.rebuild(ledger, bulk_max=head // 3, batch_size=700) == dict.fromkeys(
+        runner.NAMES, head)
+    assert dump(ledger) == by_batches
     assert runner.positions(ledger) == dict.fromkeys(runner.NAMES, head)
     with runner.reading(ledger) as conn:
         inspector = sa.inspect(conn)
