@@ -243,6 +243,15 @@ class Meeting(Aggregate, MeetingState):
         def apply(self, m: Meeting) -> None:
             m.unresolved[self.email] = self.since
 
+    class AttendeeLeft(Aggregate.Event):
+        """An unresolved attendee is no longer on the organizer's saved item: nobody
+        waits for them to be found any more (``syncledger unresolved`` drops them)."""
+
+        email: str
+
+        def apply(self, m: Meeting) -> None:
+            m.unresolved.pop(self.email, None)
+
     class DownSyncAccepted(Aggregate.Event):
         salesforce_id: str
         mailbox: str
@@ -395,7 +404,7 @@ class Meeting(Aggregate, MeetingState):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
         for decision in self._occurrence_links(obs):
             self.trigger_event(getattr(Meeting, decision.event), timestamp=ts, **decision.fields)
-        if self.saves or self.down_syncs:
+        if self.saves or self.down_syncs or self.unresolved:
             for decision in relate_people(self, obs, settings, people):
                 self.trigger_event(getattr(Meeting, decision.event), timestamp=ts,
                                    **decision.fields)

@@ -524,15 +524,19 @@ def relate_people(
         if state.people.get(email) != found:
             out.append(Decision("AttendeeRelated", {"email": email, **found, "source": source}))
 
+    attending: set[str] = set()
     for key in state.relating_items():
         item = state.items[key]
         for attendee in item["attendees"]:
             email = attendee["email"]
+            attending.add(email)
             if email and email != item["organizer"] and email not in state.people \
                     and email not in state.unresolved:
                 relate(email, obs.observed_at)
-    if isinstance(obs, PersonSeen) and (obs.email in state.unresolved
-                                        or obs.email in state.people):
+    gone = sorted(set(state.unresolved) - attending)  # taken off the item, or it is unsaved
+    out += [Decision("AttendeeLeft", {"email": email}) for email in gone]
+    if isinstance(obs, PersonSeen) and obs.email not in gone and (
+            obs.email in state.unresolved or obs.email in state.people):
         relate(obs.email, obs.observed_at)
     if isinstance(obs, SalesforceEventSeen) and obs.invitees and (
             state.sf_linked(obs.event_id) or obs.event_id in state.down_syncs):

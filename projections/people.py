@@ -3,7 +3,8 @@
 ``proj_people_unresolved`` holds one row per (meeting, attendee email) that
 matched no User, Contact or Lead (``AttendeeUnresolved``), with since when;
 a later ``AttendeeRelated`` for that email marks it ``resolved`` (the relation
-is then written), so the list answers "what is open now" and "how long did it
+is then written), and a later ``AttendeeLeft`` (taken off the organizer's item)
+marks it ``left``, so the list answers "what is open now" and "how long did it
 take". ``proj_people_coverage`` counts, per meeting, the attendees related to
 Users, Contacts and Leads and those unresolved, for BI reports of coverage
 (``analytics`` shows the counts beside each meeting).
@@ -35,7 +36,7 @@ unresolved_table = sa.Table(
     sa.Column("meeting_id", Str, primary_key=True),
     sa.Column("email", Str, primary_key=True),
     sa.Column("since", Str, nullable=False),
-    sa.Column("state", Str, nullable=False),  # open | resolved
+    sa.Column("state", Str, nullable=False),  # open | resolved | left
     sa.Column("resolved_at", Str),
     sa.Column("relation_id", Str),  # whom it was related to once resolved
 )
@@ -53,6 +54,8 @@ coverage_table = sa.Table(
 _write_unresolved = upserter(unresolved_table)
 _write_coverage = upserter(coverage_table)
 COUNTS = ("related_users", "related_contacts", "related_leads", "unresolved_attendees")
+#: The state of an unresolved attendee taken off the meeting (``Meeting.AttendeeLeft``).
+LEFT = "left"
 _COUNTED = {"User": "related_users", "Contact": "related_contacts", "Lead": "related_leads",
             "unresolved": "unresolved_attendees"}
 
@@ -69,7 +72,8 @@ class PeopleProjection(Projection):
 
     def handlers(self) -> Mapping[str, Handler]:
         return {"Meeting.AttendeeUnresolved": self.on_unresolved,
-                "Meeting.AttendeeRelated": self.on_related}
+                "Meeting.AttendeeRelated": self.on_related,
+                "Meeting.AttendeeLeft": self.on_left}
 
     def on_unresolved(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         email = state["email"]
@@ -89,6 +93,19 @@ class PeopleProjection(Projection):
             self.rows[(meeting_id, email)] = {
                 "meeting_id": meeting_id, "email": email, "since": None, "state": "resolved",
                 "resolved_at": state["timestamp"], "relation_id": state["relation_id"]}
+
+    def on_left(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
+        """An unresolved attendee taken off the organizer's item: no longer open, and
+        no longer counted in the meeting's coverage."""
+        email = state["email"]
+        self.people.setdefault(meeting_id, {})[email] = LEFT
+        row = self.rows.get((meeting_id, email))
+        if row is not None:
+            row.update(state=LEFT, resolved_at=state["timestamp"], relation_id=None)
+        else:  # unresolved in an earlier batch: its since is read in flush
+            self.rows[(meeting_id, email)] = {
+                "meeting_id": meeting_id, "email": email, "since": None, "state": LEFT,
+                "resolved_at": state["timestamp"], "relation_id": None}
 
     def flush(self, conn: Connection) -> None:
         t = unresolved_table
@@ -126,7 +143,9 @@ class PeopleProjection(Projection):
 
 
 def _coverage(meeting_id: str, people: dict[str, str]) -> Row:
-    """A meeting's coverage row from everyone known about its attendees."""
+    """A meeting's coverage row from everyone known about its attendees (those who left
+    the meeting unresolved are not counted)."""
+    people = {email: kind for email, kind in people.items() if kind != LEFT}
     counts = dict.fromkeys(COUNTS, 0)
     for kind in people.values():
         counts[_COUNTED[kind]] += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from adapters.sandbox.org import (
     ALICE,
@@ -29,7 +30,7 @@ from adapters.sandbox.org import (
 from ledger.identity import ical_key
 from ledger.meeting import Meeting
 from ledger.store import Store
-from projections import queries
+from projections import queries, runner
 from projections.whatif import whatif
 from tests.scenarios import decisions, ingest, meeting_of, org_with_settings, pending
 
@@ -161,6 +162,12 @@ def test_who_index_rows_go_when_the_email_is_resolved_or_the_attendee_leaves(
     assert (waiting(NINA), waiting(PAT), waiting(LENA)) == (
         {renewal}, {renewal, kickoff}, {kickoff})
 
+    def still_open() -> set[tuple[str, str]]:
+        """What ``syncledger unresolved`` lists: (meeting, email)."""
+        return {(UUID(r["meeting_id"]).hex, r["email"]) for r in queries.unresolved(store)}
+
+    assert still_open() == {(renewal, NINA), (renewal, PAT), (kickoff, PAT), (kickoff, LENA)}
+
     later = SandboxOrg()
     later.person(30, NINA)  # resolved: Nina is a Contact now
     later.graph(31, ALICE, graph_event(ALICE, "kickoff", subject="Kickoff", organizer=ALICE,
@@ -168,6 +175,11 @@ def test_who_index_rows_go_when_the_email_is_resolved_or_the_attendee_leaves(
     ingest(store, later, tmp_path, "later.jsonl")
     assert (waiting(NINA), waiting(PAT), waiting(LENA)) == (set(), {renewal}, {kickoff})
     assert meeting_of(store, ical_key(_ical("renewal"))).people[NINA]["relation_id"] == NINA_ID
+    # Pat left the kickoff: nobody has to find Pat for it any more
+    assert PAT not in meeting_of(store, ical_key(_ical("kickoff"))).unresolved
+    assert still_open() == {(renewal, PAT), (kickoff, LENA)}
+    assert {(UUID(r["meeting_id"]).hex, r["email"]): r["state"]
+            for r in queries.unresolved(store, state=None)}[(kickoff, PAT)] == "left"
 
     # Pat leaves the renewal too: no meeting waits on Pat, and the row is gone.
     gone = SandboxOrg()
@@ -176,6 +188,20 @@ def test_who_index_rows_go_when_the_email_is_resolved_or_the_attendee_leaves(
     ingest(store, gone, tmp_path, "gone.jsonl")
     assert waiting(PAT) == set()
     assert store.keys_with_prefix("who:") == {f"who:{LENA}|{kickoff}": kickoff}
+    assert still_open() == {(kickoff, LENA)}
+
+    # Pat is invited to the renewal again: open again, since this observation
+    back = SandboxOrg()
+    back.graph(50, ALICE, graph_event(ALICE, "renewal", subject="Renewal", organizer=ALICE,
+                                      attendees=(ALICE, NINA, PAT), revision=2, **SINGLE))
+    ingest(store, back, tmp_path, "back.jsonl")
+    assert still_open() == {(renewal, PAT), (kickoff, LENA)}
+    assert waiting(PAT) == {renewal}
+    # built batch by batch above; built from zero in one pass, the same rows
+    every, coverage = queries.unresolved(store, state=None), queries.analytics_meetings(store)
+    runner.rebuild(store)
+    assert (queries.unresolved(store, state=None),
+            queries.analytics_meetings(store)) == (every, coverage)
 
 
 def test_attendee_lists_and_statuses_follow_outlook_and_salesforce_additions_reach_outlook(
