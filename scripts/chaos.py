@@ -1,0 +1,502 @@
+"""Chaos figures (issue 12, point 7): ``kill -9`` mid-work, resume, compare with a clean run.
+
+For each store (SQLite, PostgreSQL) and each kind of command, N trials of:
+start the command, SIGKILL it at a random moment of its own running time, run the
+same command again to completion (the resume), then compare the ledger (and, for
+``sync``, the emulated cloud) with a clean, uninterrupted run's:
+
+- ``ingest``: ``syncledger ingest FEED`` of a synthetic feed (``scripts/benchfeed.py``)
+  into a fresh ledger; compared after ``syncledger project``: events, index rows,
+  quarantine, every read model;
+- ``project``: a ledger ingested once; per trial its read models are dropped and
+  ``syncledger project`` (the catch-up) is killed; compared: every read model;
+- ``sync``: ``syncledger sync --sandbox`` (the bundled demo org through the local
+  emulators) into a fresh ledger and cloud file; compared: the emulated cloud (every
+  Outlook item, every Salesforce record), the ledger's events, index rows and read
+  models (times read from the clock left out), and a further sync must write nothing.
+
+The kill delay is drawn uniformly within the clean run's working time: for ``ingest``
+and ``project`` from the start-up time (the same command with nothing to do) to the
+clean run's duration, counted from the spawn; for ``sync`` from the emulators being up
+(their start is set-up) to the clean run's end. Columns: trials; killed (the kill
+landed before the command ended: mid-work); partial (the kill left some of the clean
+run's work committed and some not: ledger events for ingest and sync, projection
+positions for project); lost (rows of the clean run missing after the resume, summed
+over trials); duplicated (rows present more often than in the clean run); diverged
+(trials where any part differs otherwise); wall time. Not a timed test.
+
+    python scripts/chaos.py                        # 20 trials per kind on SQLite, 5 on PostgreSQL
+    python scripts/chaos.py --kinds ingest --store sqlite --trials 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (str(ROOT / "scripts"), str(ROOT)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from benchfeed import write_feed  # noqa: E402
+
+from ledger.store import Store  # noqa: E402
+from projections import runner  # noqa: E402
+from tests.fingerprints import READ_MODELS, Fingerprint, cloud, compare, ledger  # noqa: E402
+
+KINDS = ("ingest", "project", "sync")
+STORES = ("sqlite", "postgresql")
+PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
+SYNCLEDGER = [sys.executable, "-m", "adapters.cli.main"]
+
+
+@dataclass
+class Row:
+    """One store and kind: what its trials found."""
+
+    store: str
+    kind: str
+    trials: int = 0
+    killed: int = 0
+    partial: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    diverged: int = 0
+    seconds: float = 0.0
+    clean_seconds: float = 0.0  # the clean run's duration (what the delays are drawn in)
+    startup_seconds: float = 0.0  # where the draw starts
+    parts: Counter[str] = field(default_factory=Counter)  # parts that differed, over trials
+
+
+# --- running the command ---------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    """This checkout's code first, also in the child (its console script may be another's)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``syncledger ARGS`` to completion (the clean run, the resume)."""
+    return subprocess.run([*SYNCLEDGER, *args], capture_output=True, text=True, cwd=ROOT,
+                          env=_env(), timeout=600, check=False)
+
+
+def timed(*args: str) -> float:
+    """Seconds ``syncledger ARGS`` takes from spawn to exit; it must succeed."""
+    t0 = time.perf_counter()
+    done = run(*args)
+    if done.returncode != 0:
+        raise SystemExit(f"chaos.py: syncledger {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def killed_at(args: list[str], delay: float, marker: str | None = None) -> bool:
+    """Start ``syncledger ARGS``, SIGKILL it ``delay`` seconds after the spawn (or after
+    the stderr line holding ``marker``); True when the kill landed before it ended."""
+    proc = subprocess.Popen([*SYNCLEDGER, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if marker else subprocess.DEVNULL,
+                            text=True, cwd=ROOT, env=_env())
+    if marker is not None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if marker in line:
+                break
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+    if proc.stderr is not None:
+        proc.stderr.read()  # never leave the child blocked on a full pipe
+    proc.wait()
+    return proc.returncode == -signal.SIGKILL
+
+
+def marker_window(args: list[str], marker: str) -> tuple[float, float]:
+    """A clean run of ``syncledger ARGS``: (seconds to the stderr ``marker`` line,
+    seconds from there to the exit)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([*SYNCLEDGER, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
+    assert proc.stderr is not None
+    ready = None
+    for line in proc.stderr:
+        if ready is None and marker in line:
+            ready = time.perf_counter()
+    if proc.wait() != 0 or ready is None:
+        raise SystemExit(f"chaos.py: syncledger {' '.join(args)} failed")
+    return ready - t0, time.perf_counter() - ready
+
+
+# --- ledgers -----------------------------------------------------------------------
+
+
+class Ledgers:
+    """Fresh ledger URLs on one store kind, removed afterwards."""
+
+    def __init__(self, kind: str, folder: Path, pg_base: str) -> None:
+        self.kind, self.folder, self.pg_base = kind, folder, pg_base
+        self.schemas: list[str] = []
+
+    def new(self, name: str) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.folder / (name + '.db')}"
+        schema = f"chaos_{uuid.uuid4().hex[:12]}_{name}"
+        self.schemas.append(schema)
+        return f"{self.pg_base}?schema={schema}"
+
+    def remove(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(url[len("sqlite:///"):] + suffix).unlink(missing_ok=True)
+            return
+        schema = url.rsplit("schema=", 1)[1]
+        import psycopg
+
+        with psycopg.connect(self.pg_base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'.encode())
+        self.schemas.remove(schema)
+
+    def close(self) -> None:
+        for schema in list(self.schemas):
+            self.remove(f"{self.pg_base}?schema={schema}")
+
+
+@contextmanager
+def opened(url: str) -> Iterator[Store]:
+    store = Store.open(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def event_count(url: str) -> int:
+    with opened(url) as store:
+        return int(store.query(f"SELECT COUNT(*) FROM {store._events}")[0][0])
+
+
+def whole_ledger(url: str) -> Fingerprint:
+    with opened(url) as store:
+        return ledger(store)
+
+
+# --- sync runs read the clock: its values are left out ------------------------------
+
+_STAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?")
+
+
+class ClockValues:
+    """Replaces timestamps taken from the clock during this script's run (observation
+    and event times, ``SystemModstamp`` versions, ``linked_at``...) by ``<clock>``: two
+    sync runs seconds apart record different ones for the same meetings."""
+
+    def __init__(self) -> None:
+        self.since = datetime.now(UTC) - timedelta(minutes=10)
+
+    def _is_clock(self, text: str) -> bool:
+        if not _STAMP.fullmatch(text):
+            return False
+        try:
+            when = datetime.fromisoformat(re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text))
+        except ValueError:
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return self.since <= when <= datetime.now(UTC) + timedelta(minutes=10)
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if isinstance(value, str) and self._is_clock(value):
+            return "<clock>"
+        return value
+
+
+def sync_ledger(url: str, clock: ClockValues) -> Fingerprint:
+    """The ledger's fingerprint with clock values replaced (events, index, read models)."""
+    out: Fingerprint = {}
+    for part, counted in whole_ledger(url).items():
+        if part.startswith("events:"):
+            continue
+        out[part] = Counter({orjson.dumps(clock(orjson.loads(r)), option=orjson.OPT_SORT_KEYS)
+                             .decode(): n for r, n in counted.items()}) \
+            if part in READ_MODELS else counted
+    with opened(url) as store:
+        after = 0
+        while rows := store.read_log(after, 5000):
+            for position, oid, _version, topic, state in rows:
+                data = clock(orjson.loads(state))
+                data.pop("originator_version", None)
+                out.setdefault(f"events:{oid.replace('-', '')}", Counter())[
+                    orjson.dumps([topic, data], option=orjson.OPT_SORT_KEYS).decode()] += 1
+                after = position
+    return out
+
+
+# --- the kinds ---------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    """What one kill-and-resume found."""
+
+    killed: bool
+    partial: bool
+    lost: int
+    duplicated: int
+    diverged: list[str]
+
+
+class Kind:
+    """Set-up once per store (the clean run), then trials."""
+
+    name = ""
+    marker: str | None = None
+
+    def __init__(self, ledgers: Ledgers, folder: Path, args: argparse.Namespace) -> None:
+        self.ledgers, self.folder, self.args = ledgers, folder, args
+        self.clean: Fingerprint = {}
+        self.startup = 0.0  # the draw's lower end (after the spawn, or after the marker)
+        self.duration = 0.0  # the draw's upper end
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def trial(self, rng: random.Random) -> Trial:
+        raise NotImplementedError
+
+    def delay(self, rng: random.Random) -> float:
+        return rng.uniform(self.startup, max(self.startup, self.duration))
+
+    def close(self) -> None:
+        """Remove what ``prepare`` kept."""
+
+
+class IngestKind(Kind):
+    name = "ingest"
+
+    def prepare(self) -> None:
+        self.feed = self.folder / "ingest-feed.jsonl"
+        if not self.feed.exists():
+            write_feed(self.feed, self.args.observations, self.args.seed)
+        empty = self.folder / "empty.jsonl"
+        empty.touch()
+        nothing = self.ledgers.new("startup")
+        self.startup = timed("ingest", str(empty), "--db", nothing)
+        self.ledgers.remove(nothing)
+        url = self.ledgers.new("clean")
+        self.duration = timed("ingest", str(self.feed), "--db", url)
+        timed("project", "--db", url)
+        self.clean = whole_ledger(url)
+        self.events = event_count(url)
+        self.ledgers.remove(url)
+
+    def trial(self, rng: random.Random) -> Trial:
+        url = self.ledgers.new("trial")
+        try:
+            killed = killed_at(["ingest", str(self.feed), "--db", url], self.delay(rng))
+            partial = 0 < event_count(url) < self.events
+            timed("ingest", str(self.feed), "--db", url)  # the resume
+            timed("project", "--db", url)
+            diff = compare(self.clean, whole_ledger(url))
+        finally:
+            self.ledgers.remove(url)
+        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged)
+
+
+class ProjectKind(Kind):
+    name = "project"
+
+    def prepare(self) -> None:
+        feed = self.folder / "project-feed.jsonl"
+        if not feed.exists():
+            write_feed(feed, self.args.project_observations, self.args.seed + 1)
+        self.url = self.ledgers.new("project")
+        timed("ingest", str(feed), "--db", self.url)
+        self._drop()
+        self.duration = timed("project", "--db", self.url)
+        self.startup = timed("project", "--db", self.url)  # caught up: nothing to do
+        self.clean = whole_ledger(self.url)
+        with opened(self.url) as store:
+            self.head = store.max_position()
+
+    def _drop(self) -> None:
+        with opened(self.url) as store:
+            runner.drop(store)
+
+    def trial(self, rng: random.Random) -> Trial:
+        self._drop()
+        killed = killed_at(["project", "--db", self.url], self.delay(rng))
+        with opened(self.url) as store:
+            done = runner.positions(store).values()
+        partial = 0 < sum(done) < self.head * len(runner.selected(None))
+        timed("project", "--db", self.url)  # the resume
+        diff = compare(self.clean, whole_ledger(self.url))
+        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged)
+
+    def close(self) -> None:
+        self.ledgers.remove(self.url)
+
+
+class SyncKind(Kind):
+    name = "sync"
+    marker = "emulators up"
+
+    def _args(self, url: str, state: Path) -> list[str]:
+        return ["sync", "--sandbox", "--db", url, "--cloud-state", str(state)]
+
+    def _fingerprint(self, url: str, state: Path) -> Fingerprint:
+        timed("project", "--db", url)
+        return {**sync_ledger(url, self.clock), **cloud(json.loads(state.read_text()))}
+
+    def prepare(self) -> None:
+        self.clock = ClockValues()
+        url, state = self.ledgers.new("clean"), self.folder / "clean.cloud.json"
+        _, self.duration = marker_window(self._args(url, state), self.marker)
+        self.clean = self._fingerprint(url, state)
+        self.events = event_count(url)
+        self.ledgers.remove(url)
+
+    def trial(self, rng: random.Random) -> Trial:
+        url, state = self.ledgers.new("trial"), self.folder / "trial.cloud.json"
+        state.unlink(missing_ok=True)
+        try:
+            killed = killed_at(self._args(url, state), self.delay(rng), marker=self.marker)
+            partial = 0 < event_count(url) < self.events
+            resumed = run(*self._args(url, state))
+            if resumed.returncode != 0:
+                return Trial(killed, partial, 0, 0, [f"resume exit {resumed.returncode}"])
+            diff = compare(self.clean, self._fingerprint(url, state))
+            again = run(*self._args(url, state), "--json")
+            writes = json.loads(again.stdout)["emulator_writes"] if again.returncode == 0 \
+                else ["failed"]
+            if writes:  # converged: a further sync has nothing left to write
+                diff.diverged.append(f"further sync wrote {len(writes)}")
+        finally:
+            self.ledgers.remove(url)
+        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged)
+
+
+KIND_CLASSES: dict[str, Callable[[Ledgers, Path, argparse.Namespace], Kind]] = {
+    "ingest": IngestKind, "project": ProjectKind, "sync": SyncKind}
+
+
+def run_kind(store: str, kind: str, trials: int, args: argparse.Namespace,
+             folder: Path, rng: random.Random) -> Row:
+    """The clean run, then ``trials`` kill-and-resume trials of one kind on one store."""
+    row = Row(store, kind)
+    ledgers = Ledgers(store, folder, args.pg_url)
+    t0 = time.perf_counter()
+    work = KIND_CLASSES[kind](ledgers, folder, args)
+    try:
+        work.prepare()
+        row.clean_seconds, row.startup_seconds = work.duration, work.startup
+        for _ in range(trials):
+            found = work.trial(rng)
+            row.trials += 1
+            row.killed += found.killed
+            row.partial += found.partial
+            row.lost += found.lost
+            row.duplicated += found.duplicated
+            row.diverged += bool(found.diverged)
+            row.parts.update(found.diverged)
+    finally:
+        work.close()
+        ledgers.close()
+    row.seconds = time.perf_counter() - t0
+    return row
+
+
+def table(rows: list[Row]) -> str:
+    head = (f"{'store':<11}{'kind':<9}{'trials':>7}{'killed':>8}{'partial':>9}{'lost':>6}"
+            f"{'duplicated':>12}{'diverged':>10}{'clean run':>11}{'wall':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.store:<11}{r.kind:<9}{r.trials:>7}{r.killed:>8}{r.partial:>9}"
+                     f"{r.lost:>6}{r.duplicated:>12}{r.diverged:>10}"
+                     f"{r.clean_seconds:>10.1f}s{r.seconds:>7.0f}s")
+        for part, n in r.parts.most_common(5):
+            lines.append(f"    differs: {part} ({n} trials)")
+    return "\n".join(lines)
+
+
+def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    chosen = [x.strip() for x in text.split(",") if x.strip()]
+    if "all" in chosen or "both" in chosen:
+        return list(allowed)
+    for x in chosen:
+        if x not in allowed:
+            raise argparse.ArgumentTypeError(f"unknown {what} {x!r}: one of {', '.join(allowed)}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="chaos.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=20, metavar="N",
+                        help="trials per kind on SQLite (default 20)")
+    parser.add_argument("--pg-trials", type=int, default=5, metavar="N",
+                        help="trials per kind on PostgreSQL (default 5)")
+    parser.add_argument("--kinds", default="ingest,project,sync",
+                        type=lambda t: _names(t, KINDS, "kind"),
+                        help="comma-separated: ingest, project, sync (default all)")
+    parser.add_argument("--store", default="both", type=lambda t: _names(t, STORES, "store"),
+                        help="sqlite, postgresql or both (default both)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="random seed: the feeds and the kill delays (default 1)")
+    parser.add_argument("--observations", type=int, default=6000, metavar="N",
+                        help="lines of the ingest kind's feed (default 6,000)")
+    parser.add_argument("--project-observations", type=int, default=30_000, metavar="N",
+                        help="lines of the feed the project kind's ledger holds (default 30,000)")
+    parser.add_argument("--pg-url", default=PG_BASE,
+                        help=f"PostgreSQL database; each ledger gets a schema of its own, "
+                             f"dropped afterwards (default {PG_BASE})")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    rows: list[Row] = []
+    folder = Path(tempfile.mkdtemp(prefix="chaos-"))
+    try:
+        for store in args.store:
+            n = args.trials if store == "sqlite" else args.pg_trials
+            for kind in args.kinds:
+                rows.append(run_kind(store, kind, n, args, folder, rng))
+                print(f"{store} {kind}: {rows[-1].trials} trials, {rows[-1].killed} killed, "
+                      f"{rows[-1].lost} lost, {rows[-1].duplicated} duplicated, "
+                      f"{rows[-1].diverged} diverged", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        print(json.dumps([{**asdict(r), "parts": dict(r.parts)} for r in rows], indent=2))
+    else:
+        print(table(rows))
+    return 1 if any(r.lost or r.duplicated or r.diverged for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
