@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -62,7 +63,16 @@ from benchfeed import write_feed  # noqa: E402
 
 from ledger.store import Store  # noqa: E402
 from projections import runner  # noqa: E402
-from tests.fingerprints import READ_MODELS, Fingerprint, cloud, compare, ledger  # noqa: E402
+from projections.state import meeting_state  # noqa: E402
+from tests.fingerprints import (  # noqa: E402
+    READ_MODELS,
+    Fingerprint,
+    cloud,
+    compare,
+    ledger,
+    read_models,
+    side_rows,
+)
 
 KINDS = ("ingest", "project", "sync")
 STORES = ("sqlite", "postgresql")
@@ -82,6 +92,7 @@ class Row:
     lost: int = 0
     duplicated: int = 0
     diverged: int = 0
+    log_differs: int = 0  # trials whose event log differs from the clean run's
     seconds: float = 0.0
     clean_seconds: float = 0.0  # the clean run's duration (what the delays are drawn in)
     startup_seconds: float = 0.0  # where the draw starts
@@ -203,15 +214,18 @@ def whole_ledger(url: str) -> Fingerprint:
         return ledger(store)
 
 
-# --- sync runs read the clock: its values are left out ------------------------------
+# --- sync runs read the clock and the emulators' counters: those values are left out ---
 
 _STAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?")
 
 
-class ClockValues:
-    """Replaces timestamps taken from the clock during this script's run (observation
-    and event times, ``SystemModstamp`` versions, ``linked_at``...) by ``<clock>``: two
-    sync runs seconds apart record different ones for the same meetings."""
+class Volatile:
+    """Replaces what differs between two equally good sync runs: timestamps taken from
+    the clock during this script's run (observation and event times, ``linked_at``...)
+    by ``<clock>``, and every ``version`` (a Graph changeKey, a Salesforce
+    SystemModstamp, an aggregate's event count) by ``<version>``: the emulators number
+    changeKeys by a counter every save bumps, and an update re-sent after a crash (the
+    outbox sends updates again, they are idempotent) is one save more."""
 
     def __init__(self) -> None:
         self.since = datetime.now(UTC) - timedelta(minutes=10)
@@ -229,31 +243,51 @@ class ClockValues:
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: self(v) for k, v in value.items()}
+            return {k: "<version>" if k == "version" else self(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self(v) for v in value]
         if isinstance(value, str) and self._is_clock(value):
             return "<clock>"
         return value
 
+    def canon(self, value: Any) -> str:
+        return orjson.dumps(self(value), option=orjson.OPT_SORT_KEYS).decode()
 
-def sync_ledger(url: str, clock: ClockValues) -> Fingerprint:
-    """The ledger's fingerprint with clock values replaced (events, index, read models)."""
+
+#: Read models a sync's outcome is compared by: all but the daily counts of
+#: observations recorded, which count how often the pulls saw a change (see ``sync_log``).
+SYNC_MODELS = tuple(t for t in READ_MODELS if t != "proj_analytics_daily")
+
+
+def sync_outcome(url: str, volatile: Volatile) -> Fingerprint:
+    """What a sync must end with: the index and quarantine rows, the read models and
+    every meeting's state (``syncledger state``), volatile values left out."""
+    with opened(url) as store:
+        out = side_rows(store)
+        for part, counted in read_models(store, SYNC_MODELS).items():
+            out[part] = Counter({volatile.canon(orjson.loads(r)): n for r, n in counted.items()})
+        meetings = store.query(f"SELECT DISTINCT originator_id FROM {store._events} "
+                               "WHERE topic LIKE 'ledger.meeting:%'")
+        for (oid,) in meetings:
+            view = meeting_state(store, UUID(str(oid)))
+            out[f"state:{str(oid).replace('-', '')}"] = Counter([volatile.canon(view)])
+    return out
+
+
+def sync_log(url: str, volatile: Volatile) -> Fingerprint:
+    """The event log, volatile values left out. Not part of the comparison: it records
+    what each pull saw, and a resumed sync may see the killed run's writes in fewer or
+    more pulls than a clean run does (an Event's relation and WhoId written by the killed
+    run, seen in one observation instead of two), a history as true as the clean one."""
     out: Fingerprint = {}
-    for part, counted in whole_ledger(url).items():
-        if part.startswith("events:"):
-            continue
-        out[part] = Counter({orjson.dumps(clock(orjson.loads(r)), option=orjson.OPT_SORT_KEYS)
-                             .decode(): n for r, n in counted.items()}) \
-            if part in READ_MODELS else counted
     with opened(url) as store:
         after = 0
         while rows := store.read_log(after, 5000):
             for position, oid, _version, topic, state in rows:
-                data = clock(orjson.loads(state))
+                data = orjson.loads(state)
                 data.pop("originator_version", None)
                 out.setdefault(f"events:{oid.replace('-', '')}", Counter())[
-                    orjson.dumps([topic, data], option=orjson.OPT_SORT_KEYS).decode()] += 1
+                    volatile.canon([topic, data])] += 1
                 after = position
     return out
 
@@ -270,6 +304,14 @@ class Trial:
     lost: int
     duplicated: int
     diverged: list[str]
+    seen: Fingerprint = field(default_factory=dict)  # the resumed run's fingerprint
+    log: list[str] = field(default_factory=list)  # parts of the event log that differ
+    seen_log: Fingerprint = field(default_factory=dict)  # sync: its event log, compared apart
+
+
+def _log_parts(parts: list[str]) -> list[str]:
+    """The parts of a whole-ledger fingerprint that are the event log."""
+    return [p for p in parts if p.startswith("events:")]
 
 
 class Kind:
@@ -281,6 +323,7 @@ class Kind:
     def __init__(self, ledgers: Ledgers, folder: Path, args: argparse.Namespace) -> None:
         self.ledgers, self.folder, self.args = ledgers, folder, args
         self.clean: Fingerprint = {}
+        self.clean_log: Fingerprint = {}  # sync: the clean run's event log
         self.startup = 0.0  # the draw's lower end (after the spawn, or after the marker)
         self.duration = 0.0  # the draw's upper end
 
@@ -323,10 +366,12 @@ class IngestKind(Kind):
             partial = 0 < event_count(url) < self.events
             timed("ingest", str(self.feed), "--db", url)  # the resume
             timed("project", "--db", url)
-            diff = compare(self.clean, whole_ledger(url))
+            seen = whole_ledger(url)
+            diff = compare(self.clean, seen)
         finally:
             self.ledgers.remove(url)
-        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged)
+        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged, seen,
+                     log=_log_parts(diff.diverged))
 
 
 class ProjectKind(Kind):
@@ -356,8 +401,10 @@ class ProjectKind(Kind):
             done = runner.positions(store).values()
         partial = 0 < sum(done) < self.head * len(runner.selected(None))
         timed("project", "--db", self.url)  # the resume
-        diff = compare(self.clean, whole_ledger(self.url))
-        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged)
+        seen = whole_ledger(self.url)
+        diff = compare(self.clean, seen)
+        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged, seen,
+                     log=_log_parts(diff.diverged))
 
     def close(self) -> None:
         self.ledgers.remove(self.url)
@@ -372,13 +419,15 @@ class SyncKind(Kind):
 
     def _fingerprint(self, url: str, state: Path) -> Fingerprint:
         timed("project", "--db", url)
-        return {**sync_ledger(url, self.clock), **cloud(json.loads(state.read_text()))}
+        return {**sync_outcome(url, self.volatile), **cloud(json.loads(state.read_text()))}
 
     def prepare(self) -> None:
-        self.clock = ClockValues()
+        self.volatile = Volatile()
         url, state = self.ledgers.new("clean"), self.folder / "clean.cloud.json"
+        state.unlink(missing_ok=True)  # a new cloud, as for each trial
         _, self.duration = marker_window(self._args(url, state), self.marker)
         self.clean = self._fingerprint(url, state)
+        self.clean_log = sync_log(url, self.volatile)
         self.events = event_count(url)
         self.ledgers.remove(url)
 
@@ -391,7 +440,10 @@ class SyncKind(Kind):
             resumed = run(*self._args(url, state))
             if resumed.returncode != 0:
                 return Trial(killed, partial, 0, 0, [f"resume exit {resumed.returncode}"])
-            diff = compare(self.clean, self._fingerprint(url, state))
+            seen = self._fingerprint(url, state)
+            diff = compare(self.clean, seen)
+            seen_log = sync_log(url, self.volatile)
+            log = compare(self.clean_log, seen_log).diverged
             again = run(*self._args(url, state), "--json")
             writes = json.loads(again.stdout)["emulator_writes"] if again.returncode == 0 \
                 else ["failed"]
@@ -399,7 +451,8 @@ class SyncKind(Kind):
                 diff.diverged.append(f"further sync wrote {len(writes)}")
         finally:
             self.ledgers.remove(url)
-        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged)
+        return Trial(killed, partial, diff.lost, diff.duplicated, diff.diverged, seen, log,
+                     seen_log)
 
 
 KIND_CLASSES: dict[str, Callable[[Ledgers, Path, argparse.Namespace], Kind]] = {
@@ -424,7 +477,10 @@ def run_kind(store: str, kind: str, trials: int, args: argparse.Namespace,
             row.lost += found.lost
             row.duplicated += found.duplicated
             row.diverged += bool(found.diverged)
+            row.log_differs += bool(found.log)
             row.parts.update(found.diverged)
+            if args.verbose and (found.diverged or found.log):
+                show(work, found)
     finally:
         work.close()
         ledgers.close()
@@ -432,13 +488,53 @@ def run_kind(store: str, kind: str, trials: int, args: argparse.Namespace,
     return row
 
 
+def show(work: Kind, found: Trial) -> None:
+    """What one trial's resumed run lacks and has too much of, per part (``--verbose``)."""
+    print(f"trial: killed={found.killed} partial={found.partial} lost={found.lost} "
+          f"duplicated={found.duplicated}", file=sys.stderr)
+    apart = [(p, work.clean_log, found.seen_log) for p in found.log if found.seen_log]
+    for part, clean, seen in [(p, work.clean, found.seen) for p in found.diverged] + apart:
+        want, got = clean.get(part, Counter()), seen.get(part, Counter())
+        print(f"  {part}", file=sys.stderr)
+        missing, extra = want - got, got - want
+        if len(missing) == len(extra) == 1:  # one row changed: say which values
+            print("    changed: " + _changed(next(iter(missing)), next(iter(extra))),
+                  file=sys.stderr)
+            continue
+        for sign, rows in (("-", missing), ("+", extra)):
+            for row, n in list(rows.items())[:3]:
+                print(f"    {sign}{n} {row[:400]}", file=sys.stderr)
+
+
+def _changed(before: str, after: str) -> str:
+    """The values that differ between two canonical JSON rows, by path."""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k), b.get(k), f"{path}.{k}")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]")
+        elif a != b:
+            out.append(f"{path}: {a!r} -> {b!r}")
+
+    try:
+        walk(orjson.loads(before), orjson.loads(after), "")
+    except orjson.JSONDecodeError:  # a digest: nothing to say but that it differs
+        return f"{before} -> {after}"
+    return "; ".join(out)
+
+
 def table(rows: list[Row]) -> str:
     head = (f"{'store':<11}{'kind':<9}{'trials':>7}{'killed':>8}{'partial':>9}{'lost':>6}"
-            f"{'duplicated':>12}{'diverged':>10}{'clean run':>11}{'wall':>8}")
+            f"{'duplicated':>12}{'diverged':>10}{'log differs':>13}{'clean run':>11}"
+            f"{'wall':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r.store:<11}{r.kind:<9}{r.trials:>7}{r.killed:>8}{r.partial:>9}"
-                     f"{r.lost:>6}{r.duplicated:>12}{r.diverged:>10}"
+                     f"{r.lost:>6}{r.duplicated:>12}{r.diverged:>10}{r.log_differs:>13}"
                      f"{r.clean_seconds:>10.1f}s{r.seconds:>7.0f}s")
         for part, n in r.parts.most_common(5):
             lines.append(f"    differs: {part} ({n} trials)")
@@ -477,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"PostgreSQL database; each ledger gets a schema of its own, "
                              f"dropped afterwards (default {PG_BASE})")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print what differs in each trial that diverged (stderr)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     rows: list[Row] = []
