@@ -267,7 +267,7 @@ def sync_outcome(url: str, volatile: Volatile) -> Fingerprint:
         for part, counted in read_models(store, SYNC_MODELS).items():
             out[part] = Counter({volatile.canon(orjson.loads(r)): n for r, n in counted.items()})
         meetings = store.query(f"SELECT DISTINCT originator_id FROM {store._events} "
-                               "WHERE topic LIKE 'ledger.meeting:%'")
+                               "WHERE topic LIKE ?", ("ledger.meeting:%",))
         for (oid,) in meetings:
             view = meeting_state(store, UUID(str(oid)))
             out[f"state:{str(oid).replace('-', '')}"] = Counter([volatile.canon(view)])
