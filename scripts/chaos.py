@@ -22,7 +22,9 @@ must agree (else the row says what differs: the comparison would not be telling)
 the shorter one's duration is the upper end of the kill delay, drawn uniformly within
 the command's working time: for ``ingest`` and ``project`` from the start-up time (the
 same command with nothing to do) to that duration, counted from the spawn; for
-``sync`` from the emulators being up (their start is set-up) to its end.
+``sync`` from the emulators being up (their start is set-up) to its end. A trial
+whose command ended before its kill (load from elsewhere makes runs vary) lowers the
+upper end to its own duration.
 
 Columns: trials; killed (the kill landed before the command ended: mid-work); partial
 (the kill left some of the clean run's work committed and some not: ledger events for
@@ -31,7 +33,8 @@ missing after the resume, summed over trials); duplicated (rows present more oft
 than in the clean run); diverged (trials where any compared part differs at all);
 log differs (trials whose event log differs: for ingest and project part of
 diverged, for sync not compared, see ``sync_log``); kill window (the delays' range in
-seconds: from the spawn for ingest and project, from the emulators being up for sync);
+seconds as the trials began: from the spawn for ingest and project, from the emulators
+being up for sync);
 wall time. Not a timed test.
 
     python scripts/chaos.py                        # 20 trials per kind on SQLite, 5 on PostgreSQL
@@ -134,25 +137,30 @@ def timed(*args: str) -> float:
     return time.perf_counter() - t0
 
 
-def killed_at(args: list[str], delay: float, marker: str | None = None) -> bool:
+def killed_at(args: list[str], delay: float, marker: str | None = None) -> float | None:
     """Start ``syncledger ARGS``, SIGKILL it ``delay`` seconds after the spawn (or after
-    the stderr line holding ``marker``); True when the kill landed before it ended."""
+    the stderr line holding ``marker``); None when the kill landed before it ended, else
+    the seconds it took (counted the same way)."""
     proc = subprocess.Popen([*SYNCLEDGER, *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE if marker else subprocess.DEVNULL,
                             text=True, cwd=ROOT, env=_env())
+    t0 = time.perf_counter()
     if marker is not None:
         assert proc.stderr is not None
         for line in proc.stderr:
             if marker in line:
+                t0 = time.perf_counter()
                 break
+    took: float | None = None
     try:
         proc.wait(timeout=delay)
+        took = time.perf_counter() - t0
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
     if proc.stderr is not None:
         proc.stderr.read()  # never leave the child blocked on a full pipe
     proc.wait()
-    return proc.returncode == -signal.SIGKILL
+    return None if proc.returncode == -signal.SIGKILL else took
 
 
 def marker_window(args: list[str], marker: str) -> tuple[float, float]:
@@ -352,8 +360,15 @@ class Kind:
         self.clean = runs[0][1]
         self.control = compare(runs[0][1], runs[1][1]).diverged
 
-    def delay(self, rng: random.Random) -> float:
-        return rng.uniform(self.startup, max(self.startup, self.duration))
+    def shoot(self, args: list[str], rng: random.Random) -> bool:
+        """Run ``syncledger ARGS`` and kill it at a delay drawn in the working time; True
+        when the kill landed mid-work. A run that ended first was shorter than the clean
+        ones (load from elsewhere varies): its time becomes the draw's upper end."""
+        took = killed_at(args, rng.uniform(self.startup, max(self.startup, self.duration)),
+                         self.marker)
+        if took is not None:
+            self.duration = max(self.startup, min(self.duration, took))
+        return took is None
 
     def close(self) -> None:
         """Remove what ``prepare`` kept."""
@@ -387,7 +402,7 @@ class IngestKind(Kind):
     def trial(self, rng: random.Random) -> Trial:
         url = self.ledgers.new("trial")
         try:
-            killed = killed_at(["ingest", str(self.feed), "--db", url], self.delay(rng))
+            killed = self.shoot(["ingest", str(self.feed), "--db", url], rng)
             partial = 0 < event_count(url) < self.events
             timed("ingest", str(self.feed), "--db", url)  # the resume
             timed("project", "--db", url)
@@ -423,7 +438,7 @@ class ProjectKind(Kind):
 
     def trial(self, rng: random.Random) -> Trial:
         self._drop()
-        killed = killed_at(["project", "--db", self.url], self.delay(rng))
+        killed = self.shoot(["project", "--db", self.url], rng)
         with opened(self.url) as store:
             done = runner.positions(store).values()
         partial = 0 < sum(done) < self.head * len(runner.selected(None))
@@ -467,7 +482,7 @@ class SyncKind(Kind):
         url, state = self.ledgers.new("trial"), self.folder / "trial.cloud.json"
         state.unlink(missing_ok=True)
         try:
-            killed = killed_at(self._args(url, state), self.delay(rng), marker=self.marker)
+            killed = self.shoot(self._args(url, state), rng)
             partial = 0 < event_count(url) < self.events
             resumed = run(*self._args(url, state))
             if resumed.returncode != 0:
