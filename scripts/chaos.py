@@ -624,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"dropped afterwards (default {PG_BASE})")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--verbose", action="store_true",
-                        help="print what differs in each trial that diverged (stderr)")
+                        help="print what differs in each trial that diverged or whose log "
+                             "differs (stderr)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     rows: list[Row] = []
