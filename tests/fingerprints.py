@@ -69,7 +69,8 @@ def read_models(store: Store, tables: Iterable[str] = READ_MODELS,
     for table in tables:
         with store.cursor() as c:
             c.execute(store._sql(f"SELECT * FROM {{p}}{table}"))
-            names = [d[0] for d in c.description]
+            # the library's SQLite cursor wraps sqlite3's, which has the description
+            names = [d[0] for d in getattr(c, "sqlite_cursor", c).description]
             rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r)
                     for r in c.fetchall()]
         skip = set((drop or {}).get(table, ()))
