@@ -244,14 +244,18 @@ class _SideTables:
         self._prefix, self._mark = prefix, mark
 
     def _select(self, cursor: Any, sql: str, values: list[str]) -> list[tuple[Any, ...]]:
-        """``sql`` (one ``{marks}``) for ``values`` in chunks, rows as tuples."""
+        """``sql`` (``... IN ({marks})``) for ``values``, rows as tuples: on PostgreSQL one
+        query with an array (``= ANY``), on SQLite in chunks of 500 parameters."""
+        if self._mark == "%s":
+            text = sql.format(p=self._prefix, marks="%s").replace("IN (%s)", "= ANY(%s)")
+            cursor.execute(text.encode(), (values,))
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
+                    for r in cursor.fetchall()]
         out: list[tuple[Any, ...]] = []
         for i in range(0, len(values), 500):
             chunk = values[i:i + 500]
-            text = sql.format(p=self._prefix, marks=", ".join([self._mark] * len(chunk)))
-            cursor.execute(text.encode() if self._mark == "%s" else text, chunk)
-            out += [tuple(r.values()) if isinstance(r, dict) else tuple(r)
-                    for r in cursor.fetchall()]
+            cursor.execute(sql.format(p=self._prefix, marks=", ".join("?" * len(chunk))), chunk)
+            out += [tuple(r) for r in cursor.fetchall()]
         return out
 
     def check(self, cursor: Any, side: SideRows) -> None:
