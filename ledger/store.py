@@ -48,6 +48,9 @@ DEFAULT_DB = "syncledger.db"
 SNAPSHOT_INTERVAL = 100
 #: Seconds a SQLite writer waits for another one's write lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
+#: Seconds a PostgreSQL writer's turn (``Store.writer_turn``) may sit idle while its batch
+#: is decided again, before the server ends the session (and releases the lock).
+TURN_IDLE_S = 600
 
 SIDE_TABLES = (
     # SQLite: WITHOUT ROWID, so an index row is one B-tree entry, not a table row
@@ -481,9 +484,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """Hold the event table's lock until the block ends (see the SQLite recorder's)."""
+        """Hold the event table's lock until the block ends (see the SQLite recorder's).
+
+        The transaction is idle while the batch is decided again (reads go through other
+        connections): the library's 5 s idle-in-transaction timeout would end the session,
+        and the lock with it, under a slow re-decision; this one transaction gets
+        ``TURN_IDLE_S``."""
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
+            curs.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{TURN_IDLE_S}s'"
+                         .encode())
             self._turn = curs
             try:
                 yield

@@ -10,6 +10,7 @@ prints the same figures for a larger feed.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from adapters.feed.ingest import feed_items, ingest_files
 from adapters.feed.privacy import redact_line
 from ledger.identity import salesforce_key
 from ledger.intake import Ledger
-from ledger.store import Store
+from ledger.store import SideRows, Store
 from tests.conftest import drop_schema, require_postgres
 from tests.parked_feeds import Story, jsonl, lines_of, settings_line
 from tests.writers_run import (
@@ -163,3 +164,23 @@ def test_a_save_parked_by_another_writer_meanwhile_is_taken_with_its_item(
     finally:
         for s in (reference, a, b):
             s.close()
+
+
+def test_a_writer_turn_outlasts_the_idle_in_transaction_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL writer's turn holds its lock in a transaction that stays idle while the
+    batch is decided again; the library ends such sessions after 5 s (here 1 s), which
+    would drop the lock and fail the commit. The turn's own transaction is exempt."""
+    require_postgres()
+    monkeypatch.setenv("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "1")
+    schema = f"w_{uuid.uuid4().hex[:20]}"
+    store = Store.open(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}")
+    try:
+        with store.writer_turn():
+            time.sleep(1.5)  # deciding a large batch again on a busy machine
+            store.write_side(SideRows(keys={"ex:a@contoso.com|1": "0" * 32}, quarantine=[],
+                                      checkpoints={}))
+        assert store.lookup_keys(["ex:a@contoso.com|1"]) == {"ex:a@contoso.com|1": "0" * 32}
+    finally:
+        store.close()
+        drop_schema(schema)
