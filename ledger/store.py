@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -352,7 +353,25 @@ class LedgerSQLiteFactory(SQLiteFactory):
         old.close()
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class _TurnHolder:
+    """The write transaction a writer's turn holds open (``Store.writer_turn``), per thread:
+    a store may be shared by threads (the web server's jobs), and only the thread that
+    took the turn writes through it."""
+
+    _turns: threading.local | None = None
+
+    @property
+    def _turn(self) -> Any:
+        return getattr(self._turns, "cursor", None)
+
+    @_turn.setter
+    def _turn(self, cursor: Any) -> None:
+        if self._turns is None:
+            self._turns = threading.local()
+        self._turns.cursor = cursor
+
+
+class LedgerSQLiteRecorder(_TurnHolder, SQLiteApplicationRecorder):
     """SQLite recorder that writes side tables in the events' transaction.
 
     It also inserts events with one ``executemany`` instead of one statement
@@ -361,8 +380,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     """
 
     side = _SideTables("", "?")
-    #: the write transaction a writer's turn holds open (``turn``), None outside one
-    _turn: SQLiteCursor | None = None
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -425,12 +442,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return list(range(first, first + len(rows)))
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(_TurnHolder, PostgresApplicationRecorder):
     """PostgreSQL recorder that writes side tables in the events' transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._turn: Any = None
         prefix = f'"{self.datastore.schema}".' if self.datastore.schema else ""
         self.side = _SideTables(prefix, "%s")
         self._side_ddl = [s.format(p=prefix, serial="BIGSERIAL PRIMARY KEY", blob="BYTEA",
@@ -633,8 +649,8 @@ class Store:
         table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
         self._events = self._prefix + table
         self._topics: dict[type, str] = {}
-        #: snapshots to take once the writer's turn ends (None: not in one)
-        self._deferred: list[tuple[UUID, int]] | None = None
+        #: per thread: snapshots to take once its writer's turn ends (None: not in one)
+        self._turn_state = threading.local()
 
     @classmethod
     def open(cls, value: str | None = None) -> Store:
@@ -649,13 +665,13 @@ class Store:
         commits when it ends: a batch decided in a turn cannot be made stale. Intake
         takes one to decide a batch again after a conflict, so a writer that lost a race
         wins the next one (other writers wait, up to SQLite's busy timeout on SQLite)."""
-        self._deferred = []
+        deferred: list[tuple[UUID, int]] = []
+        self._turn_state.deferred = deferred
         try:
             with self.rows.turn():
                 yield
-            deferred = self._deferred
         finally:
-            self._deferred = None
+            self._turn_state.deferred = None
         for oid, version in deferred:
             self.app.take_snapshot(oid, version=version)
 
@@ -851,8 +867,9 @@ class Store:
         for event in events:
             interval = intervals.get(kinds[event.originator_id])
             if interval and event.originator_version % interval == 0:
-                if self._deferred is not None:  # read back once the turn has committed
-                    self._deferred.append((event.originator_id, event.originator_version))
+                deferred = getattr(self._turn_state, "deferred", None)
+                if deferred is not None:  # read back once the turn has committed
+                    deferred.append((event.originator_id, event.originator_version))
                 else:
                     self.app.take_snapshot(event.originator_id,
                                            version=event.originator_version)
