@@ -44,11 +44,15 @@ PG = "postgresql://postgres@127.0.0.1:5432/test?schema={schema}"
 
 
 def _drop(url: str) -> None:
+    """Remove a run's ledger (each run starts from a fresh one)."""
     from ledger.store import StoreURL, drop_postgres_schema
 
     parsed = StoreURL.parse(url)
     if parsed.kind == "postgresql":
         drop_postgres_schema(parsed)
+        return
+    for suffix in ("", "-wal", "-shm"):
+        Path(parsed.path + suffix).unlink(missing_ok=True)
 
 
 def _url(store: str, folder: Path, name: str) -> str:
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                         runs.append((" in turn", [folder / f"{how}{n}_all.jsonl"]))
                         runs[-1][1][0].write_bytes(b"".join(f.read_bytes() for f in files))
                     for label, paths in runs:
-                        url = _url(store, folder, f"{how}{n}")
+                        url = _url(store, folder, f"{how}{n}{'_turn' if label else ''}")
                         try:
                             run = ingest_together(paths, url, batch_size=args.batch_size)
                             fig = figures(reference, project_and_fingerprint(url))
