@@ -417,6 +417,14 @@ class LedgerSQLiteRecorder(_TurnHolder, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=True) as c:
             self._insert_rows(c, rows, side)
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """The library's insert (``Application.save``: a compressor or cipher is set), into
+        the turn's transaction when one is held."""
+        if self._turn is not None:
+            return self._insert_rows(self._turn, rows_of(stored_events), kwargs.get("side"))
+        return super().insert_events(stored_events, **kwargs)
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
