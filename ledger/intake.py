@@ -30,6 +30,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.directory import NO_PEOPLE, Directory, People
 from ledger.gc_passes import fewer_gc_passes
 from ledger.identity import (
+    DIRECTORY_ID,
     ORG_SETTINGS_ID,
     exchange_index_key,
     ical_key,
@@ -432,6 +433,7 @@ class Ledger:
                                               item_id=_item_id(obs)), batch, result)
             return
         before = len(meeting.pending_events)
+        self._expect_context(batch, people=True)
         waiting = self._waiting(meeting)
         try:
             recorded = meeting.observe(obs, self.settings(), item.record, self.people())
@@ -541,7 +543,11 @@ class Ledger:
             return
         batch.directory = directory
         result.appended += len(directory.pending_events) - before
-        waiting = self.store.keys_with_prefix(waiting_key(obs.email, ""))
+        prefix = waiting_key(obs.email, "")
+        waiting = self.store.keys_with_prefix(prefix)
+        # Holds while no other writer adds (or drops) a meeting waiting on this email.
+        batch.expect_prefixes[prefix] = tuple(sorted(waiting))
+        self._expect_context(batch, people=False)
         for mid in sorted({uuid_of(h) for h in waiting.values()}):
             meeting = batch.meetings.get(mid) or self._cache.get(mid) or self._from_store(mid)
             if meeting is None:
@@ -561,6 +567,17 @@ class Ledger:
                 result.appended += len(meeting.pending_events) - before
                 result.meetings.add(mid.hex)
                 self._index_waiting(meeting, batch, waited)
+
+    def _expect_context(self, batch: _Batch, *, people: bool) -> None:
+        """The batch holds while the settings (and ``people``: the directory) it decided
+        with are the latest: this ledger object reads them once, not per batch."""
+        if ORG_SETTINGS_ID not in batch.expect_versions:
+            org = self.org()
+            batch.expect_versions[ORG_SETTINGS_ID] = org.version if org is not None else 0
+        if people and DIRECTORY_ID not in batch.expect_versions:
+            directory = self.directory()
+            batch.expect_versions[DIRECTORY_ID] = \
+                directory.version if directory is not None else 0
 
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
         if isinstance(obs, WriteRefused):
@@ -687,7 +704,9 @@ class Ledger:
     def _save(self, batch: _Batch) -> None:
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
                         checkpoints=batch.checkpoints, park=batch.park, unpark=batch.unpark,
-                        dropped=batch.dropped, expect=batch.expect, newest=batch.newest)
+                        dropped=batch.dropped, expect=batch.expect, newest=batch.newest,
+                        expect_versions=batch.expect_versions,
+                        expect_prefixes=batch.expect_prefixes)
         aggregates: list[Meeting | Org | Directory | Safety] = [
             m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
@@ -741,6 +760,10 @@ class _Batch:
     result: IntakeResult = field(default_factory=IntakeResult)
     #: index rows the batch's routes and index rows were decided on (``SideRows.expect``)
     expect: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+    #: versions of the settings and directory it was decided with, index rows read by
+    #: prefix (``SideRows.expect_versions``, ``expect_prefixes``)
+    expect_versions: dict[UUID, int] = field(default_factory=dict)
+    expect_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: the parked lines known when the batch began (``Ledger._redo`` starts from them)
     parked_before: dict[str, dict[tuple[str, str], ParkedLine]] = field(default_factory=dict)
     unparked_before: set[tuple[str, str]] = field(default_factory=set)

@@ -194,6 +194,10 @@ class SideRows:
     #: name, None: no row), checked under the write lock before anything is written:
     #: ``IndexChanged`` when another writer made any of them name another meanwhile
     expect: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+    #: versions of the aggregates the decisions read (the org's settings, the directory
+    #: of people; 0: none yet), and index rows read by prefix (prefix -> keys, sorted)
+    expect_versions: dict[UUID, int] = field(default_factory=dict)
+    expect_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: the newest ``observed_at`` of the batch: the ``NEWEST_OBSERVED`` checkpoint becomes
     #: the later of it and the stored one (read under the write lock: never moves back)
     newest: str | None = None
@@ -226,7 +230,7 @@ def line_digest(raw: bytes) -> str:
 class _SideTables:
     """The SQL of the side tables, for one placeholder style and table prefix."""
 
-    def __init__(self, prefix: str, mark: str) -> None:
+    def __init__(self, prefix: str, mark: str, events: str) -> None:
         self.upsert_key = (
             f"INSERT INTO {prefix}meeting_keys (key, meeting_id) VALUES ({mark}, {mark}) "
             "ON CONFLICT (key) DO UPDATE SET meeting_id = excluded.meeting_id")
@@ -245,14 +249,15 @@ class _SideTables:
             f"DELETE FROM {prefix}parked WHERE source = {mark} AND digest = {mark}")
         self.delete_key = (f"DELETE FROM {prefix}meeting_keys WHERE key = {mark} "
                            f"AND meeting_id = {mark}")
-        self._prefix, self._mark = prefix, mark
+        self._prefix, self._mark, self._events = prefix, mark, events
 
-    def _select(self, cursor: Any, sql: str, values: list[str]) -> list[tuple[Any, ...]]:
+    def _select(self, cursor: Any, sql: str, values: Sequence[str | UUID]
+                ) -> list[tuple[Any, ...]]:
         """``sql`` (``... IN ({marks})``) for ``values``, rows as tuples: on PostgreSQL one
         query with an array (``= ANY``), on SQLite in chunks of 500 parameters."""
         if self._mark == "%s":
             text = sql.format(p=self._prefix, marks="%s").replace("IN (%s)", "= ANY(%s)")
-            cursor.execute(text.encode(), (values,))
+            cursor.execute(text.encode(), (list(values),))
             return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
                     for r in cursor.fetchall()]
         out: list[tuple[Any, ...]] = []
@@ -272,6 +277,27 @@ class _SideTables:
             changed = [k for k, allowed in side.expect.items() if now.get(k) not in allowed]
             if changed:
                 raise IndexChanged(f"index row {changed[0]} changed meanwhile")
+        if side.expect_versions:
+            sqlite = self._mark == "?"
+            now_versions = {str(oid).replace("-", ""): int(version) for oid, version in
+                            self._select(cursor, "SELECT originator_id, "
+                                         f"MAX(originator_version) FROM {self._events} "
+                                         "WHERE originator_id IN ({marks}) "
+                                         "GROUP BY originator_id",
+                                         [i.hex if sqlite else i
+                                          for i in sorted(side.expect_versions)])}
+            moved = [i for i, v in side.expect_versions.items() if now_versions.get(i.hex, 0) != v]
+            if moved:
+                raise IndexChanged(f"aggregate {moved[0]} changed meanwhile")
+        for prefix, keys in side.expect_prefixes.items():
+            # LIKE may match more than the prefix (an email may hold "_"): filtered here.
+            text = (f"SELECT key FROM {self._prefix}meeting_keys WHERE key LIKE {self._mark}")
+            cursor.execute(text.encode() if self._mark == "%s" else text,
+                           (prefix.replace("%", "_") + "%",))
+            now_keys = sorted(str(r["key"] if isinstance(r, dict) else r[0])
+                              for r in cursor.fetchall())
+            if tuple(k for k in now_keys if k.startswith(prefix)) != keys:
+                raise IndexChanged(f"index rows {prefix}... changed meanwhile")
         recorded = sorted(k for k in side.keys if k.startswith(("ex:", "sf:")))
         if recorded:
             # A line parked meanwhile waiting for a key this batch records would wait for
@@ -379,7 +405,9 @@ class LedgerSQLiteRecorder(_TurnHolder, SQLiteApplicationRecorder):
     exact because the write lock is held from the first insert to commit.
     """
 
-    side = _SideTables("", "?")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.side = _SideTables("", "?", self.events_table_name)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -456,7 +484,7 @@ class LedgerPostgresRecorder(_TurnHolder, PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         prefix = f'"{self.datastore.schema}".' if self.datastore.schema else ""
-        self.side = _SideTables(prefix, "%s")
+        self.side = _SideTables(prefix, "%s", prefix + f'"{self.events_table_name}"')
         self._side_ddl = [s.format(p=prefix, serial="BIGSERIAL PRIMARY KEY", blob="BYTEA",
                                    without_rowid="") for s in SIDE_TABLES]
 

@@ -21,11 +21,13 @@ import pytest
 from adapters.feed.envelopes import WIRE_FIELDS
 from adapters.feed.ingest import feed_items, ingest_files
 from adapters.feed.privacy import redact_line
+from adapters.sandbox.org import ALICE, NINA, SandboxOrg, graph_event
 from ledger.identity import salesforce_key
 from ledger.intake import Ledger
 from ledger.store import SideRows, Store
 from tests.conftest import drop_schema, require_postgres
 from tests.parked_feeds import Story, jsonl, lines_of, settings_line
+from tests.scenarios import ORG
 from tests.writers_run import (
     benchfeed_lines,
     figures,
@@ -104,7 +106,7 @@ class _Overtaken(Ledger):
         self.meanwhile: Callable[[], object] | None = meanwhile
 
     def _save(self, batch: Any) -> None:
-        if self.meanwhile is not None and batch.meetings:
+        if self.meanwhile is not None and (batch.meetings or batch.directory is not None):
             run, self.meanwhile = self.meanwhile, None
             run()
         super()._save(batch)
@@ -184,3 +186,43 @@ def test_a_writer_turn_outlasts_the_idle_in_transaction_timeout(
     finally:
         store.close()
         drop_schema(schema)
+
+
+def _people_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A meeting with an attendee no one has looked up yet (NINA), and NINA's record."""
+    meeting, person = SandboxOrg(), SandboxOrg()
+    meeting.settings(0, **ORG)
+    meeting.graph(1, ALICE, graph_event(ALICE, "renewal", subject="Renewal", organizer=ALICE,
+                                        attendees=(ALICE, NINA),
+                                        start="2026-11-26T17:00:00", end="2026-11-26T18:00:00"))
+    person.settings(0, **ORG)
+    person.person(2, NINA)
+    meetings, people = tmp_path / "meetings.jsonl", tmp_path / "people.jsonl"
+    meetings.write_bytes(meeting.jsonl())
+    people.write_bytes(person.jsonl())
+    return meetings, people
+
+
+@pytest.mark.parametrize("overtaken", ["person", "meeting"])
+def test_a_person_and_a_meeting_waiting_on_them_recorded_at_once_are_related(
+        store_url: str, tmp_path: Path, overtaken: str) -> None:
+    """One writer records a meeting whose attendee is unknown, the other that attendee's
+    Salesforce record, each committing between the other's decisions and commit. Either
+    way the meeting ends up related to the person, as with one writer in either order:
+    the person's writer finds a meeting waiting on the email was added meanwhile, the
+    meeting's writer finds the directory it decided with has grown."""
+    meetings, people = _people_files(tmp_path)
+    reference = Store.open(str(tmp_path / "one.db"))
+    a, b = Store.open(store_url), Store.open(store_url)
+    try:
+        first, second = (people, meetings) if overtaken == "person" else (meetings, people)
+        ingest_files(reference, [second, first], show_progress=False)  # the commit order
+        writer = _Overtaken(a, lambda: ingest_files(b, [second], show_progress=False))
+        writer.ingest(feed_items(first))
+        (mid,) = reference.meeting_ids()
+        assert a.meeting(mid).unresolved == reference.meeting(mid).unresolved == {}
+        assert [t for _, _, t, _ in a.stored_events(mid)] == \
+            [t for _, _, t, _ in reference.stored_events(mid)]
+    finally:
+        for s in (reference, a, b):
+            s.close()
