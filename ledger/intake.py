@@ -3,8 +3,12 @@
 Each observation is routed to its meeting (``route``), decided by the
 aggregate, and saved in batches together with the external-id index rows and
 any quarantined input, in one transaction per batch. Intake is idempotent:
-an observation the ledger already holds appends nothing. A version conflict
-(another writer touched a meeting meanwhile) is retried meeting by meeting.
+an observation the ledger already holds appends nothing. Several writers may
+ingest into one ledger at once: a batch whose decisions another writer made
+stale meanwhile (it appended to one of the batch's meetings, or changed an
+index row the batch was routed by) is refused at commit and decided again on
+fresh state, so the ledger is what one writer taking the batches in commit
+order makes.
 Bad input never stops a batch: it is quarantined with the reason. An
 observation that waits for one not recorded yet (an occurrence before its
 series master, a save before its item, a removal before what it removes) is
@@ -26,6 +30,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.directory import NO_PEOPLE, Directory, People
 from ledger.gc_passes import fewer_gc_passes
 from ledger.identity import (
+    DIRECTORY_ID,
     ORG_SETTINGS_ID,
     exchange_index_key,
     ical_key,
@@ -58,7 +63,7 @@ from ledger.org import Org
 from ledger.parking import ParkedLine, newer
 from ledger.safety import Safety
 from ledger.settings import OrgSettings
-from ledger.store import NEWEST_OBSERVED, SideRows, Store
+from ledger.store import SideRows, Store
 
 
 class InputError(Exception):
@@ -119,6 +124,10 @@ class IntakeResult:
                 "meetings_opened": self.opened,
                 "errors": self.errors}
 
+
+#: Times a batch is decided again in a writer's turn before intake gives up (once is
+#: enough when every writer takes turns).
+REDO_LIMIT = 3
 
 #: Index keys the first meeting to claim keeps: an iCalUId, and a Salesforce Id named
 #: by an Exchange copy's marker (the Event's own observation claims it otherwise).
@@ -229,8 +238,8 @@ class Ledger:
         self._unparked: set[tuple[str, str]] = set()
         #: whether the store held parked rows when intake started (None: not asked)
         self._stored_parked: bool | None = None
-        self._newest: str | None = None
-        self._newest_loaded = False
+        #: index keys whose parked rows were read from the store
+        self._parked_read: set[str] = set()
 
     def _forget_read_ahead(self) -> None:
         """Drop what the last window read ahead (a new window, or it went stale)."""
@@ -304,19 +313,27 @@ class Ledger:
         if keys:
             found = self.store.lookup_keys(keys)
             self._keys = {k: found.get(k) for k in keys}
-            if self._stored_parked is None:
-                self._stored_parked = self.store.parked_count() > 0
-            if self._stored_parked:  # lines wait for Exchange items and Salesforce Events
-                for line in self.store.parked_waiting(
-                        k for k in keys if k.startswith(("ex:", "sf:"))):
-                    if line.ident not in self._unparked:
-                        self._parked.setdefault(line.waits_for, {}).setdefault(
-                            line.ident, line)
+            self._read_parked(keys)
         cache = self._cache
         ids = {mid for mid in map(meeting_id, derived) if mid not in cache}
         if ids:
             present = self.store.existing(ids)
             self._exists = {mid: mid in present for mid in ids}
+
+    def _read_parked(self, keys: Iterable[str]) -> None:
+        """Parked lines in the store waiting for any of ``keys`` (Exchange items and
+        Salesforce Events), once per key, when the store holds any."""
+        if self._stored_parked is None:
+            self._stored_parked = self.store.parked_count() > 0
+        if not self._stored_parked:
+            return
+        wanted = {k for k in keys if k.startswith(("ex:", "sf:"))} - self._parked_read
+        if not wanted:
+            return
+        self._parked_read |= wanted
+        for line in self.store.parked_waiting(wanted):
+            if line.ident not in self._unparked:
+                self._parked.setdefault(line.waits_for, {}).setdefault(line.ident, line)
 
     # --- intake -------------------------------------------------------
 
@@ -336,22 +353,24 @@ class Ledger:
         checkpoints: dict[str, str] | None,
     ) -> IntakeResult:
         result = IntakeResult()
-        batch = _Batch()
+        batch = self._batch()
         for item in _windows(items, max(self.batch_size, 1), self._read_ahead):
             result.read += 1
             if isinstance(item.observation, (SettingsChanged, PersonSeen, *ORG_LEVEL)):
                 # Settings, people, full reads and guard notes get a transaction of their
                 # own, so the log shows them exactly between the decisions made around them.
                 self._flush(batch, result)
-                batch = _Batch()
-                self._take(item, batch, result)
+                batch = self._batch()
+                batch.items.append(item)
+                self._take(item, batch, batch.result)
                 self._flush(batch, result)
-                batch = _Batch()
+                batch = self._batch()
                 continue
-            self._take(item, batch, result)
+            batch.items.append(item)
+            self._take(item, batch, batch.result)
             if batch.size >= self.batch_size:
                 self._flush(batch, result)
-                batch = _Batch()
+                batch = self._batch()
                 if progress:
                     progress(result)
         self._forget_read_ahead()
@@ -414,6 +433,7 @@ class Ledger:
                                               item_id=_item_id(obs)), batch, result)
             return
         before = len(meeting.pending_events)
+        self._expect_context(batch, people=True)
         waiting = self._waiting(meeting)
         try:
             recorded = meeting.observe(obs, self.settings(), item.record, self.people())
@@ -433,12 +453,21 @@ class Ledger:
         hex_id = meeting.id.hex
         result.meetings.add(hex_id)
         index = self._indexes.get(id(obs))
-        for key in index if index is not None else index_keys(obs):
-            known = batch.keys.get(key) or self._lookup([key]).get(key)
+        if index is None:
+            index = index_keys(obs)
+        for key in index:
+            known = batch.keys.get(key)
+            if known is None:
+                known = self._lookup([key]).get(key)
+                if key.startswith(_FIRST_CLAIM):  # claimed by this meeting, or kept
+                    _expect(batch, key, (None, hex_id) if known is None else (known,))
+                elif known == hex_id:  # not written: must still name this meeting
+                    _expect(batch, key, (hex_id,))
             if known is None or (not key.startswith(_FIRST_CLAIM) and known != hex_id):
                 batch.keys[key] = hex_id
         self._index_waiting(meeting, batch, waiting)
-        for key in index if index is not None else index_keys(obs):
+        self._read_parked(index)  # keys no window read ahead (a line taken from parked)
+        for key in index:
             if key in self._parked:
                 self._take_parked(key, batch, result)
 
@@ -514,7 +543,11 @@ class Ledger:
             return
         batch.directory = directory
         result.appended += len(directory.pending_events) - before
-        waiting = self.store.keys_with_prefix(waiting_key(obs.email, ""))
+        prefix = waiting_key(obs.email, "")
+        waiting = self.store.keys_with_prefix(prefix)
+        # Holds while no other writer adds (or drops) a meeting waiting on this email.
+        batch.expect_prefixes[prefix] = tuple(sorted(waiting))
+        self._expect_context(batch, people=False)
         for mid in sorted({uuid_of(h) for h in waiting.values()}):
             meeting = batch.meetings.get(mid) or self._cache.get(mid) or self._from_store(mid)
             if meeting is None:
@@ -535,26 +568,52 @@ class Ledger:
                 result.meetings.add(mid.hex)
                 self._index_waiting(meeting, batch, waited)
 
+    def _expect_context(self, batch: _Batch, *, people: bool) -> None:
+        """The batch holds while the settings (and ``people``: the directory) it decided
+        with are the latest: this ledger object reads them once, not per batch."""
+        if ORG_SETTINGS_ID not in batch.expect_versions:
+            org = self.org()
+            batch.expect_versions[ORG_SETTINGS_ID] = org.version if org is not None else 0
+        if people and DIRECTORY_ID not in batch.expect_versions:
+            directory = self.directory()
+            batch.expect_versions[DIRECTORY_ID] = \
+                directory.version if directory is not None else 0
+
     def _route(self, obs: Observation, batch: _Batch) -> UUID | None:
         if isinstance(obs, WriteRefused):
             try:
-                mid = UUID(obs.meeting_id)
+                named = UUID(obs.meeting_id)
             except ValueError:
                 raise InputError(f"{obs.meeting_id!r} is not a meeting id",
                                  item_id=obs.write_key, field="payload.meetingId") from None
-            if mid in batch.meetings or mid in self._cache or self._from_store(mid):
-                return mid
-            raise InputError(f"refused write {obs.write_key}: no meeting {mid} in the ledger",
+            if named in batch.meetings or named in self._cache or self._from_store(named):
+                return named
+            raise InputError(f"refused write {obs.write_key}: no meeting {named} in the ledger",
                              item_id=obs.write_key, field="payload.meetingId")
         keys, derived = self._routes.get(id(obs)) or route_keys(obs)
         pending = [k for k in keys if k not in batch.keys]
         found = self._lookup(pending) if pending else {}
+        # The route holds while the keys read before the one it took still name no
+        # meeting (or this one), and that one still names this one.
+        absent: list[str] = []
+        mid: UUID | None
         for key in keys:
-            hit = batch.keys.get(key) or found.get(key)
+            own = batch.keys.get(key)
+            if own:
+                mid = uuid_of(own)
+                break
+            hit = found.get(key)
             if hit:
-                return uuid_of(hit)
-        if derived is not None:
-            return meeting_id(derived)
+                _expect(batch, key, (hit,))
+                mid = uuid_of(hit)
+                break
+            absent.append(key)
+        else:
+            mid = meeting_id(derived) if derived is not None else None
+        for key in absent:
+            _expect(batch, key, (None,) if mid is None else (None, mid.hex))
+        if mid is not None:
+            return mid
         wanted = waits_for(obs)
         if wanted is not None:
             raise _Waiting(wanted)
@@ -619,22 +678,35 @@ class Ledger:
 
     # --- saving -------------------------------------------------------
 
-    def newest_observed(self) -> str | None:
-        """The newest ``observed_at`` this ledger recorded or parked ("now" for parking)."""
-        if not self._newest_loaded:
-            self._newest = self.store.checkpoint(NEWEST_OBSERVED)
-            self._newest_loaded = True
-        return self._newest
+    def _batch(self) -> _Batch:
+        """A new batch, with what it needs to be decided again (``_redo``)."""
+        return _Batch(parked_before={k: dict(v) for k, v in self._parked.items()},
+                      unparked_before=set(self._unparked))
 
     def _flush(self, batch: _Batch, result: IntakeResult) -> None:
-        if batch.newest is not None:
-            newest = newer(self.newest_observed(), batch.newest)
-            if newest is not None and newest != self._newest:
-                batch.checkpoints[NEWEST_OBSERVED] = newest
-                self._newest = newest
+        """Save the batch; when another writer made its decisions stale meanwhile (it
+        appended to one of its meetings, or changed an index row it was routed by),
+        decide it again in this writer's turn, when no other writer can commit."""
+        try:
+            self._save(batch)
+        except IntegrityError:
+            for attempt in range(REDO_LIMIT):
+                try:
+                    with self.store.writer_turn():
+                        batch = self._redo(batch)
+                        self._save(batch)
+                    break
+                except IntegrityError:  # only a writer that does not take turns
+                    if attempt == REDO_LIMIT - 1:
+                        raise
+        result.add(batch.result)
+
+    def _save(self, batch: _Batch) -> None:
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
                         checkpoints=batch.checkpoints, park=batch.park, unpark=batch.unpark,
-                        dropped=batch.dropped)
+                        dropped=batch.dropped, expect=batch.expect, newest=batch.newest,
+                        expect_versions=batch.expect_versions,
+                        expect_prefixes=batch.expect_prefixes)
         aggregates: list[Meeting | Org | Directory | Safety] = [
             m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
@@ -646,12 +718,9 @@ class Ledger:
         # An aggregate whose events are all pending is new: its opening event was made
         # before the observation that opened it was counted, so it is counted here.
         new = [a for a in aggregates if a.version == len(a.pending_events)]
-        result.appended += len(new)
-        result.opened += sum(1 for a in new if isinstance(a, Meeting))
-        try:
-            self.store.save(*aggregates, side=side)
-        except IntegrityError:
-            self._retry_one_by_one(batch, side)
+        self.store.save(*aggregates, side=side)
+        batch.result.appended += len(new)
+        batch.result.opened += sum(1 for a in new if isinstance(a, Meeting))
         self._keys.update(batch.keys)  # what the store's index now says
         for key in batch.dropped:
             self._keys.pop(key, None)
@@ -662,75 +731,42 @@ class Ledger:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _retry_one_by_one(self, batch: _Batch, side: SideRows) -> None:
-        """Someone else wrote to one of these meetings: re-decide each on fresh state.
-
-        Each meeting is saved with its own index rows in one transaction, and the
-        quarantine and checkpoints with the last one, so a crash in between never
-        leaves events without the index rows that find them."""
+    def _redo(self, batch: _Batch) -> _Batch:
+        """The batch's input decided again on what the store holds now (another writer
+        committed meanwhile): everything read before is forgotten, the parked lines
+        known are those known before the batch, and its own checkpoints are kept."""
         self._cache.clear()
-        self._forget_read_ahead()  # stale too
+        self._forget_read_ahead()
         self._org = None
-        if batch.org is not None:
-            org = self.org() or Org.start(batch.org.created_on.isoformat())
-            for change in batch.org.changes[len(org.changes):]:
-                org.change(change, batch.org.modified_on.isoformat())
-            self.store.save(org)
-        if batch.directory is not None:
-            self._directory_loaded = False
-            directory = self.directory() or Directory.start(
-                batch.directory.created_on.isoformat())
-            for rec in batch.directory.by_id.values():
-                if rec not in directory.by_id.values():
-                    directory.observe(from_record(rec))  # type: ignore[arg-type]
-            self.store.save(directory)
-            self._directory = directory
-        if batch.safety is not None:
-            for _attempt in range(5):
-                safety = self.store.safety() or Safety.start(
-                    batch.safety_observations[0].observed_at)
-                for note in batch.safety_observations:
-                    safety.observe(note)
-                try:
-                    self.store.save(safety)
-                    break
-                except IntegrityError:
-                    continue
-        settings = self.settings()
-        keys_of: dict[str, dict[str, str]] = {}
-        for key, hex_id in side.keys.items():
-            keys_of.setdefault(hex_id, {})[key] = hex_id
-        dropped_of: dict[str, dict[str, str]] = {}
-        for key, hex_id in side.dropped.items():
-            dropped_of.setdefault(hex_id, {})[key] = hex_id
-        for mid, observations in batch.observations.items():
-            own = SideRows(keys=keys_of.pop(mid.hex, {}), quarantine=[], checkpoints={},
-                           dropped=dropped_of.pop(mid.hex, {}))
-            for _attempt in range(5):
-                fresh = self._from_store(mid)
-                if fresh is None:
-                    _, derived = route_keys(observations[0])
-                    assert derived is not None
-                    fresh = Meeting.open(derived, observations[0].observed_at)
-                for obs in observations:
-                    fresh.observe(obs, settings, None, self.people())
-                try:
-                    self.store.save(fresh, side=own)
-                    batch.meetings[mid] = fresh
-                    break
-                except IntegrityError:
-                    continue
-            else:
-                raise RuntimeError(f"meeting {mid} kept changing under intake; try again")
-        rest = {k: v for keys in keys_of.values() for k, v in keys.items()}
-        gone = {k: v for keys in dropped_of.values() for k, v in keys.items()}
-        self.store.write_side(SideRows(keys=rest, quarantine=side.quarantine,
-                                       checkpoints=side.checkpoints, park=side.park,
-                                       unpark=side.unpark, dropped=gone))
+        self._settings = None
+        self._directory, self._directory_loaded = None, False
+        self._parked, self._unparked = batch.parked_before, batch.unparked_before
+        self._stored_parked = None  # another writer may have parked lines
+        self._parked_read = set()
+        fresh = self._batch()
+        fresh.items = batch.items
+        fresh.checkpoints = dict(batch.checkpoints)
+        self._read_ahead(batch.items)
+        for item in batch.items:
+            self._take(item, fresh, fresh.result)
+        return fresh
 
 
 @dataclass
 class _Batch:
+    #: the input taken in this batch (a line taken from parked comes with its dependency)
+    items: list[Intake] = field(default_factory=list)
+    #: what taking it did, added to the run's result once the batch is saved
+    result: IntakeResult = field(default_factory=IntakeResult)
+    #: index rows the batch's routes and index rows were decided on (``SideRows.expect``)
+    expect: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+    #: versions of the settings and directory it was decided with, index rows read by
+    #: prefix (``SideRows.expect_versions``, ``expect_prefixes``)
+    expect_versions: dict[UUID, int] = field(default_factory=dict)
+    expect_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the parked lines known when the batch began (``Ledger._redo`` starts from them)
+    parked_before: dict[str, dict[tuple[str, str], ParkedLine]] = field(default_factory=dict)
+    unparked_before: set[tuple[str, str]] = field(default_factory=set)
     meetings: dict[UUID, Meeting] = field(default_factory=dict)
     observations: dict[UUID, list[Observation]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
@@ -752,6 +788,12 @@ class _Batch:
     @property
     def size(self) -> int:
         return self.count
+
+
+def _expect(batch: _Batch, key: str, allowed: tuple[str | None, ...]) -> None:
+    """The batch holds while index row ``key`` names one of ``allowed`` (None: no row)."""
+    before = batch.expect.get(key)
+    batch.expect[key] = allowed if before is None else tuple(v for v in before if v in allowed)
 
 
 def _windows(source: Iterable[Intake], size: int,

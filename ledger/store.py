@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import time
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, quote, unquote, urlparse
@@ -24,7 +24,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import Application
 from eventsourcing.domain import CanMutateAggregate
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
@@ -42,13 +42,16 @@ from ledger.directory import Directory
 from ledger.identity import DIRECTORY_ID, ORG_SETTINGS_ID
 from ledger.meeting import Meeting
 from ledger.org import Org
-from ledger.parking import ParkedLine
+from ledger.parking import ParkedLine, newer
 from ledger.safety import SAFETY_ID, Safety
 
 DEFAULT_DB = "syncledger.db"
 SNAPSHOT_INTERVAL = 100
 #: Seconds a SQLite writer waits for another one's write lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
+#: Seconds a PostgreSQL writer's turn (``Store.writer_turn``) may sit idle while its batch
+#: is decided again, before the server ends the session (and releases the lock).
+TURN_IDLE_S = 600
 
 SIDE_TABLES = (
     # SQLite: WITHOUT ROWID, so an index row is one B-tree entry, not a table row
@@ -88,6 +91,8 @@ class _RowRecorder(Protocol):
     side: _SideTables
 
     def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None: ...
+
+    def turn(self) -> AbstractContextManager[None]: ...
 
 
 class StoreURLError(ValueError):
@@ -185,6 +190,22 @@ class SideRows:
     #: index rows to delete (key -> the meeting id it must still name): a meeting no
     #: longer waiting on an email (``who:`` rows), removed with the events that say so
     dropped: dict[str, str] = field(default_factory=dict)
+    #: the index rows the batch's decisions hold under (key -> the meeting ids it may
+    #: name, None: no row), checked under the write lock before anything is written:
+    #: ``IndexChanged`` when another writer made any of them name another meanwhile
+    expect: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+    #: versions of the aggregates the decisions read (the org's settings, the directory
+    #: of people; 0: none yet), and index rows read by prefix (prefix -> keys, sorted)
+    expect_versions: dict[UUID, int] = field(default_factory=dict)
+    expect_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the newest ``observed_at`` of the batch: the ``NEWEST_OBSERVED`` checkpoint becomes
+    #: the later of it and the stored one (read under the write lock: never moves back)
+    newest: str | None = None
+
+
+class IndexChanged(IntegrityError):
+    """Another writer changed what a batch was decided on (an index row it read, or parked
+    a line waiting for a key the batch records): the batch is decided again."""
 
 
 #: After the tables exist (also in a ledger made before the column did): a quarantine
@@ -209,7 +230,7 @@ def line_digest(raw: bytes) -> str:
 class _SideTables:
     """The SQL of the side tables, for one placeholder style and table prefix."""
 
-    def __init__(self, prefix: str, mark: str) -> None:
+    def __init__(self, prefix: str, mark: str, events: str) -> None:
         self.upsert_key = (
             f"INSERT INTO {prefix}meeting_keys (key, meeting_id) VALUES ({mark}, {mark}) "
             "ON CONFLICT (key) DO UPDATE SET meeting_id = excluded.meeting_id")
@@ -228,10 +249,69 @@ class _SideTables:
             f"DELETE FROM {prefix}parked WHERE source = {mark} AND digest = {mark}")
         self.delete_key = (f"DELETE FROM {prefix}meeting_keys WHERE key = {mark} "
                            f"AND meeting_id = {mark}")
+        self._prefix, self._mark, self._events = prefix, mark, events
+
+    def _select(self, cursor: Any, sql: str, values: Sequence[str | UUID]
+                ) -> list[tuple[Any, ...]]:
+        """``sql`` (``... IN ({marks})``) for ``values``, rows as tuples: on PostgreSQL one
+        query with an array (``= ANY``), on SQLite in chunks of 500 parameters."""
+        if self._mark == "%s":
+            text = sql.format(p=self._prefix, marks="%s").replace("IN (%s)", "= ANY(%s)")
+            cursor.execute(text.encode(), (list(values),))
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
+                    for r in cursor.fetchall()]
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(values), 500):
+            chunk = values[i:i + 500]
+            cursor.execute(sql.format(p=self._prefix, marks=", ".join("?" * len(chunk))), chunk)
+            out += [tuple(r) for r in cursor.fetchall()]
+        return out
+
+    def check(self, cursor: Any, side: SideRows) -> None:
+        """Raise ``IndexChanged`` when what the batch read is no longer so. Run under the
+        write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL's lock on the event table),
+        so nothing can change between this check and the commit."""
+        if side.expect:
+            now = dict(self._select(cursor, "SELECT key, meeting_id FROM {p}meeting_keys "
+                                    "WHERE key IN ({marks})", sorted(side.expect)))
+            changed = [k for k, allowed in side.expect.items() if now.get(k) not in allowed]
+            if changed:
+                raise IndexChanged(f"index row {changed[0]} changed meanwhile")
+        if side.expect_versions:
+            sqlite = self._mark == "?"
+            now_versions = {str(oid).replace("-", ""): int(version) for oid, version in
+                            self._select(cursor, "SELECT originator_id, "
+                                         f"MAX(originator_version) FROM {self._events} "
+                                         "WHERE originator_id IN ({marks}) "
+                                         "GROUP BY originator_id",
+                                         [i.hex if sqlite else i
+                                          for i in sorted(side.expect_versions)])}
+            moved = [i for i, v in side.expect_versions.items() if now_versions.get(i.hex, 0) != v]
+            if moved:
+                raise IndexChanged(f"aggregate {moved[0]} changed meanwhile")
+        for prefix, keys in side.expect_prefixes.items():
+            # LIKE may match more than the prefix (an email may hold "_"): filtered here.
+            text = (f"SELECT key FROM {self._prefix}meeting_keys WHERE key LIKE {self._mark}")
+            cursor.execute(text.encode() if self._mark == "%s" else text,
+                           (prefix.replace("%", "_") + "%",))
+            now_keys = sorted(str(r["key"] if isinstance(r, dict) else r[0])
+                              for r in cursor.fetchall())
+            if tuple(k for k in now_keys if k.startswith(prefix)) != keys:
+                raise IndexChanged(f"index rows {prefix}... changed meanwhile")
+        recorded = sorted(k for k in side.keys if k.startswith(("ex:", "sf:")))
+        if recorded:
+            # A line parked meanwhile waiting for a key this batch records would wait for
+            # ever (this batch did not know it to take it).
+            taken = set(side.unpark)
+            waiting = self._select(cursor, "SELECT source, digest FROM {p}parked "
+                                   "WHERE waits_for IN ({marks})", recorded)
+            if any((str(src), str(digest)) not in taken for src, digest in waiting):
+                raise IndexChanged("a line was parked meanwhile for a key this batch records")
 
     def write(self, cursor: Any, side: SideRows | None) -> None:
         if side is None:
             return
+        self.check(cursor, side)
         if side.dropped:
             cursor.executemany(self.delete_key, sorted(side.dropped.items()))
         if side.keys:
@@ -241,8 +321,15 @@ class _SideTables:
                 (_storable(row[0]), row[1], _storable(row[2]), _storable(row[3]),
                  _storable(row[4]), row[5], _storable(row[6]), line_digest(row[5]))
                 for row in side.quarantine])
-        if side.checkpoints:
-            cursor.executemany(self.upsert_checkpoint, sorted(side.checkpoints.items()))
+        checkpoints = dict(side.checkpoints)
+        if side.newest is not None:
+            stored = self._select(cursor, "SELECT value FROM {p}checkpoints WHERE name IN "
+                                  "({marks})", [NEWEST_OBSERVED])
+            newest = newer(str(stored[0][0]) if stored else None, side.newest)
+            if newest is not None:
+                checkpoints[NEWEST_OBSERVED] = newest
+        if checkpoints:
+            cursor.executemany(self.upsert_checkpoint, sorted(checkpoints.items()))
         if side.park:
             cursor.executemany(self.insert_parked, [
                 (p.waits_for, _storable(p.source), p.line_no, p.kind, _storable(p.item_id),
@@ -292,7 +379,25 @@ class LedgerSQLiteFactory(SQLiteFactory):
         old.close()
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class _TurnHolder:
+    """The write transaction a writer's turn holds open (``Store.writer_turn``), per thread:
+    a store may be shared by threads (the web server's jobs), and only the thread that
+    took the turn writes through it."""
+
+    _turns: threading.local | None = None
+
+    @property
+    def _turn(self) -> Any:
+        return getattr(self._turns, "cursor", None)
+
+    @_turn.setter
+    def _turn(self, cursor: Any) -> None:
+        if self._turns is None:
+            self._turns = threading.local()
+        self._turns.cursor = cursor
+
+
+class LedgerSQLiteRecorder(_TurnHolder, SQLiteApplicationRecorder):
     """SQLite recorder that writes side tables in the events' transaction.
 
     It also inserts events with one ``executemany`` instead of one statement
@@ -300,7 +405,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     exact because the write lock is held from the first insert to commit.
     """
 
-    side = _SideTables("", "?")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.side = _SideTables("", "?", self.events_table_name)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the write lock (``BEGIN IMMEDIATE``) until the block ends: no other writer
+        commits meanwhile, and this process's inserts go into this transaction, committed
+        when the block ends (rolled back if it raises)."""
+        with self.datastore.transaction(commit=True) as c:
+            self._turn = c
+            try:
+                yield
+            finally:
+                self._turn = None
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
@@ -318,9 +437,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 c.execute(statement.format(p=""))
 
     def insert_rows(self, rows: Sequence[Row], side: SideRows | None = None) -> None:
-        """Events already encoded (``Store.to_rows``) plus side rows, in one transaction."""
+        """Events already encoded (``Store.to_rows``) plus side rows, in one transaction
+        (the turn's, when one is held)."""
+        if self._turn is not None:
+            self._insert_rows(self._turn, rows, side)
+            return
         with self.datastore.transaction(commit=True) as c:
             self._insert_rows(c, rows, side)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """The library's insert (``Application.save``: a compressor or cipher is set), into
+        the turn's transaction when one is held."""
+        if self._turn is not None:
+            return self._insert_rows(self._turn, rows_of(stored_events), kwargs.get("side"))
+        return super().insert_events(stored_events, **kwargs)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -347,29 +478,20 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return list(range(first, first + len(rows)))
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(_TurnHolder, PostgresApplicationRecorder):
     """PostgreSQL recorder that writes side tables in the events' transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         prefix = f'"{self.datastore.schema}".' if self.datastore.schema else ""
-        self.side = _SideTables(prefix, "%s")
+        self.side = _SideTables(prefix, "%s", prefix + f'"{self.events_table_name}"')
         self._side_ddl = [s.format(p=prefix, serial="BIGSERIAL PRIMARY KEY", blob="BYTEA",
                                    without_rowid="") for s in SIDE_TABLES]
 
     def create_table(self) -> None:
-        """The library's tables, then ours. Several processes may open one new ledger at
-        once (workers): PostgreSQL refuses concurrent ``CREATE OR REPLACE FUNCTION`` of the
-        same function ("tuple concurrently updated"), and the statements are idempotent,
-        so a loser simply runs them again."""
-        for attempt in range(5):
-            try:
-                super().create_table()
-                break
-            except Exception as exc:  # the library wraps psycopg's InternalError
-                if "concurrently updated" not in str(exc) or attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        """The library's tables, then ours (``Store`` holds ``creation_lock`` meanwhile:
+        several processes may open one new ledger at once)."""
+        super().create_table()
         with self.datastore.transaction(commit=True) as curs:
             for statement in self._side_ddl:
                 curs.execute(statement.encode())
@@ -394,14 +516,41 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         raises ``IntegrityError`` and rolls everything back. Notification ids are
         not read back (intake does not use them).
         """
+        if self._turn is not None:
+            self._write_rows(self._turn, rows, side)
+            return
         with self.datastore.transaction(commit=True) as curs:
-            self.side.write(curs, side)
-            if rows:
+            if rows or side is not None:
+                # Locked before the side rows are checked and written, so writers take
+                # turns from the check to the commit (``_SideTables.check``).
                 self._lock_table(curs)
-                self._notify_channel(curs)
-                with curs.copy(self._copy_statement) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+            self._write_rows(curs, rows, side)
+
+    def _write_rows(self, curs: Any, rows: Sequence[Row], side: SideRows | None) -> None:
+        self.side.write(curs, side)
+        if rows:
+            self._notify_channel(curs)
+            with curs.copy(self._copy_statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the event table's lock until the block ends (see the SQLite recorder's).
+
+        The transaction is idle while the batch is decided again (reads go through other
+        connections): the library's 5 s idle-in-transaction timeout would end the session,
+        and the lock with it, under a slow re-decision; this one transaction gets
+        ``TURN_IDLE_S``."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            curs.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{TURN_IDLE_S}s'"
+                         .encode())
+            self._turn = curs
+            try:
+                yield
+            finally:
+                self._turn = None
 
     @property
     def _copy_statement(self) -> sql.Composed:
@@ -418,6 +567,32 @@ class LedgerApp(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
+
+
+@contextmanager
+def creation_lock(url: StoreURL) -> Iterator[None]:
+    """One process at a time creates a PostgreSQL ledger's schema and tables.
+
+    Several processes may open one new ledger at once (writers, workers), and
+    PostgreSQL's ``IF NOT EXISTS`` does not make concurrent creation safe: two
+    ``CREATE TABLE IF NOT EXISTS`` of one table fail with a duplicate key in the
+    catalog (``pg_type_typname_nsp_index``), two ``CREATE OR REPLACE FUNCTION`` with
+    "tuple concurrently updated". A session advisory lock keyed by the schema's name
+    makes them take turns; the later ones find everything there."""
+    if url.kind != "postgresql" or url.read_only:
+        yield
+        return
+    import psycopg
+
+    name = f"syncledger.create:{url.dbname}:{url.schema or 'public'}".encode()
+    key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def ensure_postgres_schema(url: StoreURL) -> None:
@@ -496,11 +671,13 @@ class Store:
         if url.read_only:
             if not ledger_exists(url):
                 raise NoLedgerError(f"no ledger at {url}")
+            self.app = LedgerApp(env=url.env())
         else:
             probe_postgres(url)
-            ensure_postgres_schema(url)
             private_file(url)
-        self.app = LedgerApp(env=url.env())
+            with creation_lock(url):
+                ensure_postgres_schema(url)
+                self.app = LedgerApp(env=url.env())
         self.recorder = self.app.recorder
         self.rows = cast(_RowRecorder, self.recorder)
         self._q = "?" if url.kind == "sqlite" else "%s"
@@ -508,6 +685,8 @@ class Store:
         table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
         self._events = self._prefix + table
         self._topics: dict[type, str] = {}
+        #: per thread: snapshots to take once its writer's turn ends (None: not in one)
+        self._turn_state = threading.local()
 
     @classmethod
     def open(cls, value: str | None = None) -> Store:
@@ -515,6 +694,22 @@ class Store:
 
     def close(self) -> None:
         self.app.close()
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """No other writer commits until the block ends, and what this store saves in it
+        commits when it ends: a batch decided in a turn cannot be made stale. Intake
+        takes one to decide a batch again after a conflict, so a writer that lost a race
+        wins the next one (other writers wait, up to SQLite's busy timeout on SQLite)."""
+        deferred: list[tuple[UUID, int]] = []
+        self._turn_state.deferred = deferred
+        try:
+            with self.rows.turn():
+                yield
+        finally:
+            self._turn_state.deferred = None
+        for oid, version in deferred:
+            self.app.take_snapshot(oid, version=version)
 
     # --- raw SQL on the store's own connection --------------------------
 
@@ -708,7 +903,12 @@ class Store:
         for event in events:
             interval = intervals.get(kinds[event.originator_id])
             if interval and event.originator_version % interval == 0:
-                self.app.take_snapshot(event.originator_id, version=event.originator_version)
+                deferred = getattr(self._turn_state, "deferred", None)
+                if deferred is not None:  # read back once the turn has committed
+                    deferred.append((event.originator_id, event.originator_version))
+                else:
+                    self.app.take_snapshot(event.originator_id,
+                                           version=event.originator_version)
 
     def to_rows(self, events: Iterable[CanMutateAggregate[UUID]]) -> list[Row]:
         """Events as rows, byte for byte what the application's mapper would store
@@ -730,9 +930,9 @@ class Store:
         return rows
 
     def write_side(self, side: SideRows) -> None:
-        """Side rows alone (a quarantined line, a checkpoint with no new event)."""
-        with self.cursor(commit=True) as c:
-            self.rows.side.write(c, side)
+        """Side rows alone (a quarantined line, a checkpoint with no new event), checked
+        and written like a batch's (under the write lock)."""
+        self.rows.insert_rows([], side=side)
 
     def meeting(self, meeting_id: UUID, version: int | None = None) -> Meeting:
         agg: Meeting = self.app.repository.get(meeting_id, version=version)
