@@ -3,7 +3,8 @@
 A synthetic org's feed (``scripts/benchfeed.py``) is split into N files
 (``tests/writers_run.py``: ``organizer`` = each mailbox's lines with the
 Salesforce Events its user owns, one meeting's attendee copies with different
-writers; ``whole`` = every writer ingests the whole feed), the N files are
+writers; ``whole`` = every writer ingests the whole feed; ``meeting`` = each
+meeting's lines, as one process grouped them, with one writer), the N files are
 ingested at once by N ``syncledger ingest`` processes on one fresh ledger, then
 ``syncledger project`` runs. The ledger is compared with one process ingesting
 the whole feed: events lost and duplicated (per aggregate, version left out),
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgresql"),
                         default=["sqlite", "postgresql"], help="stores (default both)")
     parser.add_argument("--split", nargs="+", choices=SPLITS, default=list(SPLITS),
-                        help="how the feed is split over the writers (default both)")
+                        help="how the feed is split over the writers (default all three)")
     parser.add_argument("--batch-size", type=int, default=500, metavar="N",
                         help="ingest --batch-size of every process (default 500)")
     args = parser.parse_args(argv)
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{store}: one process failed: {one.errors}")
                     return 1
                 reference = project_and_fingerprint(url)
+                by_meeting = {n: split(lines, n, "meeting", url) for n in args.writers
+                              if "meeting" in args.split}  # as one process grouped them
             finally:
                 _drop(url)
             events = sum(sum(reference[p].values()) for p in ("input", "decision"))
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             for how in args.split:
                 for n in args.writers:
                     files = []
-                    for i, part in enumerate(split(lines, n, how)):
+                    parts = by_meeting[n] if how == "meeting" else split(lines, n, how)
+                    for i, part in enumerate(parts):
                         f = folder / f"{how}{n}_{i}.jsonl"
                         f.write_bytes(b"".join(part))
                         files.append(f)

@@ -64,9 +64,10 @@ def new_ledger(request: pytest.FixtureRequest, tmp_path: Path
         drop_schema(schema)
 
 
-def _files(tmp_path: Path, lines: list[bytes], n: int, how: str) -> list[Path]:
+def _files(tmp_path: Path, lines: list[bytes], n: int, how: str,
+           reference: str | None = None) -> list[Path]:
     out = []
-    for i, part in enumerate(split(lines, n, how)):
+    for i, part in enumerate(split(lines, n, how, reference)):
         f = tmp_path / f"{how}{n}_{i}.jsonl"
         f.write_bytes(b"".join(part))
         out.append(f)
@@ -75,12 +76,25 @@ def _files(tmp_path: Path, lines: list[bytes], n: int, how: str) -> list[Path]:
 
 def test_concurrent_ingest_processes_record_what_one_process_records(
         new_ledger: Callable[[], str], tmp_path: Path) -> None:
-    """Every observation lands once, in the meeting one process puts it in; the index and
-    the read models are one process's (but for the order-dependent facts of the copy
-    seen last), and a feed raced by two processes gives one process's ledger exactly."""
+    """Every observation lands once, in the meeting one process puts it in: split by
+    meeting, 2 and 4 writers make one process's ledger exactly; split by organizer (one
+    meeting's copies with different writers) the index and the read models are one
+    process's but for the order-dependent facts of the copy seen last; and a feed raced
+    by two processes gives one process's ledger exactly."""
     feed = tmp_path / "feed.jsonl"
     lines = benchfeed_lines(feed, OBSERVATIONS, seed=3)
-    reference = one_process(feed, new_ledger(), batch_size=BATCH)
+    reference_url = new_ledger()
+    reference = one_process(feed, reference_url, batch_size=BATCH)
+    # Each meeting's lines with one writer: the writers race on what meetings share (the
+    # index, settings, checkpoints), and the ledger is one process's exactly.
+    for n in (2, 4):
+        url = new_ledger()
+        run = ingest_together(_files(tmp_path, lines, n, "meeting", reference_url), url,
+                              batch_size=BATCH)
+        assert run.exits == [0] * n, run.errors
+        got = figures(reference, project_and_fingerprint(url))
+        assert (n, got.lost, got.duplicated, got.decisions_differing, got.index_differing,
+                got.read_models_differing) == (n, 0, 0, 0, 0, {})
     for n in (2, 4):
         url = new_ledger()
         run = ingest_together(_files(tmp_path, lines, n, "organizer"), url, batch_size=BATCH)

@@ -8,7 +8,11 @@ figures). A feed (``scripts/benchfeed.py``) is split into N files two ways:
   spread over the N files: one meeting's attendee copies land with different
   writers, which then open, link and index the same meeting at the same time;
 - ``whole``: every writer ingests the whole feed (a redelivery racing itself:
-  two processes started on one file), so every meeting is raced by all N.
+  two processes started on one file), so every meeting is raced by all N;
+- ``meeting``: each meeting's lines (the meeting one process put them in) in one
+  file, in the feed's order, meetings spread over the N files: the writers race
+  only on what meetings share (the index, settings, checkpoints), and the ledger
+  must be one process's exactly, decisions included.
 
 The N writers are real ``syncledger ingest`` subprocesses started together on
 one ledger; then ``syncledger project`` runs and the ledger's fingerprint
@@ -30,16 +34,19 @@ from pathlib import Path
 
 import orjson
 
+from adapters.feed.envelopes import parse_line
 from adapters.feed.ingest import ingest_files
 from adapters.sandbox.org import _sf_id
-from ledger.store import Store
+from ledger.intake import route_keys
+from ledger.observations import Observation
+from ledger.store import Store, StoreURL
 from projections import runner
 from tests import fingerprints
 from tests.fingerprints import Fingerprint
 
 SYNCLEDGER = [sys.executable, "-m", "adapters.cli.main"]
 ROOT = Path(__file__).resolve().parents[1]
-SPLITS = ("organizer", "whole")
+SPLITS = ("organizer", "whole", "meeting")
 
 
 def _owner_mailboxes() -> dict[str, str]:
@@ -82,11 +89,17 @@ def distinct_meetings(lines: list[bytes]) -> list[bytes]:
     return out
 
 
-def split(lines: list[bytes], n: int, how: str) -> list[list[bytes]]:
-    """The feed's lines as ``n`` files' lines (``how``: one of ``SPLITS``); each file keeps
-    the feed's order and opens with its settings lines."""
+def split(lines: list[bytes], n: int, how: str, reference: str | None = None
+          ) -> list[list[bytes]]:
+    """The feed's lines as ``n`` files' lines (``how``: one of ``SPLITS``; ``meeting``
+    needs the one-process ledger ``reference``); each file keeps the feed's order and
+    opens with its settings lines."""
     if how == "whole":
         return [list(lines) for _ in range(n)]
+    if how == "meeting":
+        if reference is None:
+            raise ValueError("split 'meeting' needs the one-process ledger")
+        return _by_meeting(lines, n, reference)
     if how != "organizer":
         raise ValueError(f"split {how!r}: one of {', '.join(SPLITS)}")
     users = _owner_mailboxes()
@@ -107,6 +120,35 @@ def split(lines: list[bytes], n: int, how: str) -> list[list[bytes]]:
             continue
         parts[zlib.crc32(who.encode()) % n].append(raw)
     return [head + part for part in parts]
+
+
+def _by_meeting(lines: list[bytes], n: int, reference: str) -> list[list[bytes]]:
+    """Each line with the meeting ``reference`` (one process's ledger) indexed it under,
+    meetings spread over ``n`` files; a line no meeting holds (settings) goes to every
+    file at its place."""
+    store = Store(StoreURL.parse(reference).reading())
+    try:
+        routes = [_keys(parse_line(raw)) for raw in lines]
+        found = store.lookup_keys(k for keys in routes for k in keys)
+    finally:
+        store.close()
+    parts: list[list[bytes]] = [[] for _ in range(n)]
+    for raw, keys in zip(lines, routes, strict=True):
+        owner = next((found[k] for k in keys if k in found), None)
+        if owner is None:
+            for part in parts:
+                part.append(raw)
+        else:
+            parts[zlib.crc32(owner.encode()) % n].append(raw)
+    return parts
+
+
+def _keys(obs: Observation) -> list[str]:
+    """The index keys intake routes a meeting's observation by (none for settings)."""
+    try:
+        return route_keys(obs)[0]
+    except TypeError:  # not a meeting's observation
+        return []
 
 
 @dataclass
