@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
@@ -508,13 +508,23 @@ class Store:
         table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
         self._events = self._prefix + table
         self._topics: dict[type, str] = {}
+        #: called once by ``close`` (what other layers opened on this store: the read
+        #: models' connection pool)
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, value: str | None = None) -> Store:
         return cls(StoreURL.parse(value))
 
     def close(self) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback()
         self.app.close()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the store closes (to release connections opened on it)."""
+        self._on_close.append(callback)
 
     # --- raw SQL on the store's own connection --------------------------
 
