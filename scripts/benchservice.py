@@ -138,6 +138,15 @@ def _observed(store: Store) -> int:
     return sum(int(r.get("observed") or 0) for r in status.raw(store).values())
 
 
+def _trouble(store: Store) -> dict[str, Any]:
+    """Failed jobs so far, their last errors, and the writes that failed (to be retried)."""
+    rows = status.raw(store).values()
+    failed = store.query("SELECT count(*) FROM {p}outbox WHERE state = 'failed'")
+    return {"failed_jobs": sum(int(r.get("jobs_failed") or 0) for r in rows),
+            "errors": sorted({str(r["last_error"])[:120] for r in rows if r.get("last_error")}),
+            "failed_writes": int(failed[0][0]) if failed else 0}
+
+
 def _cycle(app: Any, store: Store, url: StoreURL, config: Any, timeout: float) -> float:
     began = time.monotonic()
     worker.defer_cycle(app, store, config)
@@ -170,12 +179,14 @@ def measure_service(mailboxes: int, latency: float, workers: list[int],
                     result["first_cycle_seconds"] = round(
                         _cycle(app, store, url, cloud.config(), 7200), 2)
                     result["first_cycle_writes"] = len(cloud.writes())
+                    result["first_cycle_trouble"] = _trouble(store)
                     # The Outlook copies of Salesforce meetings go out in the next cycle's
                     # mailbox jobs (the Salesforce pull runs after them): settle those too.
                     cloud.clear_log()
                     result["second_cycle_seconds"] = round(
                         _cycle(app, store, url, cloud.config(), 7200), 2)
                     result["second_cycle_writes"] = len(cloud.writes())
+                    result["second_cycle_trouble"] = _trouble(store)
                 finally:
                     _stop(procs)
                 # The second cycle's writes (the "synced" category on each Outlook item)
@@ -218,12 +229,22 @@ def measure_service(mailboxes: int, latency: float, workers: list[int],
     return result
 
 
+def _troubles(t: dict[str, Any] | None) -> str:
+    if not t:
+        return "?"
+    errors = f" ({'; '.join(t['errors'])})" if t["errors"] else ""
+    return f"{t['failed_jobs']} / {t['failed_writes']}{errors}"
+
+
 def report(result: dict[str, Any]) -> str:
     lines = [f"service: {result['mailboxes']} mailboxes, {result['latency_seconds'] * 1000:.0f} ms "
              f"per request, {result['cpus']} CPUs",
              f"  first cycle (everything new, 1 worker): {result['first_cycle_seconds']} s, "
              f"{result['first_cycle_writes']} writes; second cycle "
              f"{result['second_cycle_seconds']} s, {result['second_cycle_writes']} writes",
+             f"  failed jobs / writes after the first cycle: "
+             f"{_troubles(result.get('first_cycle_trouble'))}; after the second: "
+             f"{_troubles(result.get('second_cycle_trouble'))}",
              f"  third cycle (the second's echoes, {max(map(int, result['cycle_seconds']))} "
              f"workers): {result.get('third_cycle_seconds')} s",
              "  cycle with no outside change:"]
