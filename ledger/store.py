@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
@@ -687,12 +687,18 @@ class Store:
         self._topics: dict[type, str] = {}
         #: per thread: snapshots to take once its writer's turn ends (None: not in one)
         self._turn_state = threading.local()
+        #: called once by ``close`` (what other layers opened on this store: the read
+        #: models' connection pool)
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, value: str | None = None) -> Store:
         return cls(StoreURL.parse(value))
 
     def close(self) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback()
         self.app.close()
 
     @contextmanager
@@ -710,6 +716,10 @@ class Store:
             self._turn_state.deferred = None
         for oid, version in deferred:
             self.app.take_snapshot(oid, version=version)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the store closes (to release connections opened on it)."""
+        self._on_close.append(callback)
 
     # --- raw SQL on the store's own connection --------------------------
 

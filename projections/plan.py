@@ -9,7 +9,7 @@ over the same ledger execute the same writes in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -82,10 +82,12 @@ COLUMNS = ("target", "op", "meeting_id", "mailbox", "id", "fields", "reason",
 
 def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | None = None,
                 target: str | None = None, meeting_id: str | None = None,
-                with_key: bool = False) -> list[dict[str, Any]]:
+                with_key: bool = False, ops: Collection[str] | None = None
+                ) -> list[dict[str, Any]]:
     """Pending writes by meeting id then key; ``kind`` is the op, ``fields`` a dict.
 
-    ``with_key`` adds the write's idempotency key (the sync's outbox needs it).
+    ``with_key`` adds the write's idempotency key (the sync's outbox needs it);
+    ``ops``: only writes of these ops.
     """
     t = plan_table
     columns = (*COLUMNS, "key") if with_key else COLUMNS
@@ -94,6 +96,8 @@ def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | Non
         q = q.where(t.c.mailbox == mailbox.lower())
     if kind is not None:
         q = q.where(t.c.op == kind)
+    if ops is not None:
+        q = q.where(t.c.op.in_(sorted(ops)))
     if target is not None:
         q = q.where(t.c.target == target)
     if meeting_id is not None:
@@ -105,3 +109,23 @@ def select_rows(conn: Connection, *, mailbox: str | None = None, kind: str | Non
         row["notify_attendees"] = bool(row["notify_attendees"])
         out.append(row)
     return out
+
+
+def keys_held_elsewhere(conn: Connection, keys: Collection[str], *, target: str | None,
+                        mailbox: str | None) -> set[str]:
+    """Those of the write ``keys`` the plan holds for another target or mailbox than these
+    (``None``: any), i.e. outside the rows ``select_rows(target=, mailbox=)`` gives."""
+    if not keys:
+        return set()
+    t = plan_table
+    other = [c for c in (t.c.target != target if target is not None else None,
+                         sa.or_(t.c.mailbox.is_(None), t.c.mailbox != mailbox.lower())
+                         if mailbox is not None else None) if c is not None]
+    if not other:
+        return set()
+    found: set[str] = set()
+    wanted = sorted(keys)
+    for i in range(0, len(wanted), 500):
+        q = sa.select(t.c.key).where(t.c.key.in_(wanted[i:i + 500]), sa.or_(*other))
+        found.update(str(k) for k in conn.execute(q).scalars())
+    return found

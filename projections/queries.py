@@ -8,7 +8,7 @@ SQLite and PostgreSQL. Filters are keyword arguments; ``None`` means all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -110,9 +110,20 @@ def plan(store: Store, *, mailbox: str | None = None, kind: str | None = None,
         c, mailbox=mailbox, kind=kind, target=target))
 
 
-def pending_writes(store: Store) -> list[dict[str, Any]]:
-    """The plan with each write's idempotency ``key``, for the sync's outbox."""
-    return _answer(store, "plan", lambda c: _plan.select_rows(c, with_key=True))
+def pending_writes(store: Store, *, target: str | None = None, mailbox: str | None = None,
+                   ops: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """The plan with each write's idempotency ``key``, for the sync's outbox; ``target``,
+    ``mailbox`` and ``ops`` narrow it (a service job reads its own writes only)."""
+    return _answer(store, "plan", lambda c: _plan.select_rows(
+        c, with_key=True, target=target, mailbox=mailbox, ops=ops))
+
+
+def planned_elsewhere(store: Store, keys: Collection[str], *, target: str | None,
+                      mailbox: str | None) -> set[str]:
+    """Those of the write ``keys`` the plan holds outside ``pending_writes(target=,
+    mailbox=)``: for another target or mailbox."""
+    return _answer(store, "plan", lambda c: _plan.keys_held_elsewhere(
+        c, keys, target=target, mailbox=mailbox))
 
 
 def analytics_meetings(store: Store, *, mailbox: str | None = None,

@@ -42,7 +42,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from ledger.gc_passes import fewer_gc_passes
 from ledger.store import Store, StoreURL
@@ -105,12 +105,25 @@ def selected(names: Iterable[str] | None) -> list[str]:
 
 
 def engine_for(store: Store) -> Engine:
-    """A SQLAlchemy engine on the store's database (cached per store, no pooling)."""
+    """A SQLAlchemy engine on the store's database (cached per store).
+
+    On PostgreSQL it keeps a small pool of connections, closed with the store: a
+    long-lived service process asks the read models something in every job, and
+    opening a connection each time (authentication, ``search_path``) cost more
+    than the job's own queries. SQLite connections are cheap and not pooled.
+    """
     with _engines_lock:
         engine = _engines.get(store)
         if engine is None:
             engine = _engines[store] = _make_engine(store.url)
+            if store.url.kind == "postgresql":
+                store.on_close(engine.dispose)
         return engine
+
+
+#: Connections the PostgreSQL pool keeps open between uses; more are opened when
+#: more threads ask at once (no limit, as without a pool) and closed on return.
+POOL_SIZE = 2
 
 
 def _make_engine(url: StoreURL) -> Engine:
@@ -118,7 +131,10 @@ def _make_engine(url: StoreURL) -> Engine:
         sa_url = sa.URL.create("postgresql+psycopg", username=url.user,
                                password=url.password or None, host=url.host, port=url.port,
                                database=url.dbname)
-        engine = sa.create_engine(sa_url, poolclass=NullPool)
+        # QueuePool is thread-safe (the service's jobs and ticks run on threads); the
+        # pre-ping replaces a connection PostgreSQL closed (a restart) before it is used.
+        engine = sa.create_engine(sa_url, poolclass=QueuePool, pool_size=POOL_SIZE,
+                                  max_overflow=-1, pool_pre_ping=True)
         schema = url.schema or "public"
 
         @event.listens_for(engine, "connect")
@@ -258,6 +274,11 @@ def ensure(conn: Connection, names: Sequence[str]) -> None:
 # --- running ------------------------------------------------------------------
 
 
+#: Projections whose tables ``ensure`` made or found, by engine: asked once, not at
+#: every catch-up (the check reads the catalog; a service asks in every job).
+_ensured: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+
+
 #: The projections (by index) that want a topic, and their handlers.
 _Route = tuple[tuple[int, ...], tuple[Handler, ...]]
 
@@ -301,11 +322,11 @@ class _Runner:
             self.ids[raw] = mid
         return mid
 
-    def positions(self, conn: Connection) -> list[int] | None:
+    def positions(self, conn: Connection, *, lock: bool = True) -> list[int] | None:
         """Committed positions, locked for this batch; None if a row went missing."""
         q = sa.select(tracking.c.name, tracking.c.position).where(
             tracking.c.name.in_(self.names)).order_by(tracking.c.name)
-        if conn.dialect.name == "postgresql":
+        if lock and conn.dialect.name == "postgresql":
             q = q.with_for_update()
         found = {str(n): int(p) for n, p in conn.execute(q)}
         if len(found) != len(self.names):
@@ -370,11 +391,23 @@ class _Runner:
         then the tail batch by batch."""
         totals = dict.fromkeys(self.names, 0)
         if not self.ensured:
-            ensure(conn, self.names)
+            # Once per engine (per open store): the tables and tracking rows exist from
+            # then on, unless a rebuild drops them, which the batch finds (``_Missing``).
+            made = _ensured.setdefault(conn.engine, set())
+            if not made.issuperset(self.names):
+                ensure(conn, self.names)
+                made.update(self.names)
             self.ensured = True
+        # Where the read models stand and where the log ends, read without a lock: a
+        # caught-up read model (the service asks in every job) then costs this one
+        # transaction, not the batch's lock on the tracking rows (on PostgreSQL a
+        # ``FOR UPDATE`` writes the rows, and its commit waits for the WAL's flush).
         with conn.begin():
-            pos = self.positions(conn)
-            todo = max(self.head(conn) - (0 if rebuild else min(pos or [0])), 0)
+            pos = self.positions(conn, lock=False)
+            head = self.head(conn)
+        if not rebuild and pos is not None and min(pos, default=0) >= head:
+            return totals
+        todo = max(head - (0 if rebuild else min(pos or [0])), 0)
         done = 0
         fresh = [n for n, p in zip(self.names, pos or [0] * len(self.names), strict=True)
                  if p == 0 or rebuild]
@@ -454,6 +487,13 @@ class _Runner:
                     progress(read, max(todo, read))
             cursor.close()
         finally:
+            if conn.dialect.name == "postgresql":  # back to the pool as it was taken out:
+                # a pooled connection left in autocommit would run the next transaction
+                # (the tables' replacement) statement by statement, so a crash kept half
+                try:
+                    raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+                except Exception:  # a broken connection: never back to the pool
+                    raw.invalidate()
             raw.close()
         if not read:
             return 0
@@ -558,7 +598,9 @@ def rebuild(store: Store, name: str | None = None, progress: Progress | None = N
 def drop(store: Store, names: Iterable[str] | None = None) -> None:
     """Remove projections' tables and tracking rows (their next catch-up starts at zero)."""
     chosen = selected(names)
-    with engine_for(store).connect() as conn, conn.begin():
+    engine = engine_for(store)
+    _ensured.get(engine, set()).difference_update(chosen)
+    with engine.connect() as conn, conn.begin():
         _serialize_ddl(conn)
         metadata.drop_all(conn, tables=tables_of(chosen), checkfirst=True)
         if _has_table(conn, tracking.name):

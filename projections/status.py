@@ -20,6 +20,7 @@ strings or None, ``delta_token_age_seconds`` is a float or None.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,8 +65,15 @@ class JobRecord:
     suspended: bool = False
 
 
+#: Stores whose status table was made or found in this process (asked once: the
+#: service records a job's end in every job).
+_ensured: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
 def ensure(store: Store) -> None:
-    store.execute(DDL)
+    if store not in _ensured:
+        store.execute(DDL)
+        _ensured.add(store)
 
 
 def record(store: Store, job: JobRecord) -> None:
@@ -120,15 +128,27 @@ def resume(store: Store, key: str, at: str) -> bool:
     return found
 
 
+_RAW = ("key", "kind", "last_started", "last_success", "last_error", "last_error_at",
+        "failures", "backoff_until", "suspended", "jobs_ok", "jobs_failed", "observed",
+        "writes", "last_seconds", "requested_at")
+
+
 def raw(store: Store) -> dict[str, dict[str, Any]]:
     """The stored rows by key (what the scheduler needs: failures, back-off, suspended)."""
+    return _raw(store, "", ())
+
+
+def one(store: Store, key: str) -> dict[str, Any] | None:
+    """One stored row (as :func:`raw` gives it), or None: what a job needs of its own
+    status, without reading every mailbox's."""
+    return _raw(store, " WHERE key = ?", (key,)).get(key)
+
+
+def _raw(store: Store, where: str, params: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     ensure(store)
-    names = ("key", "kind", "last_started", "last_success", "last_error", "last_error_at",
-             "failures", "backoff_until", "suspended", "jobs_ok", "jobs_failed", "observed",
-             "writes", "last_seconds", "requested_at")
     out = {}
-    for row in store.query(f"SELECT {', '.join(names)} FROM {{p}}sync_status"):
-        item = dict(zip(names, row, strict=True))
+    for row in store.query(f"SELECT {', '.join(_RAW)} FROM {{p}}sync_status{where}", params):
+        item = dict(zip(_RAW, row, strict=True))
         item["suspended"] = bool(item["suspended"])
         out[str(item["key"])] = item
     return out

@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.sandbox.cloud import SandboxCloud
 from adapters.sync import jobs
+from adapters.sync.outbox import Outbox, outbox_key
 from ledger.store import Store
 from tests.test_sync import clean_result, clock, cloud, final
 
@@ -66,3 +67,38 @@ def test_a_job_run_twice_writes_once(store: Store, cloud: SandboxCloud) -> None:
     writes = len(cloud.graph.writes)
     redo = jobs.run_job(store, clients, jobs.MAILBOX, bob, clock=clock)
     assert made.report.writes and redo.report.writes == [] and len(cloud.graph.writes) == writes
+
+
+def test_a_job_settles_only_its_own_outbox_entries_whose_write_left_the_plan(
+        store: Store) -> None:
+    """A mailbox job reads its own part of the plan; closing entries whose write left the
+    plan must still spare what another job may be sending right now (another mailbox,
+    the other target) and a write the plan now holds elsewhere (for another mailbox)."""
+    outbox = Outbox(store)
+    alice, bob = "alice@contoso.com", "bob@contoso.com"
+
+    def write(key: str, target: str, mailbox: str | None) -> dict[str, Any]:
+        return {"key": key, "target": target, "op": "update", "mailbox": mailbox,
+                "id": key, "fields": {}, "meeting_id": "m"}
+
+    entries = {"gone": write("ex-update|a1", "exchange", alice),
+               "pending": write("ex-update|a2", "exchange", alice),
+               "moved": write("ex-create|sf1", "exchange", alice),
+               "other-mailbox": write("ex-update|b1", "exchange", bob),
+               "other-target": write("sf-update|s1", "salesforce", alice)}
+    for w in entries.values():
+        outbox.sending(outbox_key(w), w, "m", "2026-11-20T09:00:00Z")
+    asked: list[set[str]] = []
+
+    def elsewhere(keys: set[str]) -> set[str]:
+        asked.append(keys)
+        return keys & {"ex-create|sf1"}  # planned now for bob's calendar
+
+    closed = outbox.settle_absent({"ex-update|a2"}, "2026-11-20T09:05:00Z",
+                                  target="exchange", mailbox=alice, elsewhere=elsewhere)
+    states = {r["key"]: r["state"] for r in outbox.rows()}
+    assert closed == 1
+    assert {name: states[outbox_key(w)] for name, w in entries.items()} == {
+        "gone": "settled", "pending": "sending", "moved": "sending",
+        "other-mailbox": "sending", "other-target": "sending"}
+    assert asked == [{"ex-update|a1", "ex-create|sf1"}]  # only this job's absent entries

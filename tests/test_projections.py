@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -41,6 +42,7 @@ from ledger.observations import (
 from ledger.store import Store
 from projections import queries, runner
 from projections.plan import PlanProjection
+from tests.conftest import PG
 
 DOMAIN = "contoso.com"
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
@@ -267,13 +269,41 @@ def test_a_read_model_stored_in_an_older_shape_is_rebuilt_by_itself(ledger: Stor
     before = dump(ledger)
     with runner.engine_for(ledger).begin() as conn:  # the table as an older version made it
         conn.execute(sa.text("ALTER TABLE proj_analytics_meetings DROP COLUMN subject"))
-    runner._shape_checked.clear()  # as a new process would: it checks the shape once
+    # As a new process would: it checks the tables and their shape once.
+    runner._shape_checked.clear()
+    runner._ensured.clear()
     applied = runner.catch_up(ledger)
     assert applied["analytics"] == ledger.max_position()
     assert all(n == 0 for name, n in applied.items() if name != "analytics")
     assert dump(ledger) == before
     rows = queries.analytics_meetings(ledger)
     assert rows and sum(1 for r in rows if r["subject"] == "Meeting") > len(rows) // 2
+
+
+def test_postgresql_read_model_connections_are_reused_and_closed_with_the_store(
+        ledger: Store) -> None:
+    """A service asks the read models something in every job: on PostgreSQL the asking
+    reuses a few connections instead of opening one each time (which cost more than the
+    queries), and closing the store closes them (nothing left behind on the server)."""
+    if ledger.url.kind != "postgresql":
+        pytest.skip("SQLite opens the file, there is no connection to keep")
+    ingest(ledger, synthetic(5))
+    pids = set()
+    for _ in range(6):
+        assert queries.plan(ledger) is not None
+        with runner.reading(ledger) as conn:
+            pids.add(int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()))
+    assert 1 <= len(pids) <= runner.POOL_SIZE
+    ledger.close()
+    deadline = time.monotonic() + 10
+    while True:  # the server ends a backend shortly after its client hangs up
+        with psycopg.connect(**PG) as pg:  # type: ignore[arg-type]
+            alive = pg.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)",
+                               (sorted(pids),)).fetchall()
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert alive == []
 
 
 def test_a_crash_mid_batch_loses_the_batch_and_counts_nothing_twice(

@@ -284,6 +284,35 @@ def test_three_workers_share_fifty_mailboxes_and_survive_a_kill(
           f"cycle seconds {[round(x, 1) for x in seconds]}")
 
 
+def test_a_worker_on_a_fresh_ledger_records_the_org_settings_before_its_first_pull(
+        pg_url: str, tmp_path: Path) -> None:
+    """Nobody runs ``schedule``: the worker's own tick queues every mailbox at once. The
+    org's product users must be known before those pulls decide, or the users' meetings
+    are taken for outsiders' and never reach Salesforce."""
+    n = 4
+    url = StoreURL.parse(pg_url)
+    with service_org.cloud(n, per_mailbox=1) as cloud:
+        env = {**cloud.write_config(tmp_path / "sync.toml"), "SYNCLEDGER_DB": pg_url}
+        log = (tmp_path / "w.log").open("w")
+        proc = _cli("worker", "--name", "solo", "--tick", "1", "--interval", "3600",
+                    "--salesforce-interval", "3600", "--log-format", "json", env=env,
+                    stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while _creates(cloud)["salesforce"] < n and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert worker.wait_idle(url, timeout=60)
+            assert _creates(cloud) == {"graph": 0, "salesforce": n}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+        assert proc.returncode == 0, (tmp_path / "w.log").read_text()[-3000:]
+
+
 def _creates(cloud: SandboxCloud) -> dict[str, int]:
     return {"graph": sum(1 for w in cloud.graph.writes if w["method"] == "POST"),
             "salesforce": sum(1 for w in cloud.salesforce.writes if w["method"] == "POST"

@@ -181,6 +181,7 @@ def _pg_url(args: argparse.Namespace, name: str) -> StoreURL | None:
                    "as needed, on any machine", _worker_args)
 def cmd_worker(args: argparse.Namespace) -> int:
     from adapters.service import worker
+    from adapters.sync import jobs
 
     url = _pg_url(args, "worker")
     config = _config(args, "worker")
@@ -195,8 +196,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker.ensure_schema(app, url)
         from adapters.service.scheduler import Log
 
-        worker.bind(worker.Context(store, config, _policy(args), args.stalled_after,
-                                   log=Log(args.log_format)))
+        context = worker.Context(store, config, _policy(args), args.stalled_after,
+                                 log=Log(args.log_format))
+        worker.bind(context)
+        # The org settings before any job: the tick queues every mailbox without a status
+        # row at once, and a first pull decided before them (no product users) never
+        # auto-saves its items (``schedule`` and ``run`` record them before each cycle).
+        jobs.apply_settings(store, context.connected())
         _metrics(args)
         worker.run_worker(app, name=args.name, heartbeat=args.heartbeat,
                           stalled_after=args.stalled_after)

@@ -116,7 +116,7 @@ class Scheduler:
 
     def run_job(self, kind: str, mailbox: str | None = None) -> status.JobRecord:
         key = key_of(kind, mailbox)
-        previous = status.raw(self.store).get(key)
+        previous = status.one(self.store, key)
         started = self.clock()
         saves = [s for s in self.saves() if kind == jobs.MAILBOX] or None
         result = jobs.run_job(self.store, self.clients, kind, mailbox, clock=self.clock,

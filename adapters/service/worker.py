@@ -115,7 +115,7 @@ def make_app(url: StoreURL, *, tick_seconds: int = 10) -> procrastinate.App:
                 m.lower() for m in ctx.config.graph.mailboxes}:
             return  # a request for a mailbox this org does not sync
         key = key_of(kind, mailbox)
-        previous = status.raw(ctx.store).get(key)
+        previous = status.one(ctx.store, key)
         if kind == jobs.MAILBOX and previous and previous.get("suspended"):
             return
         started = utcnow()

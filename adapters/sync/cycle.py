@@ -196,9 +196,14 @@ class SyncCycle:
             if not self.execute_plan(target=target, mailbox=mailbox):
                 plan_seen = self._plan  # nothing was written since it was read
                 break
-        plan = plan_seen if plan_seen is not None else queries.pending_writes(self.store)
+        plan = plan_seen if plan_seen is not None else queries.pending_writes(
+            self.store, target=target, mailbox=mailbox)
         pending = {w["key"] for w in plan}
-        self.outbox.settle_absent(pending, iso(self.clock()), target=target, mailbox=mailbox)
+        self.outbox.settle_absent(
+            pending, iso(self.clock()), target=target, mailbox=mailbox,
+            elsewhere=None if target is None and mailbox is None else
+            lambda keys: queries.planned_elsewhere(self.store, keys, target=target,
+                                                   mailbox=mailbox))
 
     def observe(self) -> None:
         """Everything before writing: settings, both calendars, the add-in's saves."""
@@ -401,12 +406,17 @@ class SyncCycle:
 
         Writes of a mailbox the mass-change guard holds are left in the plan, unsent.
         """
-        from adapters.sync.guard import mailbox_of, owners
+        from adapters.sync.guard import DESTRUCTIVE, mailbox_of, owners
         from projections import queries
 
         done = 0
-        self._plan = writes = queries.pending_writes(self.store)
-        held = self.guard(writes)
+        # A job reads its own writes only; the guard, deciding for the whole org, the
+        # plan's deletes and overwrites (all it counts), once per cycle.
+        self._plan = writes = queries.pending_writes(self.store, target=target,
+                                                     mailbox=mailbox)
+        whole = target is None and mailbox is None
+        held = self.guard(writes if whole or self.held is not None else
+                          queries.pending_writes(self.store, ops=DESTRUCTIVE))
         sf_mailbox = owners(self.store)[1] if held else {}
         for write in writes:
             if target is not None and write["target"] != target:

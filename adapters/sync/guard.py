@@ -48,7 +48,14 @@ def mailbox_of(write: dict[str, Any], sf_mailbox: dict[str, str]) -> str | None:
 def decide(store: Store, writes: Iterable[dict[str, Any]], mailboxes: Iterable[str], *,
            full_reads: dict[str, int], limits: Limits, allow: bool = False) -> Verdict:
     """Which mailboxes are held, and the notes that record it."""
-    synced, sf_mailbox = owners(store)
+    writes = list(writes)
+    if any(str(w.get("op")) in DESTRUCTIVE for w in writes) or 0 in full_reads.values():
+        synced, sf_mailbox = owners(store)
+    else:
+        # Nothing to delete or overwrite and no full read came back empty: no verdict
+        # depends on what a mailbox has synced (a share > 0 of 0 changes is never over
+        # the limit), so the whole mapping is not read (the service asks in every job).
+        synced, sf_mailbox = Counter[str](), {}
     touched: dict[str, dict[str, set[str]]] = {}
     for write in writes:
         what = DESTRUCTIVE.get(str(write.get("op")))

@@ -19,6 +19,8 @@ sent again: the same write has the same key, a changed write gets a new one.
 from __future__ import annotations
 
 import hashlib
+import weakref
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +50,17 @@ def outbox_key(write: dict[str, Any]) -> str:
     return f"{write['key']}#{hashlib.sha1(content).hexdigest()[:16]}"
 
 
+#: Stores whose outbox table was made or found in this process (each service job
+#: opens an ``Outbox``; the DDL is sent once per store, not once per job).
+_ensured: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
 class Outbox:
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.execute(DDL)
+        if store not in _ensured:
+            store.execute(DDL)
+            _ensured.add(store)
 
     def get(self, key: str) -> Entry | None:
         rows = self.store.query("SELECT key, state, result, attempts, error FROM {p}outbox "
@@ -77,8 +86,9 @@ class Outbox:
                        (state, orjson.dumps(result).decode() if result is not None else None,
                         error, now, key))
 
-    def settle_absent(self, pending: set[str], now: str, *, target: str | None = None,
-                      mailbox: str | None = None) -> int:
+    def settle_absent(self, pending: Collection[str], now: str, *, target: str | None = None,
+                      mailbox: str | None = None,
+                      elsewhere: Callable[[set[str]], set[str]] | None = None) -> int:
         """Entries left ``sending``, ``failed``, ``refused`` or ``done`` whose write the
         plan no longer holds.
 
@@ -86,15 +96,21 @@ class Outbox:
         or someone else did it, or it was done), so they are closed as ``settled``,
         not retried; the same write planned again later goes out again.
         ``target`` / ``mailbox`` limit it to the entries one job owns, so a job
-        never closes a write another job is sending right now.
+        never closes a write another job is sending right now. ``pending`` is then
+        that job's part of the plan, and ``elsewhere(keys)`` says which of the other
+        keys the rest of the plan holds (asked only when there are such entries).
         """
-        open_rows = self.store.query("SELECT key, write_key, target, request FROM {p}outbox "
-                                     "WHERE state IN ('sending', 'failed', 'refused', "
-                                     "'done')")
-        gone = [str(k) for k, write_key, row_target, request in open_rows
-                if write_key not in pending
-                and (target is None or row_target == target)
-                and (mailbox is None or orjson.loads(request).get("mailbox") == mailbox)]
+        sql = ("SELECT key, write_key, target, request FROM {p}outbox "
+               "WHERE state IN ('sending', 'failed', 'refused', 'done')")
+        open_rows = self.store.query(sql + " AND target = ?", (target,)) \
+            if target is not None else self.store.query(sql)
+        absent = [(str(k), str(write_key)) for k, write_key, row_target, request in open_rows
+                  if write_key not in pending
+                  and (target is None or row_target == target)
+                  and (mailbox is None or orjson.loads(request).get("mailbox") == mailbox)]
+        held = elsewhere({w for _, w in absent}) if elsewhere is not None and absent \
+            else set()
+        gone = [k for k, write_key in absent if write_key not in held]
         for key in gone:
             self.store.execute("UPDATE {p}outbox SET state = 'settled', updated_at = ? "
                                "WHERE key = ?", (now, key))
