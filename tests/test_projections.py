@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from ledger.observations import (
 from ledger.store import Store
 from projections import queries, runner
 from projections.plan import PlanProjection
-from tests.conftest import PG
+from tests.conftest import PG, drop_schema, require_postgres
 
 DOMAIN = "contoso.com"
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
@@ -280,13 +281,21 @@ def test_a_read_model_stored_in_an_older_shape_is_rebuilt_by_itself(ledger: Stor
     assert rows and sum(1 for r in rows if r["subject"] == "Meeting") > len(rows) // 2
 
 
-def test_postgresql_read_model_connections_are_reused_and_closed_with_the_store(
-        ledger: Store) -> None:
+def test_postgresql_read_model_connections_are_reused_and_closed_with_the_store() -> None:
     """A service asks the read models something in every job: on PostgreSQL the asking
     reuses a few connections instead of opening one each time (which cost more than the
-    queries), and closing the store closes them (nothing left behind on the server)."""
-    if ledger.url.kind != "postgresql":
-        pytest.skip("SQLite opens the file, there is no connection to keep")
+    queries), and closing the store closes them (nothing left behind on the server).
+    (SQLite opens the file: there is no connection to keep.)"""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:20]}"
+    try:
+        _connections_reused_then_closed(
+            Store.open(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}"))
+    finally:
+        drop_schema(schema)
+
+
+def _connections_reused_then_closed(ledger: Store) -> None:
     ingest(ledger, synthetic(5))
     pids = set()
     for _ in range(6):
