@@ -690,6 +690,8 @@ class Store:
         #: called once by ``close`` (what other layers opened on this store: the read
         #: models' connection pool)
         self._on_close: list[Callable[[], None]] = []
+        #: the statements ``create_once`` sent on this store
+        self._created: set[str] = set()
 
     @classmethod
     def open(cls, value: str | None = None) -> Store:
@@ -743,6 +745,14 @@ class Store:
         """One statement in its own committed transaction (adapter tables: the outbox)."""
         with self.cursor(commit=True) as c:
             c.execute(self._sql(sql), params)
+
+    def create_once(self, ddl: str) -> None:
+        """A ``CREATE TABLE IF NOT EXISTS`` of another layer's table (outbox, status, ...),
+        sent once per open store: the service opens those tables in every job, and the
+        statement costs a round trip and a catalog lookup each time."""
+        if ddl not in self._created:
+            self.execute(ddl)
+            self._created.add(ddl)
 
     # --- side tables --------------------------------------------------
 

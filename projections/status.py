@@ -20,7 +20,6 @@ strings or None, ``delta_token_age_seconds`` is a float or None.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,15 +64,8 @@ class JobRecord:
     suspended: bool = False
 
 
-#: Stores whose status table was made or found in this process (asked once: the
-#: service records a job's end in every job).
-_ensured: weakref.WeakSet[Store] = weakref.WeakSet()
-
-
 def ensure(store: Store) -> None:
-    if store not in _ensured:
-        store.execute(DDL)
-        _ensured.add(store)
+    store.create_once(DDL)  # the service records a job's end in every job
 
 
 def record(store: Store, job: JobRecord) -> None:

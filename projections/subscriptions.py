@@ -30,7 +30,7 @@ STATES = ("active", "renew", "gone")
 
 
 def ensure(store: Store) -> None:
-    store.execute(DDL)
+    store.create_once(DDL)
 
 
 def save(store: Store, *, mailbox: str, subscription_id: str, secret_sha256: str,

@@ -49,7 +49,7 @@ class Plan:
 class Plans:
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.execute(DDL)
+        store.create_once(DDL)
 
     def propose(self, report: dict[str, Any], now: str) -> Plan:
         body = orjson.dumps(report, option=orjson.OPT_SORT_KEYS)

@@ -19,7 +19,6 @@ sent again: the same write has the same key, a changed write gets a new one.
 from __future__ import annotations
 
 import hashlib
-import weakref
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -50,17 +49,10 @@ def outbox_key(write: dict[str, Any]) -> str:
     return f"{write['key']}#{hashlib.sha1(content).hexdigest()[:16]}"
 
 
-#: Stores whose outbox table was made or found in this process (each service job
-#: opens an ``Outbox``; the DDL is sent once per store, not once per job).
-_ensured: weakref.WeakSet[Store] = weakref.WeakSet()
-
-
 class Outbox:
     def __init__(self, store: Store) -> None:
         self.store = store
-        if store not in _ensured:
-            store.execute(DDL)
-            _ensured.add(store)
+        store.create_once(DDL)  # each service job opens an Outbox
 
     def get(self, key: str) -> Entry | None:
         rows = self.store.query("SELECT key, state, result, attempts, error FROM {p}outbox "
@@ -104,9 +96,8 @@ class Outbox:
                "WHERE state IN ('sending', 'failed', 'refused', 'done')")
         open_rows = self.store.query(sql + " AND target = ?", (target,)) \
             if target is not None else self.store.query(sql)
-        absent = [(str(k), str(write_key)) for k, write_key, row_target, request in open_rows
+        absent = [(str(k), str(write_key)) for k, write_key, _target, request in open_rows
                   if write_key not in pending
-                  and (target is None or row_target == target)
                   and (mailbox is None or orjson.loads(request).get("mailbox") == mailbox)]
         held = elsewhere({w for _, w in absent}) if elsewhere is not None and absent \
             else set()
