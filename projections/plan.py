@@ -16,7 +16,16 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Handler, Projection, Str, as_dict, deleter, metadata, upserter
+from projections.base import (
+    Handler,
+    Projection,
+    Str,
+    as_dict,
+    chunks,
+    deleter,
+    metadata,
+    upserter,
+)
 
 plan_table = sa.Table(
     "proj_plan", metadata,
@@ -124,8 +133,7 @@ def keys_held_elsewhere(conn: Connection, keys: Collection[str], *, target: str 
     if not other:
         return set()
     found: set[str] = set()
-    wanted = sorted(keys)
-    for i in range(0, len(wanted), 500):
-        q = sa.select(t.c.key).where(t.c.key.in_(wanted[i:i + 500]), sa.or_(*other))
+    for part in chunks(sorted(keys)):
+        q = sa.select(t.c.key).where(t.c.key.in_(list(part)), sa.or_(*other))
         found.update(str(k) for k in conn.execute(q).scalars())
     return found
