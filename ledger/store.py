@@ -569,6 +569,17 @@ class LedgerApp(Application[UUID]):
         return OrjsonTranscoder()
 
 
+def _connect(url: StoreURL) -> Any:
+    """A short-lived autocommit connection for set-up and checks, failing in seconds with
+    the driver's reason when PostgreSQL does not answer (the library's pool would wait
+    30 s and say only that it got no connection)."""
+    import psycopg
+
+    return psycopg.connect(host=url.host, port=url.port, user=url.user,
+                           password=url.password, dbname=url.dbname, autocommit=True,
+                           connect_timeout=5)
+
+
 @contextmanager
 def creation_lock(url: StoreURL) -> Iterator[None]:
     """One process at a time creates a PostgreSQL ledger's schema and tables.
@@ -578,54 +589,29 @@ def creation_lock(url: StoreURL) -> Iterator[None]:
     ``CREATE TABLE IF NOT EXISTS`` of one table fail with a duplicate key in the
     catalog (``pg_type_typname_nsp_index``), two ``CREATE OR REPLACE FUNCTION`` with
     "tuple concurrently updated". A session advisory lock keyed by the schema's name
-    makes them take turns; the later ones find everything there."""
+    makes them take turns; the later ones find everything there. Its one connection
+    is also the probe (a server that does not answer fails here, in seconds) and
+    creates the schema, which the library does not."""
     if url.kind != "postgresql" or url.read_only:
         yield
         return
-    import psycopg
-
     name = f"syncledger.create:{url.dbname}:{url.schema or 'public'}".encode()
     key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+    with _connect(url) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         try:
+            if url.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"'.encode())
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-
-def ensure_postgres_schema(url: StoreURL) -> None:
-    """PostgreSQL schemas are not created by the library; do it before opening."""
-    if url.kind != "postgresql" or not url.schema:
-        return
-    import psycopg
-
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"'.encode())
-
-
-def probe_postgres(url: StoreURL) -> None:
-    """Fail in seconds, with the driver's reason, when PostgreSQL does not answer (the
-    library's pool would wait 30 s and say only that it got no connection)."""
-    if url.kind != "postgresql":
-        return
-    import psycopg
-
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                         dbname=url.dbname, autocommit=True, connect_timeout=5):
-        pass
 
 
 def ledger_exists(url: StoreURL) -> bool:
     """Whether the store holds a ledger, found without creating anything."""
     if url.kind == "sqlite":
         return url.path == ":memory:" or os.path.isfile(url.path)
-    import psycopg
-
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+    with _connect(url) as conn:
         row = conn.execute("SELECT to_regclass(%s)",
                            (f'"{url.schema or "public"}"."{LedgerApp.name.lower()}_events"',)
                            ).fetchone()
@@ -656,10 +642,7 @@ def drop_postgres_schema(url: StoreURL) -> None:
     """``--fresh`` on PostgreSQL: drop the ledger's own schema (never ``public``)."""
     if url.kind != "postgresql" or not url.schema or url.schema == "public":
         raise ValueError("only a named schema other than public can be dropped")
-    import psycopg
-
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
-                         dbname=url.dbname, autocommit=True, connect_timeout=5) as conn:
+    with _connect(url) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{url.schema}" CASCADE'.encode())
 
 
@@ -673,10 +656,8 @@ class Store:
                 raise NoLedgerError(f"no ledger at {url}")
             self.app = LedgerApp(env=url.env())
         else:
-            probe_postgres(url)
             private_file(url)
             with creation_lock(url):
-                ensure_postgres_schema(url)
                 self.app = LedgerApp(env=url.env())
         self.recorder = self.app.recorder
         self.rows = cast(_RowRecorder, self.recorder)
