@@ -292,22 +292,8 @@ class _Runner:
         self.log_sql = _log_sql(store)
         self.head_sql = _head_sql(store)
         self.hex_ids = store.url.kind == "sqlite"
-        self.by_event: dict[str, list[tuple[int, Handler]]] = {}
-        for i, p in enumerate(self.projections):
-            for name, handler in p.handlers().items():
-                self.by_event.setdefault(name, []).append((i, handler))
-        self.routes: dict[str, _Route] = {}
+        self.routes = _Routes(self.projections)
         self.ids: dict[Any, str] = {}
-        self.ensured = False
-
-    def route(self, topic: str) -> _Route:
-        """Handlers of a topic (``ledger.meeting:Meeting.Linked`` -> ``Meeting.Linked``)."""
-        found = self.routes.get(topic)
-        if found is None:
-            wanting = self.by_event.get(topic.partition(":")[2], [])
-            found = self.routes[topic] = (tuple(i for i, _ in wanting),
-                                          tuple(fn for _, fn in wanting))
-        return found
 
     def meeting_id(self, raw: Any) -> str:
         """Canonical UUID text, whether the store keeps hex (SQLite) or uuid (PostgreSQL)."""
@@ -355,7 +341,7 @@ class _Runner:
         work: list[tuple[int, str, Any, tuple[Handler, ...]]] = []
         routes, ids = self.routes, self.ids
         for position, oid, topic, state in rows:
-            owners, fns = routes.get(topic) or self.route(topic)
+            owners, fns = routes[topic]
             if not fns:
                 continue
             if position <= caught_up:  # some projection already holds this event
@@ -390,14 +376,12 @@ class _Runner:
         them with ``rebuild``) in one pass (``build``) over at most ``bulk_max`` events,
         then the tail batch by batch."""
         totals = dict.fromkeys(self.names, 0)
-        if not self.ensured:
-            # Once per engine (per open store): the tables and tracking rows exist from
-            # then on, unless a rebuild drops them, which the batch finds (``_Missing``).
-            made = _ensured.setdefault(conn.engine, set())
-            if not made.issuperset(self.names):
-                ensure(conn, self.names)
-                made.update(self.names)
-            self.ensured = True
+        # Once per engine (per open store): the tables and tracking rows exist from then
+        # on, unless a rebuild drops them, which the batch finds (``_Missing``).
+        made = _ensured.setdefault(conn.engine, set())
+        if not made.issuperset(self.names):
+            ensure(conn, self.names)
+            made.update(self.names)
         # Where the read models stand and where the log ends, read without a lock: a
         # caught-up read model (the service asks in every job) then costs this one
         # transaction, not the batch's lock on the tracking rows (on PostgreSQL a
@@ -452,11 +436,7 @@ class _Runner:
         events (``rebuild``), else only if they still stand at position 0.
         """
         projections = [PROJECTIONS[n]() for n in names]
-        by_event: dict[str, list[Handler]] = {}
-        for p in projections:
-            for event_name, handler in p.handlers().items():
-                by_event.setdefault(event_name, []).append(handler)
-        routes = _Routes(by_event)
+        routes = _Routes(projections)
         read = last = 0
         raw = conn.engine.raw_connection()
         try:
@@ -475,7 +455,7 @@ class _Runner:
                 if not rows:
                     break
                 for position, oid, topic, state in rows:
-                    fns = routes[topic]
+                    fns = routes[topic][1]
                     if fns:
                         d = loads(state)
                         mid = ids.get(oid) or meeting_id(oid)
@@ -498,7 +478,7 @@ class _Runner:
         if not read:
             return 0
         tables = [(t, list(rows)) for p in projections for t, rows in p.final_rows()]
-        del projections, routes, by_event
+        del projections, routes
         with conn.begin():
             _serialize_ddl(conn)
             q = sa.select(tracking.c.name, tracking.c.position).where(tracking.c.name.in_(names))
@@ -517,16 +497,21 @@ class _Runner:
         return read
 
 
-class _Routes(dict[str, tuple[Handler, ...]]):
-    """Topic -> the handlers that want its events (``ledger.meeting:Meeting.Linked`` ->
-    those of ``Meeting.Linked``), worked out at a topic's first event."""
+class _Routes(dict[str, _Route]):
+    """Topic -> the projections (by index) that want its events and their handlers
+    (``ledger.meeting:Meeting.Linked`` -> those of ``Meeting.Linked``), worked out at a
+    topic's first event."""
 
-    def __init__(self, by_event: dict[str, list[Handler]]) -> None:
+    def __init__(self, projections: Sequence[Projection]) -> None:
         super().__init__()
-        self.by_event = by_event
+        self.by_event: dict[str, list[tuple[int, Handler]]] = {}
+        for i, p in enumerate(projections):
+            for name, handler in p.handlers().items():
+                self.by_event.setdefault(name, []).append((i, handler))
 
-    def __missing__(self, topic: str) -> tuple[Handler, ...]:
-        found = self[topic] = tuple(self.by_event.get(topic.partition(":")[2], ()))
+    def __missing__(self, topic: str) -> _Route:
+        wanting = self.by_event.get(topic.partition(":")[2], [])
+        found = self[topic] = (tuple(i for i, _ in wanting), tuple(fn for _, fn in wanting))
         return found
 
 
