@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -299,6 +300,95 @@ def test_a_worker_on_a_fresh_ledger_records_the_org_settings_before_its_first_pu
                     stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 90
+            while _creates(cloud)["salesforce"] < n and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert worker.wait_idle(url, timeout=60)
+            assert _creates(cloud) == {"graph": 0, "salesforce": n}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+        assert proc.returncode == 0, (tmp_path / "w.log").read_text()[-3000:]
+
+
+def test_a_slow_job_spanning_many_ticks_is_pulled_once_for_one_schedule(
+        pg_url: str, tmp_path: Path) -> None:
+    """A mailbox whose pull takes several ticks, and a slow Salesforce pull, on a fresh
+    ledger with ``schedule`` and the workers' tick both queueing: each is pulled once.
+    Before, every tick queued a mailbox again while its job ran (no status row yet, and
+    the queueing lock only holds while a job waits), so it was pulled again right after."""
+    n = 4
+    url = StoreURL.parse(pg_url)
+    with service_org.cloud(n, per_mailbox=1) as cloud:
+        slow = service_org.mailbox(0)
+        cloud.graph.slow(8.0, path=f"users/{slow}/", times=1)
+        cloud.salesforce.slow(6.0, path="deleted", times=1)
+        env = {**cloud.write_config(tmp_path / "sync.toml"), "SYNCLEDGER_DB": pg_url}
+        store = Store.open(pg_url)
+        app = worker.make_app(url)
+        worker.ensure_schema(app, url)
+        with app.open():
+            queued = worker.defer_cycle(app, store, cloud.config())
+        assert queued["queued"] == n + 1
+        names = ["a", "b", "c"]  # one in each slow job, one ticking meanwhile
+        logs = {name: (tmp_path / f"{name}.log").open("w") for name in names}
+        procs = {name: _cli("worker", "--name", name, "--tick", "1", "--interval", "3600",
+                            "--salesforce-interval", "3600", "--log-format", "json",
+                            env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+                 for name in names}
+        try:
+            time.sleep(3)  # both slow jobs are running, the other worker ticks meanwhile
+            assert worker.wait_idle(url, timeout=90, settle=3.0)
+            rows = {r["key"]: r for r in status.rows(store, now=datetime.now(UTC))}
+            pulls = sum(1 for _, target, _ in cloud.graph.requests
+                        if f"/users/{slow}/calendarView/delta" in unquote(target))
+        finally:
+            for proc in procs.values():
+                proc.send_signal(signal.SIGTERM)
+            for name, proc in procs.items():
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                logs[name].close()
+            store.close()
+        for name, proc in procs.items():
+            assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+    jobs_run = {key: rows[key]["jobs_ok"] + rows[key]["jobs_failed"]
+                for key in [*cloud.mailboxes, "salesforce"]}
+    assert jobs_run == {key: 1 for key in jobs_run}
+    assert pulls == 1  # the slow mailbox's delta requests: its one page, read once
+
+
+def test_a_dead_workers_catch_up_with_another_waiting_does_not_stop_the_tick(
+        pg_url: str, tmp_path: Path) -> None:
+    """A worker died in a catch-up while the next catch-up already waited (one is queued
+    after every pull, also while one runs). Sending the dead job back to the queue would
+    make two waiting catch-ups, which the queueing lock refuses: before, the tick failed
+    there at every run, so no mailbox was queued again and the dead job's lock stayed."""
+    import psycopg
+
+    n = 3
+    url = StoreURL.parse(pg_url)
+    with service_org.cloud(n, per_mailbox=1) as cloud:
+        env = {**cloud.write_config(tmp_path / "sync.toml"), "SYNCLEDGER_DB": pg_url}
+        app = worker.make_app(url)
+        worker.ensure_schema(app, url)
+        with app.open():
+            assert worker.defer(app, "catch-up")
+            with psycopg.connect(worker.conninfo(url)) as conn:  # its worker died, pruned
+                conn.execute(b"UPDATE procrastinate_jobs SET status = 'doing', worker_id = "
+                             b"NULL WHERE task_name = 'syncledger.catch_up'")
+            assert worker.defer(app, "catch-up")
+        log = (tmp_path / "w.log").open("w")
+        proc = _cli("worker", "--name", "solo", "--tick", "1", "--stalled-after", "2",
+                    "--interval", "3600", "--salesforce-interval", "3600",
+                    "--log-format", "json", env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
             while _creates(cloud)["salesforce"] < n and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert worker.wait_idle(url, timeout=60)

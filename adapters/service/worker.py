@@ -10,11 +10,14 @@ queue, with no other server. What keeps them out of each other's way:
   is running, so one mailbox is never pulled by two workers at once;
 * and a ``queueing_lock`` of the same name, so a job waiting in the queue is not
   queued twice (a second defer raises ``AlreadyEnqueued``, which we ignore);
+* the tick and ``schedule`` go further for the pulls: they never queue a mailbox
+  (or the Salesforce pull) while a job of it waits *or runs* (:func:`_queueing`);
 * each worker sends a heartbeat; the periodic ``tick`` task (every
   ``--tick`` seconds, on whichever worker is free) sends back to the queue the
   jobs of workers whose heartbeat stopped (kill -9, a lost machine), so another
   worker runs them again. That is safe because every job is idempotent
-  (``adapters/sync/jobs.py``), and the lock is released when the job is retried;
+  (``adapters/sync/jobs.py``), and the lock is released when the job is retried
+  (:func:`retry_stalled`);
 * the tick also queues each mailbox whose interval has passed (per-mailbox
   jitter, back-off and suspension from ``policy.py``) and the Salesforce pull.
 
@@ -27,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,13 +155,32 @@ def make_app(url: StoreURL, *, tick_seconds: int = 10) -> procrastinate.App:
     @app.task(name=TICK, queueing_lock=TICK, lock=TICK)
     async def tick(timestamp: int) -> None:
         ctx = _ctx()
-        stalled = await app.job_manager.get_stalled_jobs(
-            seconds_since_heartbeat=ctx.stalled_after)
-        for job in stalled:
-            await app.job_manager.retry_job(job)
+        await retry_stalled(app, ctx.stalled_after)
         await asyncio.to_thread(defer_due, app, ctx.store, ctx.config, ctx.policy)
 
     return app
+
+
+async def retry_stalled(app: procrastinate.App, stalled_after: float) -> int:
+    """Send the jobs of dead workers back to the queue; returns how many.
+
+    A stalled job keeps its lock (and, for a mailbox, keeps the tick from queueing
+    the mailbox again) until this puts it back to 'todo', where the next free
+    worker runs it. When the same job is already waiting (a catch-up or the
+    Salesforce writes, which are queued while one of them runs), putting it back
+    would break the queueing lock, so it is ended as aborted instead: the waiting
+    one does the same work. Without that the retry failed at every tick, and the
+    dead job held its lock, and the tick, forever.
+    """
+    retried = 0
+    for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
+        try:
+            await app.job_manager.retry_job(job)
+            retried += 1
+        except procrastinate_errors.UniqueViolation:
+            await app.job_manager.finish_job(job, procrastinate.jobs.Status.ABORTED,
+                                             delete_job=False)
+    return retried
 
 
 def defer(app: procrastinate.App, kind: str, mailbox: str | None = None,
@@ -173,21 +197,56 @@ def defer(app: procrastinate.App, kind: str, mailbox: str | None = None,
     return True
 
 
+@contextmanager
+def _queueing(url: StoreURL) -> Iterator[dict[str, set[str]]]:
+    """The queueing locks of the jobs waiting or running, each with the states of its
+    jobs ('todo', 'doing'), while no one else queues pulls.
+
+    Why ask the queue rather than the status read model: procrastinate's
+    ``queueing_lock`` only refuses a job while another waits ('todo'); once it
+    runs ('doing') a second one is accepted, and the status read model learns of
+    a job only when it ends. So a mailbox whose pull spans several ticks (a slow
+    mailbox, a first cycle) was queued again at every tick, and pulled again right
+    after. The jobs table is the one place that knows what waits and runs, and a
+    dead worker's job needs no clean-up there: it stays 'doing' (and its mailbox
+    skipped) only until the tick's :func:`retry_stalled` puts it back to 'todo',
+    and it is then run, not queued again. A start time written to the status at
+    job start would stay behind a killed worker and need a time-out of its own.
+
+    The transaction's advisory lock keeps the tick and ``schedule`` from both
+    finding a mailbox free and both queueing it (one job could start in between);
+    one query and one lock per tick, whatever the number of mailboxes.
+    """
+    import psycopg
+
+    with psycopg.connect(conninfo(url)) as conn:
+        conn.execute(b"SELECT pg_advisory_xact_lock(hashtext('syncledger-queueing'))")
+        found = conn.execute(b"SELECT DISTINCT queueing_lock, status::text FROM "
+                             b"procrastinate_jobs WHERE status IN ('todo', 'doing') "
+                             b"AND queueing_lock IS NOT NULL").fetchall()
+        busy: dict[str, set[str]] = {}
+        for lock, state in found:
+            busy.setdefault(str(lock), set()).add(str(state))
+        yield busy
+
+
 def defer_cycle(app: procrastinate.App, store: Store, config: SyncConfig) -> dict[str, int]:
-    """Queue one whole cycle (``syncledger schedule``); returns queued / already waiting."""
+    """Queue one whole cycle (``syncledger schedule``); returns how many jobs were queued,
+    were already waiting or running (not queued again) and were suspended."""
     jobs.apply_settings(store, connect(config))
     rows = status.raw(store)
     queued = waiting = skipped = 0
-    for kind, mailbox in jobs.cycle_jobs(config.graph.mailboxes):
-        if kind != jobs.MAILBOX and kind != jobs.SALESFORCE:
-            continue  # writes and catch-up follow the pulls that call for them
-        if kind == jobs.MAILBOX and rows.get(key_of(kind, mailbox), {}).get("suspended"):
-            skipped += 1
-            continue
-        ok = defer(app, kind, mailbox,
-                   priority=MAILBOX_PRIORITY if kind == jobs.MAILBOX else 0)
-        queued += ok
-        waiting += not ok
+    with _queueing(store.url) as busy:
+        for kind, mailbox in jobs.cycle_jobs(config.graph.mailboxes):
+            if kind != jobs.MAILBOX and kind != jobs.SALESFORCE:
+                continue  # writes and catch-up follow the pulls that call for them
+            if kind == jobs.MAILBOX and rows.get(key_of(kind, mailbox), {}).get("suspended"):
+                skipped += 1
+                continue
+            ok = queueing_lock_of(kind, mailbox) not in busy and defer(
+                app, kind, mailbox, priority=MAILBOX_PRIORITY if kind == jobs.MAILBOX else 0)
+            queued += ok
+            waiting += not ok
     return {"queued": queued, "already_waiting": waiting, "suspended": skipped}
 
 
@@ -200,28 +259,42 @@ def _jitter(mailbox: str, policy: Policy) -> float:
 def defer_due(app: procrastinate.App, store: Store, config: SyncConfig, policy: Policy,
               now: datetime | None = None) -> int:
     """Queue the mailboxes whose interval has passed or whose pull was requested, and the
-    Salesforce pull when its interval has; returns how many were queued."""
+    Salesforce pull when its interval has; returns how many were queued.
+
+    None whose job waits or runs (:func:`_queueing`): its ``last_started`` is
+    written when that job ends, and the interval counts from there. A pull
+    requested while the mailbox's job runs is kept for a later tick, since that
+    job may have read its delta before the change.
+    """
     now = now or datetime.now(UTC)
-    rows = status.raw(store)
-    requested = set(status.take_requests(store))
-    queued = 0
-    for m in (x.lower() for x in config.graph.mailboxes):
-        row = rows.get(m) or {}
-        if row.get("suspended"):
-            continue
-        until = row.get("backoff_until")
-        if until and datetime.fromisoformat(str(until)) > now and m not in requested:
-            continue
-        last = row.get("last_started")
-        due = last is None or now - datetime.fromisoformat(str(last)) >= timedelta(
-            seconds=_jitter(m, policy))
-        if due or m in requested:
+    with _queueing(store.url) as busy:
+        rows = status.raw(store)
+        requested = set(status.take_requests(store))
+        queued = 0
+        for m in (x.lower() for x in config.graph.mailboxes):
+            row = rows.get(m) or {}
+            if row.get("suspended"):
+                continue
+            until = row.get("backoff_until")
+            if until and datetime.fromisoformat(str(until)) > now and m not in requested:
+                continue
+            last = row.get("last_started")
+            due = last is None or now - datetime.fromisoformat(str(last)) >= timedelta(
+                seconds=_jitter(m, policy))
+            if not (due or m in requested):
+                continue
+            states = busy.get(queueing_lock_of(jobs.MAILBOX, m))
+            if states:
+                if m in requested and "todo" not in states:
+                    status.request(store, m, now.isoformat())  # again, for a later tick
+                continue
             queued += defer(app, jobs.MAILBOX, m, priority=MAILBOX_PRIORITY)
-    row = rows.get(jobs.SALESFORCE) or {}
-    last = row.get("last_started")
-    if last is None or now - datetime.fromisoformat(str(last)) >= timedelta(
-            seconds=policy.salesforce_interval):
-        queued += defer(app, jobs.SALESFORCE)
+        row = rows.get(jobs.SALESFORCE) or {}
+        last = row.get("last_started")
+        if queueing_lock_of(jobs.SALESFORCE) not in busy and (
+                last is None or now - datetime.fromisoformat(str(last)) >= timedelta(
+                    seconds=policy.salesforce_interval)):
+            queued += defer(app, jobs.SALESFORCE)
     return queued
 
 
