@@ -241,8 +241,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
     else:
-        print(f"queued {result['queued']} job(s); {result['already_waiting']} already waiting; "
-              f"{result['suspended']} suspended mailbox(es) skipped")
+        print(f"queued {result['queued']} job(s); {result['already_waiting']} already "
+              f"waiting or running; {result['suspended']} suspended mailbox(es) skipped")
         if "idle" in result:
             print("every job ran" if result["idle"] else "still busy when --wait ran out")
     return EXIT_OK if result.get("idle", True) else EXIT_FAILED

@@ -128,6 +128,12 @@ def make_app(url: StoreURL, *, tick_seconds: int = 10) -> procrastinate.App:
         rec = finish(ctx.store, result, started, utcnow(), ctx.policy, previous)
         if ctx.log is not None:
             ctx.log.job(rec)
+        # Every pull queues its follow-ups, and the queueing lock refuses them while one
+        # waits (which then runs after this job's events, so a catch-up always follows a
+        # pull that recorded something). Measured at 50 mailboxes, 3 workers: 48 of 51
+        # catch-up defers refused in a quiet cycle, about 97 of 103 follow-ups in one with
+        # changes, ~1.2 ms each on a local PostgreSQL: 1-2 ms a mailbox job. Kept: asking
+        # first whether one waits costs the same round trip, and is not atomic.
         if kind in (jobs.MAILBOX, jobs.SALESFORCE):
             if sum(result.report.observed.values()) or result.report.writes:
                 defer(app, jobs.SALESFORCE_WRITES)
