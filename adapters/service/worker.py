@@ -133,7 +133,7 @@ def make_app(url: StoreURL, *, tick_seconds: int = 10) -> procrastinate.App:
         # pull that recorded something). Measured at 50 mailboxes, 3 workers: 48 of 51
         # catch-up defers refused in a quiet cycle, about 97 of 103 follow-ups in one with
         # changes, ~1.2 ms each on a local PostgreSQL: 1-2 ms a mailbox job. Kept: asking
-        # first whether one waits costs the same round trip, and is not atomic.
+        # first whether one waits would cost the same round trip.
         if kind in (jobs.MAILBOX, jobs.SALESFORCE):
             if sum(result.report.observed.values()) or result.report.writes:
                 defer(app, jobs.SALESFORCE_WRITES)
