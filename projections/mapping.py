@@ -9,6 +9,13 @@ its series master's (Graph gives each occurrence its own iCalUId, so the
 series' uid plus ``occurrence_start`` is what names an occurrence). The
 facts of every observed item are kept in ``proj_mapping_items`` so a link
 decided batches later needs no event replay.
+
+The rule, for the item and its master alike: their facts as they stood at the
+``Linked`` event's log position; an observation after it changes
+``proj_mapping_items``, never the row already linked. So the rows are the
+same however the log is cut: in one pass (``final_rows``) or batch by batch
+(``flush``), where an item the batch had not observed by the link's position
+takes the stored facts (those of the earlier batches, all before the link).
 """
 
 from __future__ import annotations
@@ -65,6 +72,8 @@ _unlink = deleter(mapping_table, "mailbox", "exchange_id")
 Facts = tuple[str | None, str | None, str | None]
 #: Stored facts of these items (mailbox, item id): what earlier batches wrote.
 Lookup = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Facts]]
+#: Item kinds whose mapping row takes its series master's iCalUId.
+_IN_SERIES = ("occurrence", "exception")
 
 
 class MappingProjection(Projection):
@@ -77,6 +86,11 @@ class MappingProjection(Projection):
         #: (exchange_id, mailbox, meeting_id, ical_uid, item_type, series_master_id): a row
         #: of ``proj_mapping_items`` in column order, by (mailbox, item id).
         self.items: dict[tuple[str, str], tuple[Any, ...]] = {}
+        #: Log position of each item's first observation here (this batch, or the fold).
+        self.first_seen: dict[tuple[str, str], int] = {}
+        #: Items whose facts changed here (rare): every (position, facts) in log order,
+        #: the first observation's included; any other item's held from ``first_seen``.
+        self.changes: dict[tuple[str, str], list[tuple[int, Facts]]] = {}
         self.links: dict[tuple[str, str], Row] = {}
         self.unlinks: set[tuple[str, str]] = set()
 
@@ -88,19 +102,24 @@ class MappingProjection(Projection):
     def on_item(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         obs = state["observation"]
         mailbox, xid = obs["mailbox"], obs["item_id"]
-        self.items[(mailbox, xid)] = (xid, mailbox, meeting_id, obs["ical_uid"],
-                                      obs["item_type"], obs["series_master_id"])
+        key = (mailbox, xid)
+        row = (xid, mailbox, meeting_id, obs["ical_uid"], obs["item_type"],
+               obs["series_master_id"])
+        old = self.items.get(key)
+        if old is None:
+            self.first_seen[key] = position
+        elif old[3:] != row[3:]:  # a link before this position keeps the old facts
+            self.changes.setdefault(key, [(self.first_seen[key], old[3:])]).append(
+                (position, row[3:]))
+        self.items[key] = row
 
     def on_linked(self, meeting_id: str, state: dict[str, Any], position: int) -> None:
         key = (state["mailbox"], state["exchange_id"])
         row: Row = {"mailbox": key[0], "exchange_id": key[1], "meeting_id": meeting_id,
                     "ical_uid": None, "occurrence_start": state["occurrence_start"],
                     "salesforce_id": state["salesforce_id"], "kind": None,
-                    "how": state["how"], "linked_at": state["timestamp"]}
-        # The item as it was when linked: later observations in the batch must not leak in.
-        item = self.items.get(key)
-        if item is not None:
-            row["_facts"] = item[3:]
+                    "how": state["how"], "linked_at": state["timestamp"],
+                    "_at": position}  # its facts are those at this position (``_fill_facts``)
         self.links[key] = row
         self.unlinks.discard(key)
 
@@ -118,6 +137,7 @@ class MappingProjection(Projection):
         _unlink.tuples(conn, sorted(self.unlinks))
         _write_links(conn, links)
         self.items, self.links, self.unlinks = {}, {}, set()
+        self.first_seen, self.changes = {}, {}
 
     def final_rows(self) -> Iterable[tuple[sa.Table, list[Sequence[Any]]]]:
         links = list(self.links.values())
@@ -126,31 +146,41 @@ class MappingProjection(Projection):
         yield mapping_table, in_column_order(mapping_table, links)
 
     def _fill_facts(self, links: list[Row], lookup: Lookup) -> None:
-        """Set ``kind`` and ``ical_uid`` of new links (one bulk lookup, not one per link)."""
+        """Set ``kind`` and ``ical_uid`` of new links from the item's facts and its series
+        master's, both as at the link (two bulk lookups, not one per link)."""
         if not links:
             return
-        wanted = {(r["mailbox"], r["exchange_id"]) for r in links if "_facts" not in r}
-        known = lookup(wanted)
-        masters: set[tuple[str, str]] = set()
-        for row in links:
-            facts = row.pop("_facts", None) or known.get((row["mailbox"], row["exchange_id"]))
-            row["_f"] = facts
-            if facts and facts[1] in ("occurrence", "exception") and facts[2]:
-                masters.add((row["mailbox"], facts[2]))
-        master_facts: dict[tuple[str, str], Facts] = {
-            k: self.items[k][3:] for k in masters if k in self.items}
-        master_facts.update(lookup(masters - set(master_facts)))
-        for row in links:
-            facts = row.pop("_f")
-            if facts is None:
+        keys = [(r["mailbox"], r["exchange_id"]) for r in links]
+        ats: list[int] = [r.pop("_at") for r in links]
+        # The item's own facts at its link: observed here by then, else the stored ones.
+        own = [self._facts_at(k, at) for k, at in zip(keys, ats, strict=True)]
+        stored = lookup({k for k, f in zip(keys, own, strict=True) if f is None})
+        own = [f or stored.get(k) for k, f in zip(keys, own, strict=True)]
+        # An occurrence's or exception's series master (same mailbox): by the same rule.
+        masters = [(k[0], f[2]) if f and f[1] in _IN_SERIES and f[2] else None
+                   for k, f in zip(keys, own, strict=True)]
+        series = [self._facts_at(m, at) if m else None
+                  for m, at in zip(masters, ats, strict=True)]
+        stored = lookup({m for m, f in zip(masters, series, strict=True) if m and f is None})
+        for row, facts, m, of_master in zip(links, own, masters, series, strict=True):
+            if facts is None:  # never observed: no kind, no uid
                 continue
-            ical_uid, kind, master_id = facts
-            row["kind"] = kind
-            row["ical_uid"] = ical_uid
-            if kind in ("occurrence", "exception") and master_id:
-                master = master_facts.get((row["mailbox"], master_id))
-                if master is not None and master[0]:
-                    row["ical_uid"] = master[0]
+            row["ical_uid"], row["kind"] = facts[0], facts[1]
+            if m is not None:
+                of_master = of_master or stored.get(m)
+                if of_master is not None and of_master[0]:
+                    row["ical_uid"] = of_master[0]
+
+    def _facts_at(self, key: tuple[str, str], position: int) -> Facts | None:
+        """An item's facts as they stood at this log position, if observed here by then
+        (None: the stored facts hold, as the earlier batches left them)."""
+        first = self.first_seen.get(key)
+        if first is None or first > position:
+            return None
+        for at, facts in reversed(self.changes.get(key, ())):
+            if at <= position:
+                return facts
+        return self.items[key][3:]  # unchanged since its first observation here
 
 
 def _lookup(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Facts]:

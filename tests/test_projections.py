@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -663,6 +664,113 @@ def test_settled_occurrence_updates_leave_the_plan(ledger: Store) -> None:
             for n in (3, 5)]
     ingest(ledger, done)
     assert [w["id"] for w in queries.plan(ledger)] == [occurrence_sf(4)]
+
+
+# --- the mapping does not depend on where the log is cut -------------------------------
+
+
+def _mapping_is_the_same_at_every_batch_size(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """The mapping built in one pass equals the batch-by-batch catch-up at every batch
+    size from 1 to the log's length; returns the one-pass tables."""
+    runner.rebuild(store, "mapping")
+    one_pass = dump(store, ["mapping"])
+    for size in range(1, store.max_position() + 1):
+        runner.drop(store, ["mapping"])
+        runner.catch_up(store, ["mapping"], bulk=False, batch_size=size)
+        assert dump(store, ["mapping"]) == one_pass, f"batch size {size}"
+    return one_pass
+
+
+def test_an_occurrence_keeps_the_series_uid_it_was_linked_under(ledger: Store) -> None:
+    """Outlook gives a series master another iCalUId before and after its occurrences
+    are linked (and one occurrence becomes an exception after its link): each mapping
+    row keeps the uid the series had when the row was linked, whether the read model
+    was built in one pass or caught up batch by batch, wherever the batches end."""
+    series = dict(organizer=ALICE, attendees=(ALICE, BOB), start=f"{DAYS[0]}T17:00:00Z",
+                  end=f"{DAYS[0]}T17:30:00Z", subject="Weekly forecast")
+    rec = {"type": "weekly", "interval": 1, "days_of_week": ["monday"], "range": "endDate",
+           "start_date": DAYS[0], "end_date": DAYS[1]}
+
+    def master(when: str, uid: str, version: str) -> ExchangeItemSeen:
+        return item(when, ALICE, "M", item_type="master", recurrence=rec, ical_uid=uid,
+                    version=version, **series)
+
+    def occurrence(n: int, item_type: str = "occurrence", version: str = "v1"
+                   ) -> ExchangeItemSeen:
+        return item(T0, ALICE, f"O{n}", **{
+            **series, "ical_uid": None, "item_type": item_type, "series_master_id": "M",
+            "occurrence_start": f"{DAYS[n]}T17:00:00Z", "version": version,
+            "start": f"{DAYS[n]}T17:00:00Z", "end": f"{DAYS[n]}T17:30:00Z"})
+
+    common = dict(ical_marker="SERIES", subject="Weekly forecast")
+    ingest(ledger, [
+        org_settings(), master(T0, "SERIES", "v1"), occurrence(0), occurrence(1),
+        master(at(10), "SERIES-1", "v2"),  # before the links
+        sf(at(22), MASTER_SF, is_series_master=True, recurrence={"type": "weekly"},
+           start=f"{DAYS[0]}T17:00:00Z", end=f"{DAYS[0]}T17:30:00Z", **common),
+        *(sf(at(22), occurrence_sf(n), series_id=MASTER_SF, start=f"{d}T17:00:00Z",
+             end=f"{d}T17:30:00Z", **common) for n, d in enumerate(DAYS[:2])),
+        occurrence(1, "exception", "v2"),  # after its link
+        master(at(30), "SERIES-2", "v3"),  # after the links
+    ])
+    tables = _mapping_is_the_same_at_every_batch_size(ledger)
+    assert [(r["exchange_id"], r["ical_uid"]) for r in queries.mapping(ledger)] == [
+        ("M", "SERIES-1"), ("O0", "SERIES-1"), ("O1", "SERIES-1")]
+    assert [r["exchange_id"] for r in queries.mapping(ledger, kind="occurrence")] == \
+        ["O0", "O1"]  # O1 was an occurrence when linked
+    items = {(r[0], r[3], r[4]) for r in tables["proj_mapping_items"]}
+    assert items == {("M", "SERIES-2", "master"), ("O0", None, "occurrence"),
+                     ("O1", None, "exception")}  # the items as last observed
+
+
+#: Series-master ids and iCalUIds the property test draws from (two series).
+_UIDS = {"M": ("U1", "U2", "U3"), "N": ("V1", "V2")}
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.lists(st.one_of(
+    st.tuples(st.just("master"), st.sampled_from(sorted(_UIDS)), st.integers(0, 2),
+              st.booleans()),
+    st.tuples(st.just("occurrence"), st.integers(0, 1), st.sampled_from(sorted(_UIDS)),
+              st.sampled_from(("occurrence", "exception")), st.booleans()),
+    st.tuples(st.just("gone"), st.sampled_from(("M", "N", "O0", "O1")))),
+    min_size=1, max_size=9))
+def test_any_batch_size_gives_the_mapping_of_one_pass(steps: list[tuple[Any, ...]]) -> None:
+    """Series masters observed with other iCalUIds, occurrences moving between masters
+    and becoming exceptions, links by marker and unlinks by Salesforce deletions, in any
+    order: the mapping is the same whether built in one pass or at any batch size."""
+    def marker(xid: str) -> str:
+        return salesforce_id18(f"00U5e00000005{'MNOP'.index(xid[0])}{xid[1:] or '0'}")
+
+    obs: list[Observation] = [org_settings()]
+    for xid in ("M", "N"):  # an occurrence is recorded only once its master is known
+        obs.append(item(T0, ALICE, xid, item_type="master", ical_uid=_UIDS[xid][0]))
+    marked: set[str] = set()
+    for n, step in enumerate(steps):
+        when, version = at(n + 1), f"v{n + 2}"
+        if step[0] == "master":
+            _, xid, uid, link = step
+            obs.append(item(when, ALICE, xid, item_type="master", version=version,
+                            ical_uid=_UIDS[xid][uid % len(_UIDS[xid])],
+                            salesforce_marker=marker(xid) if link else None))
+        elif step[0] == "occurrence":
+            _, k, master_id, item_type, link = step
+            xid = f"O{k}"
+            obs.append(item(when, ALICE, xid, ical_uid=None, item_type=item_type,
+                            series_master_id=master_id, version=version,
+                            occurrence_start=f"{DAYS[k]}T10:00:00Z",
+                            salesforce_marker=marker(xid) if link else None))
+        elif step[1] in marked:  # a deletion routes by the Event's id: a marker named it
+            obs.append(SalesforceEventGone(when, marker(step[1]), when))
+        if step[0] != "gone" and step[-1]:
+            marked.add(obs[-1].item_id)  # type: ignore[union-attr]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(f"sqlite:///{tmp}/ledger.db")
+        try:
+            ingest(store, obs)
+            _mapping_is_the_same_at_every_batch_size(store)
+        finally:
+            store.close()
 
 
 # --- measurement helpers (used by the report, not by the suite) ---------------------

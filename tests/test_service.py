@@ -462,3 +462,52 @@ def test_suspension_lines_replay_from_a_feed_once_each(store: Store, tmp_path: P
     assert [(r["mailbox"], r["state"]) for r in rows] == [("bob@contoso.com", "resolved")]
     again = ingest_files(store, [feed])
     assert again.appended == 0
+
+
+def test_the_hourly_prune_deletes_old_finished_jobs_and_keeps_the_rest(pg_url: str) -> None:
+    """procrastinate keeps every job it ran: without the prune its tables grow by a row
+    per mailbox per interval, forever."""
+    import asyncio
+
+    import psycopg
+
+    from adapters.sync import jobs
+
+    url = StoreURL.parse(pg_url)
+    Store.open(pg_url).close()
+    app = worker.make_app(url)
+    worker.ensure_schema(app, url)
+    # (mailbox, status, hours since it reached that status)
+    cases = [("old-ok", "succeeded", 30), ("new-ok", "succeeded", 1),
+             ("failed-week", "failed", 30), ("failed-old", "failed", 24 * 7 + 1),
+             ("waiting", "todo", 300), ("running", "doing", 300)]
+    with app.open():
+        for mailbox, _, _ in cases:
+            assert worker.defer(app, jobs.MAILBOX, f"{mailbox}@example.com")
+    with psycopg.connect(worker.conninfo(url), autocommit=True) as conn:
+        for mailbox, state, hours in cases:
+            job = conn.execute(b"SELECT id FROM procrastinate_jobs WHERE args->>'mailbox' = %s",
+                               (f"{mailbox}@example.com",)).fetchone()
+            assert job is not None
+            if state != "todo":
+                conn.execute(b"UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s",
+                             (job[0],))
+            if state not in ("todo", "doing"):
+                conn.execute(b"UPDATE procrastinate_jobs SET status = %s WHERE id = %s",
+                             (state, job[0]))
+            conn.execute(b"UPDATE procrastinate_events SET at = now() - make_interval("
+                         b"hours => %s) WHERE job_id = %s", (hours, job[0]))
+
+    async def prune() -> None:
+        async with app.open_async():
+            await worker.prune_history(app, 24)
+
+    asyncio.run(prune())
+    with psycopg.connect(worker.conninfo(url)) as conn:
+        left = {str(r[0]).split("@")[0] for r in conn.execute(
+            b"SELECT args->>'mailbox' FROM procrastinate_jobs")}
+        orphans = conn.execute(b"SELECT count(*) FROM procrastinate_events e WHERE NOT EXISTS "
+                               b"(SELECT 1 FROM procrastinate_jobs j WHERE j.id = e.job_id)"
+                               ).fetchone()
+    assert left == {"new-ok", "failed-week", "waiting", "running"}
+    assert orphans == (0,)

@@ -165,6 +165,9 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stalled-after", type=float, default=30.0, metavar="SECONDS",
                    help="a worker silent this long is dead: its job is run again by another "
                         "(default 30)")
+    p.add_argument("--job-history-hours", type=int, default=24, metavar="HOURS",
+                   help="finished jobs stay in the queue's tables this long, failed ones 7 "
+                        "times as long; an hourly task deletes older ones (default 24)")
     _policy_args(p)
 
 
@@ -190,9 +193,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not 1 <= args.tick <= 59:
         print("syncledger worker: --tick must be between 1 and 59 seconds", file=sys.stderr)
         return EXIT_USAGE
+    if args.job_history_hours < 0:
+        print("syncledger worker: --job-history-hours must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
     store = open_store(args, create=True)
     try:
-        app = worker.make_app(url, tick_seconds=args.tick)
+        app = worker.make_app(url, tick_seconds=args.tick,
+                              history_hours=args.job_history_hours)
         worker.ensure_schema(app, url)
         from adapters.service.scheduler import Log
 
