@@ -17,7 +17,7 @@ PACKAGES = ("ledger", "projections", "adapters")
 LAYERS = {"ledger": set(), "projections": {"ledger"}, "adapters": {"projections", "ledger"}}
 #: The only production modules that may reach the sandbox (the demo, ``sync --sandbox``,
 #: ``run --sandbox``).
-SANDBOX_USERS = {"adapters.cli.demo", "adapters.cli.sync", "adapters.cli.service"}  # run --sandbox
+SANDBOX_USERS = {"adapters.cli.demo", "adapters.cli.sandbox_state"}  # every --sandbox
 #: Libraries that reach a disk, a server or the network. In ``ledger/`` only the event
 #: store opens the database (STYLE.md: "store.py (opening the event store)").
 IO_MODULES = ("socket", "requests", "urllib.request", "http", "subprocess", "sqlite3",
@@ -136,7 +136,7 @@ def test_ledger_does_no_io() -> None:
     assert not offenders, offenders
 
 
-def test_sandbox_is_reached_only_by_the_demo_and_sync_sandbox() -> None:
+def test_sandbox_is_reached_only_by_the_demo_and_the_sandbox_state() -> None:
     users = {name for name, targets in GRAPH.items() if not name.startswith("adapters.sandbox")
              and any(t.startswith("adapters.sandbox") for t in targets)}
     assert users <= SANDBOX_USERS, users - SANDBOX_USERS

@@ -378,3 +378,44 @@ def test_sandbox_cloud_sits_beside_its_ledger_and_fresh_empties_both(
     assert fresh.returncode == 0, fresh.stderr
     assert json.loads(fresh.stdout)["writes"], "a fresh cloud and ledger sync again"
     assert cloud.is_file() and events() == after_first
+
+
+def test_run_and_sync_in_the_sandbox_share_one_ledger_and_one_cloud(
+        store_url: str, tmp_path: Path) -> None:
+    """Both find the ledger by the one rule (here ``$SYNCLEDGER_DB``) and keep the cloud in
+    the same file, so a ``sync --sandbox`` after two cycles of ``run --sandbox`` has nothing
+    to write (the first cycle's Salesforce pull brings the Events that the second writes
+    to Outlook).
+    (``run --sandbox`` used ``./syncledger-sandbox.db`` whatever ``$SYNCLEDGER_DB`` said,
+    and one cloud file for every PostgreSQL schema.)"""
+    import json
+
+    from ledger.store import StoreURL
+
+    env = {"SYNCLEDGER_DB": store_url}
+    ran = _syncledger("run", "--sandbox", "--cycles", "2", "--log-format", "json",
+                      cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert not (tmp_path / "syncledger-sandbox.db").exists()
+    url = StoreURL.parse(store_url)
+    cloud = (Path(url.path + ".cloud.json") if url.kind == "sqlite" else
+             tmp_path / f"syncledger-sandbox-{url.dbname}-{url.schema}.cloud.json")
+    assert cloud.is_file(), sorted(p.name for p in tmp_path.iterdir())
+    status = _syncledger("status", "--json", cwd=tmp_path, env=env)
+    assert status.returncode == 0, status.stderr
+    assert any(r["last_success"] for r in json.loads(status.stdout))
+    synced = _syncledger("sync", "--sandbox", "--json", cwd=tmp_path, env=env)
+    assert synced.returncode == 0, synced.stderr
+    assert json.loads(synced.stdout)["writes"] == []
+
+
+@pytest.mark.parametrize("command", [["run", "--sandbox", "--cycles", "1"],
+                                     ["sync", "--sandbox"]])
+def test_a_damaged_sandbox_cloud_file_is_one_line_not_a_traceback(
+        command: list[str], tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    Path(str(db) + ".cloud.json").write_text("{not json")
+    done = _syncledger(*command, "--db", str(db), cwd=tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert "Traceback" not in err and "is not a saved sandbox cloud" in err, err

@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.cli import render
@@ -24,11 +23,12 @@ from adapters.cli.common import (
     EXIT_USAGE,
     command,
     emit_json,
+    ledger_url,
     open_store,
 )
-from adapters.cli.sync import SANDBOX_DB
+from adapters.cli.sandbox_state import SANDBOX_DB, SavedCloud, cloud_state_beside
 from adapters.sync.config import ConfigError, SyncConfig, load
-from ledger.store import Store, StoreURL
+from ledger.store import StoreURL
 from projections import status
 
 
@@ -119,33 +119,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_sandbox(args: argparse.Namespace, log: Any) -> int:
-    from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
     from adapters.service.scheduler import Scheduler
 
-    url = StoreURL.parse(args.db or SANDBOX_DB)
-    state_file = Path((url.path if url.kind == "sqlite" and url.path != ":memory:"
-                       else SANDBOX_DB) + ".cloud.json")
-    offset = [0.0]
-
-    def clock() -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=offset[0])
-
-    cloud = SandboxCloud.demo(clock=clock)
-    if state_file.exists():
-        offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
-    else:
-        offset[0] = sandbox_offset(datetime.now(UTC))
-    with cloud:
-        store = Store(url)
+    url = ledger_url(args, SANDBOX_DB)  # the one rule: --db, $SYNCLEDGER_DB, the default
+    store = open_store(args, create=True, default=SANDBOX_DB)  # before any emulator starts
+    try:
+        saved = SavedCloud(cloud_state_beside(url))
+    except BaseException:
+        store.close()
+        raise
+    with saved.cloud:
         try:
             _metrics(args)
-            scheduler = Scheduler(store, cloud.config(), policy=_policy(args), log=log,
-                                  clock=clock, saves=cloud.take_saves)
+            scheduler = Scheduler(store, saved.cloud.config(), policy=_policy(args), log=log,
+                                  clock=saved.clock, saves=saved.cloud.take_saves)
             scheduler.install_signals()
             totals = scheduler.run(args.cycles)
         finally:
             store.close()
-            cloud.save(state_file, clock_offset=offset[0])
+            saved.save()
     log.note(f"stopped after {totals.jobs} job(s), {totals.failed} failed; ledger {url}",
              jobs=totals.jobs, failed=totals.failed, writes=totals.writes)
     return EXIT_FAILED if totals.failed else EXIT_OK

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,11 +35,10 @@ from adapters.cli.common import (
     ledger_url,
     open_store,
 )
+from adapters.cli.sandbox_state import SANDBOX_DB, SavedCloud, cloud_state_beside
 from adapters.files import owner_only
 from adapters.sync.config import ConfigError, SyncConfig, describe, load
-from ledger.store import Store, StoreURL, drop_postgres_schema
-
-SANDBOX_DB = "syncledger-sandbox.db"
+from ledger.store import Store, drop_postgres_schema
 
 
 def _sync_args(p: argparse.ArgumentParser) -> None:
@@ -177,28 +176,15 @@ def live_session(args: argparse.Namespace
         finally:
             store.close()
         return
-    from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
-
     url = ledger_url(args, SANDBOX_DB)  # the one rule, as for sync --sandbox
-    state_file = getattr(args, "cloud_state", None) or cloud_state_beside(url)
-    offset = [0.0]
-
-    def clock() -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=offset[0])
-
-    cloud = SandboxCloud.demo(clock=clock)
-    if state_file.exists():
-        offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
-    else:
-        offset[0] = sandbox_offset(datetime.now(UTC))
-    cloud.persist_to(state_file, clock_offset=offset[0])  # every write, as it is answered
-    with cloud:
+    saved = SavedCloud(getattr(args, "cloud_state", None) or cloud_state_beside(url))
+    with saved.cloud:
         store = open_store(args, create=True, default=SANDBOX_DB)
         try:
-            yield store, cloud.config(), clock
+            yield store, saved.cloud.config(), saved.clock
         finally:
             store.close()
-            cloud.save(state_file, clock_offset=offset[0])
+            saved.save()
 
 
 @contextmanager
@@ -211,8 +197,6 @@ def _recording(path: Path | None) -> Iterator[BinaryIO | None]:
 
 
 def _sync_sandbox(args: argparse.Namespace) -> int:
-    from adapters.sandbox.cloud import SandboxCloud, sandbox_offset
-
     url = ledger_url(args, SANDBOX_DB)  # the one rule: --db, $SYNCLEDGER_DB, the default
     state_file = args.cloud_state or cloud_state_beside(url)
     if state_file.is_dir():
@@ -227,32 +211,19 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
             erase_sqlite(url)
         state_file.unlink(missing_ok=True)
     store = open_store(args, create=True, default=SANDBOX_DB)  # before any emulator starts
-    offset = [0.0]
-
-    def clock() -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=offset[0])
-
-    cloud = SandboxCloud.demo(clock=clock)
     try:
-        if state_file.exists():
-            _step(f"resuming the emulated cloud from {state_file}")
-            try:
-                offset[0] = float(cloud.load(state_file).get("clock_offset", 0.0))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise CliError(f"{state_file} is not a saved sandbox cloud ({exc}); delete "
-                               "it or run with --fresh", EXIT_USAGE) from exc
-        else:
-            offset[0] = sandbox_offset(datetime.now(UTC))
-            cloud.save(state_file, clock_offset=offset[0])
-        cloud.persist_to(state_file, clock_offset=offset[0])  # every write, as it is answered
+        saved = SavedCloud(state_file)
     except BaseException:
         store.close()
         raise
+    if saved.resumed:
+        _step(f"resuming the emulated cloud from {state_file}")
+    cloud = saved.cloud
     with cloud:
         _step(f"emulators up: Graph {cloud.graph.url}, Salesforce {cloud.salesforce.url}")
         try:
             with _recording(args.record) as record:
-                outcome = run_cycle(store, cloud.config(), record=record, clock=clock,
+                outcome = run_cycle(store, cloud.config(), record=record, clock=saved.clock,
                                     saves=cloud.take_saves(), dry_run=args.dry_run,
                                     allow_mass_change=args.allow_mass_change)
         finally:
@@ -260,20 +231,9 @@ def _sync_sandbox(args: argparse.Namespace) -> int:
         outcome["ledger"] = str(url)
         outcome["emulator_writes"] = cloud.writes()
         cloud.saves_recorded()
-        cloud.save(state_file, clock_offset=offset[0])
+        saved.save()
     _step("emulators stopped")
     return _print(outcome, args.json)
-
-
-def cloud_state_beside(url: StoreURL) -> Path:
-    """Where the sandbox keeps its emulated cloud: beside a SQLite ledger
-    (``<db>.cloud.json``); for PostgreSQL, a file in the current folder named after the
-    database and schema, so two schemas never share one cloud."""
-    if url.kind == "sqlite" and url.path != ":memory:":
-        return Path(url.path + ".cloud.json")
-    if url.kind == "sqlite":
-        return Path(SANDBOX_DB + ".cloud.json")
-    return Path(f"syncledger-sandbox-{url.dbname}-{url.schema or 'public'}.cloud.json")
 
 
 def _print(outcome: dict[str, Any], as_json: bool) -> int:
