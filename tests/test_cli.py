@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -404,6 +405,15 @@ def test_run_and_sync_in_the_sandbox_share_one_ledger_and_one_cloud(
     status = _syncledger("status", "--json", cwd=tmp_path, env=env)
     assert status.returncode == 0, status.stderr
     assert any(r["last_success"] for r in json.loads(status.stdout))
+    # The table at 120 columns: every mailbox's whole last-success time and its token's
+    # age as a person reads it, nothing cut (the long headings used to cut the times).
+    table = _syncledger("status", cwd=tmp_path, env={**env, "COLUMNS": "120"})
+    lines = table.stdout.decode().splitlines()
+    rows = [line for line in lines if "@contoso.com" in line]
+    assert len(rows) == 3 and max(len(line) for line in lines) <= 120, lines
+    for line in rows:
+        assert "…" not in line and re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  +\d+ s ",
+                                             line), line
     synced = _syncledger("sync", "--sandbox", "--json", cwd=tmp_path, env=env)
     assert synced.returncode == 0, synced.stderr
     assert json.loads(synced.stdout)["writes"] == []

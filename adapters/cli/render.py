@@ -64,6 +64,17 @@ def cell(value: Any, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def duration(seconds: float | None) -> str:
+    """A length of time as a person reads it in a table: ``42 s``, ``5 min``, ``3 h``,
+    ``2 d`` (rounded; '' for none)."""
+    if seconds is None:
+        return ""
+    for unit, size, up_to in (("s", 1, 90), ("min", 60, 90 * 60), ("h", 3600, 36 * 3600)):
+        if seconds < up_to:
+            return f"{round(seconds / size)} {unit}"
+    return f"{round(seconds / 86400)} d"
+
+
 def heading(name: str) -> str:
     return name.replace("_", " ").upper()
 
