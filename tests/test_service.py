@@ -196,6 +196,44 @@ def _retried(url: StoreURL) -> int:
         return int(row[0]) if row else 0
 
 
+def _stop(procs: dict[str, subprocess.Popen[str]], logs: dict[str, Any]) -> None:
+    """SIGTERM to the workers still running, then wait for each (SIGKILL after 30 s)
+    and close its log; the caller checks the exit statuses."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        logs[name].close()
+
+
+def _one_worker_saves_all(cloud: SandboxCloud, url: StoreURL, env: dict[str, str], tmp_path: Path,
+                          n: int, *options: str, wait: float = 90) -> None:
+    """One ``syncledger worker`` until the org's ``n`` Outlook meetings are in Salesforce
+    and its queue is idle, then SIGTERM: it must stop cleanly (exit 0)."""
+    log = (tmp_path / "w.log").open("w")
+    proc = _cli("worker", "--name", "solo", "--tick", "1", *options, "--interval", "3600",
+                "--salesforce-interval", "3600", "--log-format", "json", env=env,
+                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + wait
+        while _creates(cloud)["salesforce"] < n and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert worker.wait_idle(url, timeout=60)
+        assert _creates(cloud) == {"graph": 0, "salesforce": n}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "w.log").read_text()[-3000:]
+
+
 def test_three_workers_share_fifty_mailboxes_and_survive_a_kill(
         pg_url: str, tmp_path: Path) -> None:
     n = 50
@@ -247,17 +285,10 @@ def test_three_workers_share_fifty_mailboxes_and_survive_a_kill(
             page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10
                                           ).read().decode()
         finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for name, proc in procs.items():
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                logs[name].close()
-                if name != victim_name[0]:
-                    assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+            _stop(procs, logs)
+        for name, proc in procs.items():
+            if name != victim_name[0]:
+                assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
         # Never two calls for one mailbox at once, whichever workers ran its jobs.
         assert cloud.graph.overlapping == 0
         assert set(cloud.graph.max_in_flight.values()) == {1}
@@ -294,24 +325,7 @@ def test_a_worker_on_a_fresh_ledger_records_the_org_settings_before_its_first_pu
     url = StoreURL.parse(pg_url)
     with service_org.cloud(n, per_mailbox=1) as cloud:
         env = {**cloud.write_config(tmp_path / "sync.toml"), "SYNCLEDGER_DB": pg_url}
-        log = (tmp_path / "w.log").open("w")
-        proc = _cli("worker", "--name", "solo", "--tick", "1", "--interval", "3600",
-                    "--salesforce-interval", "3600", "--log-format", "json", env=env,
-                    stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while _creates(cloud)["salesforce"] < n and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert worker.wait_idle(url, timeout=60)
-            assert _creates(cloud) == {"graph": 0, "salesforce": n}
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
-        assert proc.returncode == 0, (tmp_path / "w.log").read_text()[-3000:]
+        _one_worker_saves_all(cloud, url, env, tmp_path, n)
 
 
 def test_a_slow_job_spanning_many_ticks_is_pulled_once_for_one_schedule(
@@ -346,14 +360,7 @@ def test_a_slow_job_spanning_many_ticks_is_pulled_once_for_one_schedule(
             pulls = sum(1 for _, target, _ in cloud.graph.requests
                         if f"/users/{slow}/calendarView/delta" in unquote(target))
         finally:
-            for proc in procs.values():
-                proc.send_signal(signal.SIGTERM)
-            for name, proc in procs.items():
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                logs[name].close()
+            _stop(procs, logs)
             store.close()
         for name, proc in procs.items():
             assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
@@ -383,24 +390,7 @@ def test_a_dead_workers_catch_up_with_another_waiting_does_not_stop_the_tick(
                 conn.execute(b"UPDATE procrastinate_jobs SET status = 'doing', worker_id = "
                              b"NULL WHERE task_name = 'syncledger.catch_up'")
             assert worker.defer(app, "catch-up")
-        log = (tmp_path / "w.log").open("w")
-        proc = _cli("worker", "--name", "solo", "--tick", "1", "--stalled-after", "2",
-                    "--interval", "3600", "--salesforce-interval", "3600",
-                    "--log-format", "json", env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while _creates(cloud)["salesforce"] < n and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert worker.wait_idle(url, timeout=60)
-            assert _creates(cloud) == {"graph": 0, "salesforce": n}
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
-        assert proc.returncode == 0, (tmp_path / "w.log").read_text()[-3000:]
+        _one_worker_saves_all(cloud, url, env, tmp_path, n, "--stalled-after", "2", wait=60)
 
 
 def _creates(cloud: SandboxCloud) -> dict[str, int]:
