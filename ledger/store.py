@@ -227,6 +227,11 @@ def line_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def _tuples(cursor: Any) -> list[tuple[Any, ...]]:
+    """The cursor's rows as tuples (the PostgreSQL recorder's cursors give dicts)."""
+    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cursor.fetchall()]
+
+
 class _SideTables:
     """The SQL of the side tables, for one placeholder style and table prefix."""
 
@@ -258,13 +263,12 @@ class _SideTables:
         if self._mark == "%s":
             text = sql.format(p=self._prefix, marks="%s").replace("IN (%s)", "= ANY(%s)")
             cursor.execute(text.encode(), (list(values),))
-            return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
-                    for r in cursor.fetchall()]
+            return _tuples(cursor)
         out: list[tuple[Any, ...]] = []
         for i in range(0, len(values), 500):
             chunk = values[i:i + 500]
             cursor.execute(sql.format(p=self._prefix, marks=", ".join("?" * len(chunk))), chunk)
-            out += [tuple(r) for r in cursor.fetchall()]
+            out += _tuples(cursor)
         return out
 
     def check(self, cursor: Any, side: SideRows) -> None:
@@ -294,8 +298,7 @@ class _SideTables:
             text = (f"SELECT key FROM {self._prefix}meeting_keys WHERE key LIKE {self._mark}")
             cursor.execute(text.encode() if self._mark == "%s" else text,
                            (prefix.replace("%", "_") + "%",))
-            now_keys = sorted(str(r["key"] if isinstance(r, dict) else r[0])
-                              for r in cursor.fetchall())
+            now_keys = sorted(str(r[0]) for r in _tuples(cursor))
             if tuple(k for k in now_keys if k.startswith(prefix)) != keys:
                 raise IndexChanged(f"index rows {prefix}... changed meanwhile")
         recorded = sorted(k for k in side.keys if k.startswith(("ex:", "sf:")))
@@ -720,7 +723,7 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.cursor() as c:
             c.execute(self._sql(sql), params)
-            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
+            return _tuples(c)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One statement in its own committed transaction (adapter tables: the outbox)."""

@@ -300,16 +300,16 @@ class _Runner:
         self.ids: dict[Any, str] = {}
 
     def meeting_id(self, raw: Any) -> str:
-        """Canonical UUID text, whether the store keeps hex (SQLite) or uuid (PostgreSQL,
-        read as text)."""
+        """Canonical UUID text, whether the store keeps hex (SQLite, converted once per
+        id and kept) or uuid (PostgreSQL, read as its own canonical text: nothing to do)."""
+        if not self.hex_ids:
+            return str(raw)
         mid = self.ids.get(raw)
         if mid is None:
             if len(self.ids) > 200_000:
                 self.ids.clear()
-            if self.hex_ids and len(raw) == 32:  # SQLite keeps uuid.hex
+            if len(raw) == 32:  # SQLite keeps uuid.hex
                 mid = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}".lower()
-            elif not self.hex_ids and isinstance(raw, str):
-                mid = raw  # PostgreSQL's own text form of its uuid: canonical already
             else:
                 mid = str(UUID(str(raw)))
             self.ids[raw] = mid

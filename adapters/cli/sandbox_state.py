@@ -37,9 +37,6 @@ class SavedCloud:
     once (atomically), so a killed command leaves the cloud as far as it got."""
 
     def __init__(self, state_file: Path) -> None:
-        if state_file.is_dir():
-            raise CliError(f"the sandbox cloud {state_file} is a folder; give a file",
-                           EXIT_USAGE)
         self.state_file = state_file
         self.offset = 0.0
         self.cloud = SandboxCloud.demo(clock=self.clock)
@@ -47,6 +44,7 @@ class SavedCloud:
         if self.resumed:
             try:
                 self.offset = float(self.cloud.load(state_file).get("clock_offset", 0.0))
+            # (OSError: also a folder where the file should be)
             except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
                 raise CliError(f"{state_file} is not a saved sandbox cloud ({exc}); delete "
                                "it, or run 'syncledger sync --sandbox --fresh'",

@@ -36,7 +36,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,9 +95,9 @@ class Context:
     stalled_after: float
     log: Any = None  # adapters.service.scheduler.Log: one line per finished job
     clients: jobs.Clients | None = None
-    #: the org's mailboxes, lower case: asked in every job, built once (2,000 a job cost
-    #: a worker more CPU per job as the org grew)
-    mailboxes: frozenset[str] = frozenset()
+    #: the org's mailboxes, lower case (from ``config``): asked in every job, built once
+    #: (2,000 a job cost a worker more CPU per job as the org grew)
+    mailboxes: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.mailboxes = frozenset(m.lower() for m in self.config.graph.mailboxes)
@@ -187,8 +187,8 @@ def make_app(url: StoreURL, *, tick_seconds: int = 10,
     return app
 
 
-async def retry_stalled(app: procrastinate.App, stalled_after: float) -> int:
-    """Send the jobs of dead workers back to the queue; returns how many.
+async def retry_stalled(app: procrastinate.App, stalled_after: float) -> None:
+    """Send the jobs of dead workers back to the queue.
 
     A stalled job keeps its lock (and, for a mailbox, keeps the tick from queueing
     the mailbox again) until this puts it back to 'todo', where the next free
@@ -198,15 +198,12 @@ async def retry_stalled(app: procrastinate.App, stalled_after: float) -> int:
     one does the same work. Without that the retry failed at every tick, and the
     dead job held its lock, and the tick, forever.
     """
-    retried = 0
     for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
         try:
             await app.job_manager.retry_job(job)
-            retried += 1
         except procrastinate_errors.UniqueViolation:
             await app.job_manager.finish_job(job, procrastinate.jobs.Status.ABORTED,
                                              delete_job=False)
-    return retried
 
 
 async def prune_history(app: procrastinate.App, hours: int) -> None:
@@ -257,7 +254,9 @@ def _queueing(url: StoreURL) -> Iterator[dict[str, set[str]]]:
     import psycopg
 
     with psycopg.connect(conninfo(url)) as conn:
-        conn.execute(b"SELECT pg_advisory_xact_lock(hashtext('syncledger-queueing'))")
+        # Keyed by the ledger's schema: two ledgers in one database do not wait for each other.
+        conn.execute(b"SELECT pg_advisory_xact_lock(hashtext(%s))",
+                     (f"syncledger-queueing:{url.schema or 'public'}",))
         found = conn.execute(b"SELECT DISTINCT queueing_lock, status::text FROM "
                              b"procrastinate_jobs WHERE status IN ('todo', 'doing') "
                              b"AND queueing_lock IS NOT NULL").fetchall()
@@ -342,7 +341,8 @@ def ensure_schema(app: procrastinate.App, url: StoreURL) -> None:
 
     with psycopg.connect(conninfo(url)) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema or "public"}"'.encode())
-        conn.execute(b"SELECT pg_advisory_xact_lock(hashtext('syncledger-procrastinate'))")
+        conn.execute(b"SELECT pg_advisory_xact_lock(hashtext(%s))",
+                     (f"syncledger-procrastinate:{url.schema or 'public'}",))
         row = conn.execute(b"SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
         if not (row and row[0]):
             conn.execute(app.schema_manager.get_schema().encode())
