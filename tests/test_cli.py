@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
@@ -94,6 +95,31 @@ def test_table_cuts_with_an_ellipsis_and_wraps_prose() -> None:
     text = render.table(rows, ["id", "kind", "message"], columns_wide=60)
     assert "…" in text and all(len(line) <= 60 for line in text.splitlines())
     assert text.count("word") == 30  # wrapped, not cut
+
+
+def test_the_plan_at_120_columns_reads_whole_words_and_field_names(
+        demo_file: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's plan once broke 'series-master-update' over two lines, cut
+    'set-categories' and the mailboxes, and showed fields as JSON cut mid-word."""
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["plan", "--db", str(demo_file)]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 120 for line in out.splitlines())
+    assert '{"' not in out  # fields as names, not a JSON fragment
+    assert "categories=Error" in out and "subject, " in out
+    for word in ("series-master-update", "series-master-overwrite", "set-categories",
+                 "alice@contoso.com", "carol@contoso.com"):
+        assert word in out, word
+    assert main(["plan", "--db", str(demo_file), "--json"]) == 0
+    rows = orjson.loads(capsys.readouterr().out)
+    assert any(r["fields"].get("categories") == ["Error"] for r in rows)  # JSON: whole
+
+
+def test_a_wrapped_column_keeps_room_for_its_longest_word() -> None:
+    rows = [{"kind": "k" * 30, "message": "see series-master-update for why"}]
+    text = render.table(rows, ["kind", "message"], columns_wide=50)
+    assert "series-master-update" in text and all(len(x) <= 50 for x in text.splitlines())
 
 
 def test_limit_offset_and_csv(demo_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

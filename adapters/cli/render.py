@@ -3,9 +3,13 @@ CSV. JSON is printed by the caller (``common.emit_json``) for scripts and never 
 with the width.
 
 Width: the terminal's when stdout is one, else ``$COLUMNS``, else 120 (a pipe or a CI log
-gets the same readable layout every time). Long text columns (messages, reasons) wrap;
-other columns are cut with an ellipsis only when the table cannot fit otherwise. Ids are
-cut last, and every command that takes an id accepts a unique prefix of it.
+gets the same readable layout every time). Long text columns (messages, reasons) wrap,
+at spaces: such a column keeps room for its longest word (up to 24 characters), so
+``series-master-update`` is never broken in two; other columns are cut with an ellipsis
+only when the table cannot fit otherwise. Ids are cut last, and every command that takes
+an id accepts a unique prefix of it. A dict in a table cell (a planned write's fields) is
+shown as its keys (``subject, body, location``, or ``categories=Error`` for one short
+value): which fields, not a JSON fragment cut mid-word; ``--json`` has the whole value.
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int 
     cells = [[_text(r.get(c), c, width) for c in columns] for r in rows]
     natural = [max([len(heading(c))] + [max((len(x) for x in row[i].splitlines()), default=0)
                                         for row in cells]) for i, c in enumerate(columns)]
-    fitted = _fit(list(columns), natural, total)
+    words = [min(WORD_MAX, max((len(w) for row in cells for w in row[i].split()), default=0))
+             for i in range(len(columns))]
+    fitted = _fit(list(columns), natural, total, words)
     if fitted is None:
         return _records(rows, columns, cells, total, title)
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title,
@@ -108,19 +114,33 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int 
 
 
 GAP = 2  # rich's collapsed padding between two columns
+#: The longest word a wrapped column keeps room for (longer ones are folded).
+WORD_MAX = 24
+#: Short columns (a mailbox, an operation) keep this much before ids are cut.
+SHORT_COLUMN = 20
 
 
-def _fit(columns: list[str], natural: list[int], total: int) -> list[int] | None:
-    """Column widths that fit ``total`` (see ``table``), or None if none do."""
+def _fit(columns: list[str], natural: list[int], total: int,
+         words: list[int]) -> list[int] | None:
+    """Column widths that fit ``total`` (see ``table``), or None if none do; ``words``: each
+    column's longest word (capped), the least a wrapped column narrows to.
+
+    Who gives up room, in turn: wrapped text down to its longest word; other columns down
+    to :data:`SHORT_COLUMN` (a mailbox or ``set-categories`` stays whole, a cut one tells
+    nothing); ids down to 12; the other columns down to 12."""
     room = total - GAP * (len(columns) - 1)
     widths = list(natural)
-    floors = [min(n, 16 if c in WRAPPED else 12) for c, n in zip(columns, natural, strict=True)]
-    for group in (WRAPPED, None, IDS):  # who gives up room first
+    wrapped = [i for i, c in enumerate(columns) if c in WRAPPED]
+    ids = [i for i, c in enumerate(columns) if c in IDS and c not in WRAPPED]
+    other = [i for i in range(len(columns)) if i not in wrapped and i not in ids]
+    stages: list[tuple[list[int], list[int]]] = [
+        (wrapped, [max(16, words[i]) for i in wrapped]), (other, [SHORT_COLUMN] * len(other)),
+        (ids, [12] * len(ids)), (other, [12] * len(other))]
+    for members, least in stages:
         over = sum(widths) - room
         if over <= 0:
             return widths
-        members = [i for i, c in enumerate(columns)
-                   if (c in group if group is not None else c not in WRAPPED | IDS)]
+        floors = {i: min(natural[i], x) for i, x in zip(members, least, strict=True)}
         while over > 0:
             widest = max(members, key=lambda i: widths[i] - floors[i], default=None)
             if widest is None or widths[widest] <= floors[widest]:
@@ -160,11 +180,30 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def _text(value: Any, column: str, cap: int) -> str:
-    """A cell's text: JSON structures cut at ``cap``; ids and prose whole (the table
-    wraps or cuts them to fit)."""
-    if isinstance(value, (dict, list)):
+    """A cell's text: a dict as its keys (:func:`keys_of`), a list as JSON cut at ``cap``;
+    ids and prose whole (the table wraps or cuts them to fit)."""
+    if isinstance(value, dict):
+        return cell(keys_of(value), max(cap, 8))
+    if isinstance(value, list):
         return cell(value, max(cap, 8))
     return cell(value, 10_000)
+
+
+#: The longest value :func:`keys_of` shows beside a dict's only key.
+SHORT_VALUE = 40
+
+
+def keys_of(value: Mapping[str, Any]) -> str:
+    """A dict for a table cell: its keys (``subject, body, location``), or its only key
+    with its value when that is short text (``categories=Error``, ``location=Room 7``): a
+    person sees which fields; ``--json`` has them whole."""
+    if len(value) == 1:
+        key, item = next(iter(value.items()))
+        if isinstance(item, list) and all(isinstance(x, str) for x in item):
+            item = "+".join(item)
+        if isinstance(item, str) and len(item) <= SHORT_VALUE and "\n" not in item:
+            return f"{key}={item}"
+    return ", ".join(str(k) for k in value)
 
 
 def _draw(renderable: Any, columns: int | None = None) -> str:
