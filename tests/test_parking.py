@@ -366,3 +366,47 @@ def test_a_removal_is_dropped_by_ledger_time_never_by_the_clock(
             assert result.parked_dropped == int(gone)
         finally:
             store.close()
+
+
+def _refused(at: str) -> Line:
+    """A refused write naming a meeting the ledger does not hold: quarantined, with its
+    time."""
+    return {"kind": "write.refused", "observed_at": at,
+            "payload": {"meetingId": "00000000-0000-4000-8000-000000000000",
+                        "writeKey": "salesforce|create|x", "digest": "d", "target": "salesforce",
+                        "op": "create", "status": 400, "errorCode": "REQUIRED_FIELD_MISSING",
+                        "message": "Required fields are missing", "fields": ["Subject"]}}
+
+
+def test_replay_keeps_what_was_parked_and_quarantined_at_the_time(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``replay --until TIME`` copies the parked lines and quarantine rows observed at or
+    before TIME, not later ones, and the newest time the copy holds: what waited then,
+    and what had waited too long then, read the same from the copy."""
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(jsonl([_settings(_hours(-1), parked_max_age_hours=1),
+                            _removed("gone-early", _hours(0)), _save("never-read", _hours(0)),
+                            _refused(_hours(0.5)), _item("recorded", _hours(2)),
+                            _removed("gone-late", _hours(5)), _refused(_hours(6)),
+                            _item("recorded-late", _hours(7))]))
+    assert main(["ingest", str(path), "--db", store_url]) == 3  # the refused writes
+    past = f"sqlite:///{tmp_path / 'past.db'}"
+    capsys.readouterr()
+    assert main(["replay", "--until", _hours(3), "--db", store_url, "--db-out", past,
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+
+    now, then = _parked_json(store_url, capsys), _parked_json(past, capsys)
+    assert [r["item_id"] for r in now] == [_graph_id(ALICE, n) for n in
+                                           ("gone-early", "never-read", "gone-late")]
+    assert then == [r for r in now if r["since"] <= _hours(3)]  # overdue as it was
+    capsys.readouterr()
+    assert main(["quarantine", "--db", past, "--json"]) == 0
+    assert [r["observed_at"] for r in json.loads(capsys.readouterr().out)] == [_hours(0.5)]
+    capsys.readouterr()
+    assert main(["issues", "--kind", "waiting-for-dependency", "--db", past, "--json"]) == 0
+    (issue,) = json.loads(capsys.readouterr().out)
+    assert "has waited 2 h" in issue["message"]  # at 11:00, the newest the copy holds
+    assert main(["explain", _graph_id(ALICE, "never-read"), "--db", past]) == 0
+    assert "parked since" in capsys.readouterr().out
+    assert (out["parked_copied"], out["quarantined_copied"]) == (2, 1)
