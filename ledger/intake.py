@@ -13,7 +13,8 @@ Bad input never stops a batch: it is quarantined with the reason. An
 observation that waits for one not recorded yet (an occurrence before its
 series master, a save before its item, a removal before what it removes) is
 parked (``ledger.parking``) and taken again right after the observation that
-records what it waits for, in that observation's transaction.
+records what it waits for, in that observation's transaction; a parked removal
+past its retention is dropped in the transaction of a later batch.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from ledger.observations import (
     to_record,
 )
 from ledger.org import Org
-from ledger.parking import ParkedLine, newer
+from ledger.parking import ParkedLine, dropped, newer
 from ledger.safety import Safety
 from ledger.settings import OrgSettings
 from ledger.store import SideRows, Store
@@ -98,6 +99,8 @@ class IntakeResult:
     ignored: int = 0  # Outlook items with neither an iCalUId nor a series master
     parked: int = 0  # observations newly waiting for one not recorded yet
     unparked: int = 0  # parked observations taken again (their dependency arrived)
+    #: parked removals dropped past ``parked_removal_max_age_hours`` (``ledger.parking``)
+    parked_dropped: int = 0
     quarantined: int = 0
     opened: int = 0  # meetings new to the ledger
     meetings: set[str] = field(default_factory=set)
@@ -111,6 +114,7 @@ class IntakeResult:
         self.ignored += other.ignored
         self.parked += other.parked
         self.unparked += other.unparked
+        self.parked_dropped += other.parked_dropped
         self.quarantined += other.quarantined
         self.opened += other.opened
         self.meetings |= other.meetings
@@ -120,6 +124,7 @@ class IntakeResult:
         return {"lines_read": self.read, "events_appended": self.appended,
                 "duplicates_skipped": self.duplicates, "ignored": self.ignored,
                 "parked": self.parked, "unparked": self.unparked,
+                "parked_dropped": self.parked_dropped,
                 "quarantined": self.quarantined, "meetings_touched": len(self.meetings),
                 "meetings_opened": self.opened,
                 "errors": self.errors}
@@ -499,6 +504,8 @@ class Ledger:
         """The observations waiting for ``key``, just recorded: take them now, oldest
         first, and drop their parked rows in this batch's transaction."""
         waiting = self._parked.pop(key, {})
+        if waiting:
+            batch.unpark_keys.add(key)
         for line in sorted(waiting.values(), key=lambda p: (p.observed_at, p.source,
                                                              p.line_no or 0)):
             self._unparked.add(line.ident)
@@ -680,8 +687,7 @@ class Ledger:
 
     def _batch(self) -> _Batch:
         """A new batch, with what it needs to be decided again (``_redo``)."""
-        return _Batch(parked_before={k: dict(v) for k, v in self._parked.items()},
-                      unparked_before=set(self._unparked))
+        return _Batch(unparked_before=set(self._unparked))
 
     def _flush(self, batch: _Batch, result: IntakeResult) -> None:
         """Save the batch; when another writer made its decisions stale meanwhile (it
@@ -702,11 +708,19 @@ class Ledger:
         result.add(batch.result)
 
     def _save(self, batch: _Batch) -> None:
+        retention: int | None = None
+        if batch.newest is not None:
+            # parked removals past their retention go with this batch: the retention it
+            # reads must be the one in force when it commits
+            self._expect_context(batch, people=False)
+            retention = self.settings().parked_removal_max_age_hours
         side = SideRows(keys=batch.keys, quarantine=batch.quarantine,
                         checkpoints=batch.checkpoints, park=batch.park, unpark=batch.unpark,
+                        unpark_keys=batch.unpark_keys,
                         dropped=batch.dropped, expect=batch.expect, newest=batch.newest,
                         expect_versions=batch.expect_versions,
-                        expect_prefixes=batch.expect_prefixes)
+                        expect_prefixes=batch.expect_prefixes,
+                        removal_max_age_hours=retention)
         aggregates: list[Meeting | Org | Directory | Safety] = [
             m for m in batch.meetings.values() if m.pending_events]
         if batch.org is not None:
@@ -719,6 +733,9 @@ class Ledger:
         # before the observation that opened it was counted, so it is counted here.
         new = [a for a in aggregates if a.version == len(a.pending_events)]
         self.store.save(*aggregates, side=side)
+        if side.removals_dropped:
+            batch.result.parked_dropped += side.removals_dropped
+            self._forget_dropped(side.dropped_below)
         batch.result.appended += len(new)
         batch.result.opened += sum(1 for a in new if isinstance(a, Meeting))
         self._keys.update(batch.keys)  # what the store's index now says
@@ -731,16 +748,28 @@ class Ledger:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
+    def _forget_dropped(self, bound: str | None) -> None:
+        """Parked lines the store just dropped (``parking.dropped`` at ``bound``), out of
+        what this object knows, as a later run would not find them."""
+        for key in list(self._parked):
+            waiting = self._parked[key]
+            for ident in [i for i, line in waiting.items()
+                          if dropped(line.kind, line.observed_at, bound)]:
+                del waiting[ident]
+            if not waiting:
+                del self._parked[key]
+
     def _redo(self, batch: _Batch) -> _Batch:
         """The batch's input decided again on what the store holds now (another writer
-        committed meanwhile): everything read before is forgotten, the parked lines
-        known are those known before the batch, and its own checkpoints are kept."""
+        committed meanwhile): everything read before is forgotten, parked lines too
+        (read again from the store: another writer may have taken or dropped some), and
+        its own checkpoints are kept."""
         self._cache.clear()
         self._forget_read_ahead()
         self._org = None
         self._settings = None
         self._directory, self._directory_loaded = None, False
-        self._parked, self._unparked = batch.parked_before, batch.unparked_before
+        self._parked, self._unparked = {}, batch.unparked_before
         self._stored_parked = None  # another writer may have parked lines
         self._parked_read = set()
         fresh = self._batch()
@@ -764,8 +793,7 @@ class _Batch:
     #: prefix (``SideRows.expect_versions``, ``expect_prefixes``)
     expect_versions: dict[UUID, int] = field(default_factory=dict)
     expect_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: the parked lines known when the batch began (``Ledger._redo`` starts from them)
-    parked_before: dict[str, dict[tuple[str, str], ParkedLine]] = field(default_factory=dict)
+    #: the parked lines taken before the batch began (``Ledger._redo`` starts from them)
     unparked_before: set[tuple[str, str]] = field(default_factory=set)
     meetings: dict[UUID, Meeting] = field(default_factory=dict)
     observations: dict[UUID, list[Observation]] = field(default_factory=dict)
@@ -776,6 +804,7 @@ class _Batch:
     checkpoints: dict[str, str] = field(default_factory=dict)
     park: list[ParkedLine] = field(default_factory=list)
     unpark: list[tuple[str, str]] = field(default_factory=list)
+    unpark_keys: set[str] = field(default_factory=set)  # the keys they waited for
     newest: str | None = None  # the newest observed_at recorded or parked
     org: Org | None = None
     directory: Directory | None = None

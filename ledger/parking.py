@@ -13,13 +13,34 @@ against the newest ``observed_at`` the ledger holds, never the wall clock)
 becomes a ``waiting-for-dependency`` sync issue. Removals never do: a removal of
 something the ledger never saw is common (created and deleted between two reads)
 and nothing follows from it, so it only waits, listed by ``syncledger parked``.
+
+Waiting for ever would keep every such removal for ever (a real org creates and
+deletes items between reads every day), so a removal is kept for the org setting
+``parked_removal_max_age_hours`` (default 720: 30 days), again measured against
+the newest ``observed_at``: intake drops the older ones in the transaction of each
+batch that holds an item's or Event's observation, against the newest as that batch
+leaves it (``drop_bound``; ``ledger.store``), and counts them. Only removals
+(``QUIET_KINDS``) are ever dropped; a line that needs its dependency (an
+occurrence, a save) waits until it comes, as an issue.
+
+What dropping gives up: a removal dropped and whose item then arrives is not
+applied, and the ledger holds the item as live. When the item was observed after
+the removal (an Event undeleted, an item back in the read window) it is live, and
+the removal was better not applied at all. When it was observed before, its line
+came more than the retention (by ledger time) after newer observations were
+recorded: not a delay the APIs or a re-run make (one mailbox's delta pages and
+one org's Salesforce pulls come in order), only input read weeks out of order,
+an anomaly of its own. Its consequence is bounded: a full read (``syncledger
+reconcile``) does not list the item; once it is linked (a sync copied it), the
+copy is read by id, found gone and the removal recorded (``target-gone``), whose
+rules delete the copy. A shorter retention trades that margin for a smaller table.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -74,6 +95,34 @@ def overdue(kind: str, observed_at: str, newest: str | None, max_age_hours: int)
     if newest is None or kind in QUIET_KINDS:
         return False
     return _parse(newest) - _parse(observed_at) > timedelta(hours=max_age_hours)
+
+
+def drop_bound(newest: str | None, max_age_hours: int) -> str | None:
+    """The text a removal's ``observed_at`` must sort below to be dropped: ``newest``
+    less ``max_age_hours``, to the second (``YYYY-MM-DDTHH:MM:SS``, no zone).
+
+    A text bound so the store's ``DELETE`` compares the stored column (indexed) as
+    text and intake the same way (``dropped``): the ledger's times are UTC ISO-8601
+    (``...SSZ``, a fraction only if any), so for four-digit years comparing the first
+    19 characters compares the instants to the second, and a time in the bound's own
+    second sorts above it (kept: a second late, never early). A time before year
+    1000 is written with fewer digits and sorts wrongly; it can only be older than a
+    four-digit bound (so dropping it is right, or it is kept), and when the bound
+    itself is before year 1000 nothing is dropped (None)."""
+    if newest is None:
+        return None
+    try:
+        cutoff = _parse(newest) - timedelta(hours=max_age_hours)
+    except OverflowError:
+        return None
+    if cutoff.year < 1000:
+        return None
+    return cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def dropped(kind: str, observed_at: str, bound: str | None) -> bool:
+    """Whether a parked line goes at ``bound`` (``drop_bound``): removals only, older."""
+    return bound is not None and kind in QUIET_KINDS and observed_at < bound
 
 
 def waiting_issue(row: dict[str, Any], newest: str, max_age_hours: int) -> dict[str, Any]:

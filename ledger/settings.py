@@ -12,7 +12,7 @@ from typing import Any
 from ledger.timezones import DEFAULT_SALESFORCE_TIME_ZONES
 
 SETTING_KEYS = ("org_domains", "product_users", "sync_private_items", "salesforce_time_zones",
-                "auto_save", "parked_max_age_hours")
+                "auto_save", "parked_max_age_hours", "parked_removal_max_age_hours")
 #: Which Outlook items sync without an explicit save (DOMAIN.md §4, §12):
 #: ``off`` none; ``organizer`` a product user's own meetings from 14 days back to
 #: 60 ahead; ``with_contacts`` those of them with an attendee who is a Contact or Lead.
@@ -23,6 +23,11 @@ DEFAULT_AUTO_SAVE = "organizer"
 #: ``waiting-for-dependency`` sync issue (``ledger.parking``); at most ten years.
 DEFAULT_PARKED_MAX_AGE_HOURS = 24
 MAX_PARKED_MAX_AGE_HOURS = 87_600
+#: Hours a parked removal of something never seen is kept before intake drops it
+#: (``ledger.parking``: removals never become issues, so without a bound they pile up);
+#: 30 days, well past any delay a delivery or a re-run can put between an item and its
+#: removal. Same range as ``parked_max_age_hours``.
+DEFAULT_PARKED_REMOVAL_MAX_AGE_HOURS = 720
 
 
 class SettingsError(ValueError):
@@ -43,6 +48,7 @@ class OrgSettings:
     salesforce_time_zones: frozenset[str] = frozenset(DEFAULT_SALESFORCE_TIME_ZONES)
     auto_save: str = DEFAULT_AUTO_SAVE  # one of AUTO_SAVE
     parked_max_age_hours: int = DEFAULT_PARKED_MAX_AGE_HOURS
+    parked_removal_max_age_hours: int = DEFAULT_PARKED_REMOVAL_MAX_AGE_HOURS
     version: int = 0  # how many settings changes are folded in
 
     def is_product_user(self, email: str) -> bool:
@@ -83,6 +89,7 @@ class OrgSettings:
             "salesforce_time_zones": sorted(self.salesforce_time_zones),
             "auto_save": self.auto_save,
             "parked_max_age_hours": self.parked_max_age_hours,
+            "parked_removal_max_age_hours": self.parked_removal_max_age_hours,
             "version": self.version,
         }
 
@@ -109,7 +116,7 @@ def validate_changes(changes: Any) -> dict[str, Any]:
             if value not in AUTO_SAVE:
                 raise SettingsError(key, f"must be one of {', '.join(AUTO_SAVE)} (got {value!r})")
             out[key] = value
-        elif key == "parked_max_age_hours":
+        elif key in ("parked_max_age_hours", "parked_removal_max_age_hours"):
             if not isinstance(value, int) or isinstance(value, bool) \
                     or not 1 <= value <= MAX_PARKED_MAX_AGE_HOURS:
                 raise SettingsError(key, f"must be a whole number of hours from 1 to "

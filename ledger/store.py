@@ -42,7 +42,7 @@ from ledger.directory import Directory
 from ledger.identity import DIRECTORY_ID, ORG_SETTINGS_ID
 from ledger.meeting import Meeting
 from ledger.org import Org
-from ledger.parking import ParkedLine, newer
+from ledger.parking import QUIET_KINDS, ParkedLine, drop_bound, newer
 from ledger.safety import SAFETY_ID, Safety
 
 DEFAULT_DB = "syncledger.db"
@@ -71,7 +71,9 @@ SIDE_TABLES = (
 )
 #: Parked rows: one per source and observation, found by the key they wait for.
 PARKED_INDEXES = ("CREATE UNIQUE INDEX IF NOT EXISTS parked_line ON {p}parked (source, digest)",
-                  "CREATE INDEX IF NOT EXISTS parked_waits_for ON {p}parked (waits_for)")
+                  "CREATE INDEX IF NOT EXISTS parked_waits_for ON {p}parked (waits_for)",
+                  # removals past their retention, found by age (``parking.drop_bound``)
+                  "CREATE INDEX IF NOT EXISTS parked_since ON {p}parked (observed_at)")
 #: The newest ``observed_at`` intake recorded: "now" for the parked lines' age.
 NEWEST_OBSERVED = "ledger.newest_observed_at"
 
@@ -187,6 +189,9 @@ class SideRows:
     #: (written after ``park``: one parked and taken in the same batch leaves no row)
     park: list[ParkedLine] = field(default_factory=list)
     unpark: list[tuple[str, str]] = field(default_factory=list)
+    #: the keys the lines in ``unpark`` waited for: those the batch did not park itself
+    #: must still stand (``IndexChanged`` when another writer took or dropped one)
+    unpark_keys: set[str] = field(default_factory=set)
     #: index rows to delete (key -> the meeting id it must still name): a meeting no
     #: longer waiting on an email (``who:`` rows), removed with the events that say so
     dropped: dict[str, str] = field(default_factory=dict)
@@ -201,6 +206,14 @@ class SideRows:
     #: the newest ``observed_at`` of the batch: the ``NEWEST_OBSERVED`` checkpoint becomes
     #: the later of it and the stored one (read under the write lock: never moves back)
     newest: str | None = None
+    #: ``parked_removal_max_age_hours`` in force: with ``newest``, parked removals older
+    #: than that before the newest (as this write leaves it) are deleted in the
+    #: transaction (``parking.drop_bound``; None: none are)
+    removal_max_age_hours: int | None = None
+    #: written by the store once the rows are: how many parked removals it dropped, and
+    #: the bound it dropped them below (None: no bound this write)
+    removals_dropped: int = 0
+    dropped_below: str | None = None
 
 
 class IndexChanged(IntegrityError):
@@ -301,15 +314,25 @@ class _SideTables:
             now_keys = sorted(str(r[0]) for r in _tuples(cursor))
             if tuple(k for k in now_keys if k.startswith(prefix)) != keys:
                 raise IndexChanged(f"index rows {prefix}... changed meanwhile")
-        recorded = sorted(k for k in side.keys if k.startswith(("ex:", "sf:")))
-        if recorded:
+        recorded = {k for k in side.keys if k.startswith(("ex:", "sf:"))}
+        taken = set(side.unpark)
+        # lines this batch takes that it did not park: read from the store, still there?
+        stored = taken - {p.ident for p in side.park}
+        asked = recorded | (side.unpark_keys if stored else set())
+        if asked:
+            rows = self._select(cursor, "SELECT waits_for, source, digest FROM {p}parked "
+                                "WHERE waits_for IN ({marks})", sorted(asked))
+            standing = {(str(src), str(digest)) for _, src, digest in rows}
             # A line parked meanwhile waiting for a key this batch records would wait for
             # ever (this batch did not know it to take it).
-            taken = set(side.unpark)
-            waiting = self._select(cursor, "SELECT source, digest FROM {p}parked "
-                                   "WHERE waits_for IN ({marks})", recorded)
-            if any((str(src), str(digest)) not in taken for src, digest in waiting):
+            if any(str(key) in recorded and (str(src), str(digest)) not in taken
+                   for key, src, digest in rows):
                 raise IndexChanged("a line was parked meanwhile for a key this batch records")
+            # A line another writer took, or dropped past its retention, meanwhile: one
+            # writer in commit order would not have found it to take.
+            if stored - standing:
+                raise IndexChanged("a parked line this batch takes was taken or dropped "
+                                   "meanwhile")
 
     def write(self, cursor: Any, side: SideRows | None) -> None:
         if side is None:
@@ -341,6 +364,26 @@ class _SideTables:
         if side.unpark:
             cursor.executemany(self.delete_parked,
                                [(_storable(src), digest) for src, digest in side.unpark])
+        if side.removal_max_age_hours is not None and side.newest is not None:
+            self._drop_removals(cursor, side, checkpoints.get(NEWEST_OBSERVED))
+
+    def _drop_removals(self, cursor: Any, side: SideRows, newest: str | None) -> None:
+        """Parked removals older than their retention before ``newest`` (the checkpoint
+        this write leaves), deleted and counted in ``side`` (``ledger.parking``)."""
+        assert side.removal_max_age_hours is not None
+        bound = drop_bound(newest, side.removal_max_age_hours)
+        if bound is None:
+            return
+        where = (f"FROM {self._prefix}parked WHERE kind IN ({self._mark}, {self._mark}) "
+                 f"AND observed_at < {self._mark}")
+        params = (*sorted(QUIET_KINDS), bound)
+        count = f"SELECT COUNT(*) {where}"
+        cursor.execute(count.encode() if self._mark == "%s" else count, params)
+        found = int(_tuples(cursor)[0][0])
+        if found:
+            delete = f"DELETE {where}"
+            cursor.execute(delete.encode() if self._mark == "%s" else delete, params)
+        side.removals_dropped, side.dropped_below = found, bound
 
 
 class _WriterTransaction(SQLiteTransaction):

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.cli.main import main
-from adapters.sandbox.org import ALICE, _at, _graph_id
+from adapters.sandbox.org import ALICE, _at, _graph_id, _sf_id, graph_event
 from ledger.store import Store
 from projections import queries
 from tests.parked_feeds import (
@@ -27,7 +29,7 @@ from tests.parked_feeds import (
     lines_of,
     settings_line,
 )
-from tests.scenarios import ingest
+from tests.scenarios import ORG, ingest
 
 ANSWERS = ("mapping", "issues", "conflicts", "plan")
 
@@ -193,15 +195,16 @@ def test_a_line_that_waits_too_long_is_a_sync_issue_until_its_item_comes(
         store.close()
 
 
+@pytest.mark.parametrize("key", ["parked_max_age_hours", "parked_removal_max_age_hours"])
 @pytest.mark.parametrize("value", ["24", 0, True, 1.5, 87_601])
 def test_a_wrong_parked_max_age_is_quarantined_naming_the_key(
-        value: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        key: str, value: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "settings.jsonl"
     path.write_bytes(jsonl([{"kind": "org.settings", "observed_at": _at(1),
-                             "payload": {"parked_max_age_hours": value}}]))
+                             "payload": {key: value}}]))
     db = str(tmp_path / "l.db")
     assert main(["ingest", str(path), "--db", db]) == 3
-    assert "parked_max_age_hours" in capsys.readouterr().err
+    assert f"setting '{key}': must be a whole number" in capsys.readouterr().err
 
 
 def test_parked_lists_pages_and_says_when_nothing_waits(
@@ -247,3 +250,163 @@ def test_classic_occurrences_link_whichever_calendar_was_read_first(
     finally:
         clean_store.close()
         swapped.close()
+
+
+# --- retention of parked removals; replay of the parked table ------------------------
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hours(h: float, base: datetime = T0) -> str:
+    return _iso(base + timedelta(hours=h))
+
+
+def _settings(at: str, **changes: Any) -> Line:
+    return {"kind": "org.settings", "observed_at": at, "payload": {**ORG, **changes}}
+
+
+def _removed(name: str, at: str) -> Line:
+    """An Outlook removal of an item the ledger never saw (created and deleted between
+    two reads)."""
+    return {"kind": "graph.event", "observed_at": at, "mailbox": ALICE,
+            "payload": {"@odata.type": "#microsoft.graph.event",
+                        "id": _graph_id(ALICE, name), "@removed": {"reason": "deleted"}}}
+
+
+def _sf_deleted(n: int, at: str) -> Line:
+    return {"kind": "salesforce.deleted", "observed_at": at,
+            "payload": {"id": _sf_id("00U", n), "deletedDate": at}}
+
+
+def _item(name: str, at: str) -> Line:
+    return {"kind": "graph.event", "observed_at": at, "mailbox": ALICE,
+            "payload": graph_event(ALICE, name, subject=f"Item {name}",
+                                   start="2026-11-26T17:00:00", end="2026-11-26T18:00:00",
+                                   organizer=ALICE, attendees=(ALICE,))}
+
+
+def _save(name: str, at: str) -> Line:
+    return {"kind": "sidebar.save", "observed_at": at, "mailbox": ALICE,
+            "payload": {"itemId": _graph_id(ALICE, name)}}
+
+
+def _ingest_json(path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+                 ) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["ingest", str(path), "--db", store_url, "--json"]) == 0
+    summary: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return summary
+
+
+def test_a_removal_of_something_never_seen_is_dropped_after_its_retention(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Removals wait for what they remove only ``parked_removal_max_age_hours`` (default
+    720) of ledger time: a later observation drops the older ones and ``ingest`` says how
+    many; a younger removal and a line that needs what it waits for (a save) stay."""
+    early = tmp_path / "early.jsonl"
+    early.write_bytes(jsonl([_settings(_hours(-1)),
+                             _removed("gone-old", _hours(0)), _sf_deleted(901, _hours(0)),
+                             _save("never-read", _hours(0)),
+                             _removed("gone-young", _hours(700))]))
+    assert main(["ingest", str(early), "--db", store_url]) == 0
+    assert len(_parked_json(store_url, capsys)) == 4  # newest 700 h: none is 720 h old
+
+    later = tmp_path / "later.jsonl"
+    later.write_bytes(jsonl([_item("other", _hours(730))]))  # 730 h after the old ones
+    capsys.readouterr()
+    assert main(["ingest", str(later), "--db", store_url]) == 0
+    summary = capsys.readouterr().out
+    waiting = {(r["kind"], r["item_id"]): r["overdue"] for r in _parked_json(store_url, capsys)}
+    assert waiting == {("sidebar.save", _graph_id(ALICE, "never-read")): True,
+                       ("exchange.removed", _graph_id(ALICE, "gone-young")): False}
+    assert re.search(r"^dropped from parked +2 ", summary, re.M), summary
+
+    # The same file again: its old removals are parked and dropped in one commit, nothing
+    # else changes (the table does not grow back).
+    again = _ingest_json(early, store_url, capsys)
+    assert (again["parked"], again["parked_dropped"], again["duplicates_skipped"]) == (2, 2, 3)
+    assert {(r["kind"], r["item_id"]) for r in _parked_json(store_url, capsys)} == set(waiting)
+
+    # A shorter retention (an org setting) takes effect with the next observation.
+    shorter = tmp_path / "shorter.jsonl"
+    shorter.write_bytes(jsonl([_settings(_hours(731), parked_removal_max_age_hours=30),
+                               _item("another", _hours(731))]))
+    assert _ingest_json(shorter, store_url, capsys)["parked_dropped"] == 1  # the young one
+    assert [r["kind"] for r in _parked_json(store_url, capsys)] == ["sidebar.save"]
+
+
+@example(year=2001, hours=None, waited_min=719 * 60)  # long past by the clock: kept
+@example(year=2090, hours=None, waited_min=720 * 60 + 1)  # not yet by the clock: dropped
+@example(year=2026, hours=5, waited_min=5 * 60)  # exactly the retention: kept
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(year=st.integers(1990, 2090), hours=st.none() | st.integers(1, 2000),
+       waited_min=st.integers(0, 2100 * 60))
+def test_a_removal_is_dropped_by_ledger_time_never_by_the_clock(
+        year: int, hours: int | None, waited_min: int) -> None:
+    """Dropped exactly when the newest observation is more than the retention (default
+    720 h) after the removal, whatever the year, and whenever the test runs."""
+    base = datetime(year, 3, 1, 12, 0, tzinfo=UTC)
+    retention = {} if hours is None else {"parked_removal_max_age_hours": hours}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        store = Store.open(str(t / "l.db"))
+        try:
+            ingest(store, jsonl([_settings(_hours(-1, base), **retention),
+                                 _removed("gone", _hours(0, base))]), t, "a.jsonl")
+            late = _iso(base + timedelta(minutes=waited_min))
+            result = ingest(store, jsonl([_item("other", late)]), t, "b.jsonl")
+            gone = waited_min > (hours or 720) * 60
+            event("dropped" if gone else "kept")
+            assert [line.kind for line in store.parked()] == ([] if gone else
+                                                              ["exchange.removed"])
+            assert result.parked_dropped == int(gone)
+        finally:
+            store.close()
+
+
+def _refused(at: str) -> Line:
+    """A refused write naming a meeting the ledger does not hold: quarantined, with its
+    time."""
+    return {"kind": "write.refused", "observed_at": at,
+            "payload": {"meetingId": "00000000-0000-4000-8000-000000000000",
+                        "writeKey": "salesforce|create|x", "digest": "d", "target": "salesforce",
+                        "op": "create", "status": 400, "errorCode": "REQUIRED_FIELD_MISSING",
+                        "message": "Required fields are missing", "fields": ["Subject"]}}
+
+
+def test_replay_keeps_what_was_parked_and_quarantined_at_the_time(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``replay --until TIME`` copies the parked lines and quarantine rows observed at or
+    before TIME, not later ones, and the newest time the copy holds: what waited then,
+    and what had waited too long then, read the same from the copy."""
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(jsonl([_settings(_hours(-1), parked_max_age_hours=1),
+                            _removed("gone-early", _hours(0)), _save("never-read", _hours(0)),
+                            _refused(_hours(0.5)), _item("recorded", _hours(2)),
+                            _removed("gone-late", _hours(5)), _refused(_hours(6)),
+                            _item("recorded-late", _hours(7))]))
+    assert main(["ingest", str(path), "--db", store_url]) == 3  # the refused writes
+    past = f"sqlite:///{tmp_path / 'past.db'}"
+    capsys.readouterr()
+    assert main(["replay", "--until", _hours(3), "--db", store_url, "--db-out", past,
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+
+    now, then = _parked_json(store_url, capsys), _parked_json(past, capsys)
+    assert [r["item_id"] for r in now] == [_graph_id(ALICE, n) for n in
+                                           ("gone-early", "never-read", "gone-late")]
+    assert then == [r for r in now if r["since"] <= _hours(3)]  # overdue as it was
+    capsys.readouterr()
+    assert main(["quarantine", "--db", past, "--json"]) == 0
+    assert [r["observed_at"] for r in json.loads(capsys.readouterr().out)] == [_hours(0.5)]
+    capsys.readouterr()
+    assert main(["issues", "--kind", "waiting-for-dependency", "--db", past, "--json"]) == 0
+    (issue,) = json.loads(capsys.readouterr().out)
+    assert "has waited 2 h" in issue["message"]  # at 11:00, the newest the copy holds
+    assert main(["explain", _graph_id(ALICE, "never-read"), "--db", past]) == 0
+    assert "parked since" in capsys.readouterr().out
+    assert (out["parked_copied"], out["quarantined_copied"]) == (2, 1)

@@ -21,7 +21,7 @@ import pytest
 from adapters.feed.envelopes import WIRE_FIELDS
 from adapters.feed.ingest import feed_items, ingest_files
 from adapters.feed.privacy import redact_line
-from adapters.sandbox.org import ALICE, NINA, SandboxOrg, graph_event
+from adapters.sandbox.org import ALICE, NINA, SandboxOrg, _graph_id, graph_event
 from ledger.identity import salesforce_key
 from ledger.intake import Ledger
 from ledger.store import SideRows, Store
@@ -237,6 +237,52 @@ def test_a_person_and_a_meeting_waiting_on_them_recorded_at_once_are_related(
         assert a.meeting(mid).unresolved == reference.meeting(mid).unresolved == {}
         assert [t for _, _, t, _ in a.stored_events(mid)] == \
             [t for _, _, t, _ in reference.stored_events(mid)]
+    finally:
+        for s in (reference, a, b):
+            s.close()
+
+
+def test_a_removal_another_writer_dropped_meanwhile_is_not_applied(
+        store_url: str, tmp_path: Path) -> None:
+    """A removal of an item never seen waits (parked). Writer B reads the item, delivered
+    late, and takes the removal with it; before B commits, writer A records an
+    observation past the removal's retention, which drops it. B's commit finds the line
+    it took gone, decides its batch again, and records the item without the removal: as
+    one writer taking A's batch, then B's, would (there the removal is gone first)."""
+    gone = _graph_id(ALICE, "late-item")
+    settings = {"kind": "org.settings", "observed_at": "2026-11-20T08:00:00Z",
+                "payload": {**ORG, "parked_removal_max_age_hours": 48}}
+    removal = {"kind": "graph.event", "observed_at": "2026-11-20T09:00:00Z", "mailbox": ALICE,
+               "payload": {"@odata.type": "#microsoft.graph.event", "id": gone,
+                           "@removed": {"reason": "deleted"}}}
+
+    def item(name: str, at: str) -> dict[str, Any]:
+        return {"kind": "graph.event", "observed_at": at, "mailbox": ALICE,
+                "payload": graph_event(ALICE, name, subject=name, organizer=ALICE,
+                                       start="2026-11-26T17:00:00", end="2026-11-26T18:00:00",
+                                       attendees=(ALICE,))}
+
+    parked, later, late = (tmp_path / f"{n}.jsonl" for n in ("parked", "later", "late"))
+    parked.write_bytes(jsonl([settings, removal]))
+    later.write_bytes(jsonl([item("other", "2026-11-23T09:00:00Z")]))  # 72 h on
+    late.write_bytes(jsonl([item("late-item", "2026-11-20T08:30:00Z")]))
+    reference = Store.open(str(tmp_path / "one.db"))
+    a, b = Store.open(store_url), Store.open(store_url)
+    try:
+        ingest_files(reference, [parked, later, late], show_progress=False)
+        ingest_files(b, [parked], show_progress=False)
+        dropped = []
+        writer = _Overtaken(b, lambda: dropped.append(
+            ingest_files(a, [later], show_progress=False).parked_dropped))
+        result = writer.ingest(feed_items(late))
+        assert dropped == [1] and result.unparked == 0 and not result.errors
+        assert b.parked() == reference.parked() == []
+        (mid,) = [m for m in reference.meeting_ids()
+                  if reference.lookup_keys([f"ex:{ALICE}|{gone}"])[f"ex:{ALICE}|{gone}"]
+                  == m.hex]
+        assert [t for _, _, t, _ in b.stored_events(mid)] == \
+            [t for _, _, t, _ in reference.stored_events(mid)]
+        assert not any(t.endswith("ExchangeItemRemoved") for _, _, t, _ in b.stored_events(mid))
     finally:
         for s in (reference, a, b):
             s.close()

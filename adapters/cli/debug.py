@@ -188,8 +188,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(out)
     else:
-        print(f"{out['events_copied']:,} events of {out['meetings']:,} meetings as of "
-              f"{out['until']} written to {out['db_out']}")
+        print(f"{out['events_copied']:,} events of {out['meetings']:,} meetings, "
+              f"{out['parked_copied']:,} parked and {out['quarantined_copied']:,} quarantined "
+              f"lines as of {out['until']} written to {out['db_out']}")
         print(f"query it with e.g.: syncledger issues --db '{out['db_out']}'")
     return EXIT_OK
 

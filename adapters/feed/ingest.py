@@ -74,6 +74,8 @@ def summary_lines(result: IntakeResult, elapsed: float | None = None) -> list[st
              f"parked              {d['parked']:>8,}  (waiting for an item not seen yet: "
              "syncledger parked)",
              f"taken from parked   {d['unparked']:>8,}",
+             f"dropped from parked {d['parked_dropped']:>8,}  (removals of items never seen, "
+             "past parked_removal_max_age_hours)",
              f"quarantined         {d['quarantined']:>8,}",
              f"meetings touched    {d['meetings_touched']:>8,}",
              f"meetings opened     {d['meetings_opened']:>8,}  (new to the ledger)"]
