@@ -116,6 +116,21 @@ def test_the_plan_at_120_columns_reads_whole_words_and_field_names(
     assert any(r["fields"].get("categories") == ["Error"] for r in rows)  # JSON: whole
 
 
+def test_analytics_at_120_columns_is_a_table_with_its_long_headings_wrapped(
+        demo_file: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """It fell back to one block per meeting: three count columns were as wide as their
+    headings (UNRESOLVED ATTENDEES) for one-digit values."""
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["analytics", "--db", str(demo_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("── 1 of") for line in lines)  # a table, not blocks
+    header = "\n".join(lines[:2])
+    assert "UNRESOLVED" in header and "ATTENDEES" in header and "CONTACTS" in header
+    assert any(line.startswith("─") for line in lines[1:3])
+    assert all(len(line) <= 120 for line in lines)
+
+
 def test_a_wrapped_column_keeps_room_for_its_longest_word() -> None:
     rows = [{"kind": "k" * 30, "message": "see series-master-update for why"}]
     text = render.table(rows, ["kind", "message"], columns_wide=50)

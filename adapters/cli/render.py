@@ -26,6 +26,7 @@ import orjson
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 #: Columns whose text wraps onto more lines instead of being cut.
 WRAPPED = frozenset({"message", "reason", "error", "fields", "detail", "why", "action",
@@ -88,17 +89,17 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int 
     """A table of ``rows`` fitted to the output width (``columns_wide`` overrides it).
 
     Columns keep their natural width while the table fits. Otherwise text columns
-    (:data:`WRAPPED`) wrap first, then the other columns are cut with an ellipsis (to 12
-    characters at least), ids last; when even that does not fit, each row becomes a block
-    of ``name  value`` lines. ``width`` caps a JSON value's text (a dict of fields).
-    Returns the text, with no trailing newline."""
+    (:data:`WRAPPED`) wrap first, then headings wrap and the other columns are cut with
+    an ellipsis (to 12 characters at least), ids last (``_fit``); when even that does not
+    fit, each row becomes a block of ``name  value`` lines. ``width`` caps a structured
+    value's text (a dict's keys, a list's JSON). Returns the text, no trailing newline."""
     total = columns_wide or globals()["width"]()
     cells = [[_text(r.get(c), c, width) for c in columns] for r in rows]
-    natural = [max([len(heading(c))] + [max((len(x) for x in row[i].splitlines()), default=0)
-                                        for row in cells]) for i, c in enumerate(columns)]
+    values = [max((len(x) for row in cells for x in row[i].splitlines()), default=0)
+              for i in range(len(columns))]
     words = [min(WORD_MAX, max((len(w) for row in cells for w in row[i].split()), default=0))
              for i in range(len(columns))]
-    fitted = _fit(list(columns), natural, total, words)
+    fitted = _fit(list(columns), values, total, words)
     if fitted is None:
         return _records(rows, columns, cells, total, title)
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title,
@@ -106,8 +107,9 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int 
               expand=False)
     for c, w in zip(columns, fitted, strict=True):
         wraps = c in WRAPPED
-        t.add_column(heading(c), width=w, no_wrap=not wraps,
-                     overflow="fold" if wraps else "ellipsis")
+        # a heading wider than its column wraps at its spaces (UNRESOLVED / ATTENDEES)
+        t.add_column(Text(heading(c), no_wrap=False, overflow="fold"), width=w,
+                     no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     for row in cells:
         t.add_row(*row)
     return _draw(t, total)
@@ -120,22 +122,29 @@ WORD_MAX = 24
 SHORT_COLUMN = 20
 
 
-def _fit(columns: list[str], natural: list[int], total: int,
+def _fit(columns: list[str], values: list[int], total: int,
          words: list[int]) -> list[int] | None:
-    """Column widths that fit ``total`` (see ``table``), or None if none do; ``words``: each
-    column's longest word (capped), the least a wrapped column narrows to.
+    """Column widths that fit ``total`` (see ``table``), or None if none do. ``values``:
+    each column's widest value, ``words``: its longest word (capped), the least a
+    wrapped column narrows to.
 
-    Who gives up room, in turn: wrapped text down to its longest word; other columns down
-    to :data:`SHORT_COLUMN` (a mailbox or ``set-categories`` stays whole, a cut one tells
+    A column's natural width holds its heading on one line; a heading wraps at its
+    spaces before any value is cut. Who gives up room, in turn: wrapped text down to
+    its longest word (12 at least); other columns down to their values, at most
+    :data:`SHORT_COLUMN` (a mailbox or ``set-categories`` stays whole, a cut one tells
     nothing); ids down to 12; the other columns down to 12."""
     room = total - GAP * (len(columns) - 1)
+    head = [max(len(w) for w in heading(c).split()) for c in columns]
+    natural = [max(len(heading(c)), v) for c, v in zip(columns, values, strict=True)]
     widths = list(natural)
     wrapped = [i for i, c in enumerate(columns) if c in WRAPPED]
     ids = [i for i, c in enumerate(columns) if c in IDS and c not in WRAPPED]
     other = [i for i in range(len(columns)) if i not in wrapped and i not in ids]
     stages: list[tuple[list[int], list[int]]] = [
-        (wrapped, [max(16, words[i]) for i in wrapped]), (other, [SHORT_COLUMN] * len(other)),
-        (ids, [12] * len(ids)), (other, [12] * len(other))]
+        (wrapped, [max(12, words[i], head[i]) for i in wrapped]),
+        (other, [max(min(values[i], SHORT_COLUMN), head[i]) for i in other]),
+        (ids, [max(12, head[i]) for i in ids]),
+        (other, [max(min(values[i], 12), head[i]) for i in other])]
     for members, least in stages:
         over = sum(widths) - room
         if over <= 0:
