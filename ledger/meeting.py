@@ -476,6 +476,12 @@ class Meeting(Aggregate, MeetingState):
             if obs.event_id in self.sf_deleted \
                     or f"sfdel|{obs.event_id}|{obs.deleted_at}" in self.versions:
                 return False  # already deleted, or this deletion was undone by a newer version
+            seen = self.sf.get(obs.event_id)
+            if seen is not None and _ts(obs.deleted_at) < _ts(seen["version"]):
+                # The Event was modified after this deletion (undeleted from the recycle
+                # bin): a deletion read late, e.g. parked until the Event came, is stale,
+                # as a version older than a recorded deletion is (above).
+                return False
             self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
                                observation=record or to_record(obs))
         elif isinstance(obs, WriteRefused):

@@ -410,3 +410,36 @@ def test_replay_keeps_what_was_parked_and_quarantined_at_the_time(
     assert main(["explain", _graph_id(ALICE, "never-read"), "--db", past]) == 0
     assert "parked since" in capsys.readouterr().out
     assert (out["parked_copied"], out["quarantined_copied"]) == (2, 1)
+
+
+def test_a_deletion_parked_before_an_undeleted_event_is_not_applied(
+        store_url: str, tmp_path: Path) -> None:
+    """An Event deleted, then undeleted (its SystemModstamp moves past the deletion), read
+    deletion first: the parked deletion is older than the Event the ledger then sees, so
+    taking it would call a live Event deleted (and plan the copy's removal). Both orders
+    must give the answers of the order things happened in."""
+    event, deletion = [line for _, line in lines_of(Story("sf", 0, 0, False))]
+    later = _stamp_minutes(event, 25)
+    assert later["payload"]["SystemModstamp"] > deletion["payload"]["deletedDate"]
+    answers_of = {}
+    for name, order, url in (
+            ("clean", [event, deletion, later], str(tmp_path / "clean.db")),
+            ("deletion first", [deletion, later], store_url),
+            ("deletion before both", [deletion, event, later], str(tmp_path / "both.db"))):
+        store = Store.open(url)
+        try:
+            ingest(store, feed(order), tmp_path, f"{len(answers_of)}.jsonl")
+            answers_of[name] = answers(store)
+        finally:
+            store.close()
+    clean_plan = answers_of["clean"]["plan"]
+    assert [(w["target"], w["op"]) for w in clean_plan] == [("exchange", "create")]
+    for name, got in answers_of.items():
+        assert got == answers_of["clean"], name
+
+
+def _stamp_minutes(line: Line, minute: int) -> Line:
+    """The Event's line as Salesforce gives it after an undelete ``minute`` minutes in."""
+    stamp = _at(minute).replace("Z", ".000+0000")
+    return {**line, "observed_at": _at(minute),
+            "payload": {**line["payload"], "SystemModstamp": stamp, "LastModifiedDate": stamp}}
