@@ -477,10 +477,11 @@ class Meeting(Aggregate, MeetingState):
                     or f"sfdel|{obs.event_id}|{obs.deleted_at}" in self.versions:
                 return False  # already deleted, or this deletion was undone by a newer version
             seen = self.sf.get(obs.event_id)
-            if seen is not None and _ts(obs.deleted_at) < _ts(seen["version"]):
+            if seen is not None and _second(obs.deleted_at) < _second(seen["version"]):
                 # The Event was modified after this deletion (undeleted from the recycle
                 # bin): a deletion read late, e.g. parked until the Event came, is stale,
-                # as a version older than a recorded deletion is (above).
+                # as a version older than a recorded deletion is (above). By the second:
+                # a deletedDate may come without its milliseconds.
                 return False
             self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
                                observation=record or to_record(obs))
@@ -755,6 +756,11 @@ def _changed(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
 
 def _ts(observed_at: str) -> datetime:
     return datetime.fromisoformat(observed_at)
+
+
+def _second(observed_at: str) -> datetime:
+    """A time to the second (Salesforce may give one without its milliseconds)."""
+    return _ts(observed_at).replace(microsecond=0)
 
 
 def _shift(previous: dict[str, Any], changes: dict[str, Any]) -> dict[str, int]:

@@ -443,3 +443,19 @@ def _stamp_minutes(line: Line, minute: int) -> Line:
     stamp = _at(minute).replace("Z", ".000+0000")
     return {**line, "observed_at": _at(minute),
             "payload": {**line["payload"], "SystemModstamp": stamp, "LastModifiedDate": stamp}}
+
+
+def test_a_deletion_in_the_second_of_the_last_change_is_applied(
+        store_url: str, tmp_path: Path) -> None:
+    """getDeleted's deletedDate may lack the milliseconds SystemModstamp has: a deletion
+    in the same second as the Event's last change is not taken for an older one."""
+    event, deletion = [line for _, line in lines_of(Story("sf", 0, 0, False))]
+    second = deletion["payload"]["deletedDate"]  # ...:00Z, whole seconds
+    changed = {**event, "payload": {**event["payload"],
+                                    "SystemModstamp": second.replace("Z", ".500+0000")}}
+    store = Store.open(store_url)
+    try:
+        ingest(store, feed([deletion, changed]), tmp_path, "same-second.jsonl")
+        assert answers(store)["plan"] == []  # deleted: no copy to make
+    finally:
+        store.close()

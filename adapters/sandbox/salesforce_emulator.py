@@ -472,10 +472,15 @@ class SalesforceEmulator(Emulator):
 
     def _stamp(self, record: dict[str, Any]) -> None:
         """SystemModstamp advances on every write, never twice to the same millisecond."""
+        record["SystemModstamp"] = record["LastModifiedDate"] = self._next_time()
+
+    def _next_time(self) -> str:
+        """The server's time of a write or a deletion: after every earlier one (a deletion's
+        ``deletedDate`` is never before the SystemModstamp of the write it follows)."""
         now = max(self.clock().astimezone(UTC), self.last_stamp + timedelta(milliseconds=1))
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         self.last_stamp = now
-        record["SystemModstamp"] = record["LastModifiedDate"] = sf_time(now)
+        return sf_time(now)
 
     def _new_id(self, sobject: str) -> str:
         """A fresh 18-character Id whose 15-character form no record has."""
@@ -824,7 +829,7 @@ class SalesforceEmulator(Emulator):
         if sobject == "Event" and self.records["Event"][record_id].get("IsRecurrence"):
             doomed += [i for i, r in self.records["Event"].items()
                        if r.get("RecurrenceActivityId") == record_id and i != record_id]
-        when = sf_time(self.clock())
+        when = self._next_time()
         for gone in doomed:
             self.records[sobject].pop(gone)
             self.deleted.append({"sobject": sobject, "id": gone, "deletedDate": when})
