@@ -421,7 +421,7 @@ def test_a_deletion_parked_before_an_undeleted_event_is_not_applied(
     event, deletion = [line for _, line in lines_of(Story("sf", 0, 0, False))]
     later = _stamp_minutes(event, 25)
     assert later["payload"]["SystemModstamp"] > deletion["payload"]["deletedDate"]
-    answers_of = {}
+    answers_of: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name, order, url in (
             ("clean", [event, deletion, later], str(tmp_path / "clean.db")),
             ("deletion first", [deletion, later], store_url),
