@@ -60,3 +60,50 @@ def test_a_misspelt_variable_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and "SYNCLEDGER_GRAPH_MAILBOX is not a known variable" in out
     monkeypatch.delenv("SYNCLEDGER_GRAPH_MAILBOX")
     assert check(tmp_path, BASE, capsys)[0] == 0
+
+
+def test_guard_and_every_org_setting_are_read_from_the_file_and_recorded_by_the_sync(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's [guard] section was refused as unknown, and the org settings other
+    than domains, users and private items could only come from a feed line: a live
+    deployment could not say which time zones its Salesforce org knows."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from adapters.cli.sync import run_cycle
+    from adapters.sandbox.cloud import SandboxCloud
+    from adapters.sync.config import load
+    from ledger.intake import Ledger
+    from ledger.store import Store
+
+    text = BASE + ('auto_save = "off"\nsalesforce_time_zones = ["Europe/London"]\n'
+                   'parked_max_age_hours = 48\nparked_removal_max_age_hours = 96\n'
+                   '[guard]\nshare = 0.5\ncount = 7\nminimum = 3\n')
+    code, out = check(tmp_path, text, capsys)
+    assert code == 0, out
+    config = load(str(tmp_path / "sync.toml"))
+    assert (config.mass_change_share, config.mass_change_count,
+            config.mass_change_minimum) == (0.5, 7, 3)
+    wanted = {"auto_save": "off", "salesforce_time_zones": ["Europe/London"],
+              "parked_max_age_hours": 48, "parked_removal_max_age_hours": 96}
+    assert {k: config.org[k] for k in wanted} == wanted
+
+    def clock() -> datetime:
+        return datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
+
+    store = Store.open(str(tmp_path / "ledger.db"))
+    try:
+        with SandboxCloud.demo(clock=clock) as cloud:
+            sandbox = cloud.config()
+            run_cycle(store, replace(sandbox, org={**sandbox.org, **wanted}), clock=clock,
+                      saves=[], sleep=lambda s: None, on_step=lambda step: None)
+        recorded = Ledger(store).settings().as_record()
+        assert {k: recorded[k] for k in wanted} == wanted
+    finally:
+        store.close()
+
+    for bad, problem in (('auto_save = "always"', "org.auto_save: must be one of off"),
+                         ("parked_max_age_hours = 100000", "org.parked_max_age_hours: must be"),
+                         ("[guard]\nshare = true", "guard.share must be a number")):
+        code, out = check(tmp_path, BASE + bad + "\n", capsys)
+        assert code == 2 and problem in out, out

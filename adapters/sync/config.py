@@ -23,6 +23,9 @@ are. The TOML file (``--config`` or ``$SYNCLEDGER_CONFIG``) looks like::
     domains = ["contoso.com"]
     product_users = { "alice@contoso.com" = "0055e000001AbCdAAK" }
     sync_private_items = false
+    # auto_save = "organizer"               (off | organizer | with_contacts)
+    # salesforce_time_zones = ["Europe/London", "America/New_York"]   (the org's own list)
+    # parked_max_age_hours = 24, parked_removal_max_age_hours = 720
 
     [markers]
     salesforce_field = "SyncLedger_ICalUId__c"
@@ -47,6 +50,7 @@ from typing import Any
 from adapters.graph.config import GraphConfig
 from adapters.salesforce.config import SalesforceConfig
 from adapters.sync.config_schema import schema_problems
+from ledger.settings import SettingsError, validate_changes
 
 ENV = {
     "graph.tenant": "SYNCLEDGER_GRAPH_TENANT",
@@ -154,6 +158,8 @@ def load(path: str | None = None) -> SyncConfig:
     if not users and "org.product_users" not in " ".join(problems):
         problems.append("org.product_users is missing: which mailboxes use the sync "
                         "(email = Salesforce User Id) in the config file")
+    settings, wrong = _org_settings(org) if isinstance(org, dict) else ({}, [])
+    problems += wrong
     ca_file = _get(data, "tls.ca_file")
     if ca_file and not Path(str(ca_file)).is_file():
         problems.append(f"tls.ca_file {ca_file} does not exist")
@@ -199,11 +205,32 @@ def load(path: str | None = None) -> SyncConfig:
     return SyncConfig(
         graph=graph, salesforce=sf,
         org={"org_domains": list(domains), "product_users": dict(users),
-             "sync_private_items": bool(org.get("sync_private_items", False))},
+             "sync_private_items": bool(org.get("sync_private_items", False)), **settings},
         salesforce_marker_field=markers.get("salesforce_field", "SyncLedger_ICalUId__c"),
         exchange_marker_property=markers.get("exchange_property", "SyncLedgerSalesforceId"),
         mass_change_share=float(share), mass_change_count=int(count),
         mass_change_minimum=int(minimum))
+
+
+#: [org] keys that are org settings under the same name, recorded only when the file has
+#: them (a value set by an org.settings line stays until the file says otherwise).
+OPTIONAL_SETTINGS = ("auto_save", "salesforce_time_zones", "parked_max_age_hours",
+                     "parked_removal_max_age_hours")
+
+
+def _org_settings(org: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The optional org settings the file sets, checked as an org.settings line is (the
+    ledger's own rules), and their problems, each naming ``org.KEY``."""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for key in OPTIONAL_SETTINGS:
+        if key not in org:
+            continue
+        try:
+            out.update(validate_changes({key: org[key]}))
+        except SettingsError as exc:
+            problems.append(f"org.{key}: {str(exc).partition(': ')[2]}")
+    return out, problems
 
 
 def describe(config: SyncConfig) -> dict[str, Any]:
@@ -221,5 +248,7 @@ def describe(config: SyncConfig) -> dict[str, Any]:
         "org": {**config.org, "product_users": sorted(config.org["product_users"])},
         "markers": {"salesforce_field": config.salesforce_marker_field,
                     "exchange_property": config.exchange_marker_property},
+        "guard": {"share": config.mass_change_share, "count": config.mass_change_count,
+                  "minimum": config.mass_change_minimum},
         "tls": {"ca_file": config.graph.ca_file or "(the system's trust store)"},
     }

@@ -13,16 +13,21 @@ from typing import Any
 
 from adapters.salesforce.ids import id_problem
 
-STR, STRS, BOOL, INT, USERS = "a string", "a list of strings", "true or false", \
-    "a whole number", "a table of email = Salesforce User Id"
+STR, STRS, BOOL, INT, NUM, USERS = "a string", "a list of strings", "true or false", \
+    "a whole number", "a number", "a table of email = Salesforce User Id"
 SCHEMA: dict[str, dict[str, str]] = {
     "graph": {"tenant": STR, "client_id": STR, "mailboxes": STRS, "authority_host": STR,
               "base_url": STR, "window_days_back": INT, "window_days_ahead": INT,
               "page_size": INT},
     "salesforce": {"instance_url": STR, "login_url": STR, "client_id": STR, "username": STR,
                    "api_version": STR},
-    "org": {"domains": STRS, "product_users": USERS, "sync_private_items": BOOL},
+    # every org setting but the product users' and domains' own spelling is the ledger's
+    # (``ledger.settings``): the loader checks its values the way an org.settings line is
+    "org": {"domains": STRS, "product_users": USERS, "sync_private_items": BOOL,
+            "auto_save": STR, "salesforce_time_zones": STRS, "parked_max_age_hours": INT,
+            "parked_removal_max_age_hours": INT},
     "markers": {"salesforce_field": STR, "exchange_property": STR},
+    "guard": {"share": NUM, "count": INT, "minimum": INT},
     "tls": {"ca_file": STR},
 }
 #: Keys that would hold a secret: refused in the file, with the variable to use instead.
@@ -42,6 +47,7 @@ def _type_problem(dotted: str, value: Any, wanted: str) -> str | None:
           STRS: isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value),
           BOOL: isinstance(value, bool),
           INT: isinstance(value, int) and not isinstance(value, bool) and value > 0,
+          NUM: isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
           USERS: isinstance(value, dict)}[wanted]
     if ok:
         return None
