@@ -477,7 +477,7 @@ class Meeting(Aggregate, MeetingState):
                     or f"sfdel|{obs.event_id}|{obs.deleted_at}" in self.versions:
                 return False  # already deleted, or this deletion was undone by a newer version
             seen = self.sf.get(obs.event_id)
-            if seen is not None and _second(obs.deleted_at) < _second(seen["version"]):
+            if seen is not None and _seconds_before(obs.deleted_at, seen["version"]):
                 # The Event was modified after this deletion (undeleted from the recycle
                 # bin): a deletion read late, e.g. parked until the Event came, is stale,
                 # as a version older than a recorded deletion is (above). By the second:
@@ -758,9 +758,14 @@ def _ts(observed_at: str) -> datetime:
     return datetime.fromisoformat(observed_at)
 
 
-def _second(observed_at: str) -> datetime:
-    """A time to the second (Salesforce may give one without its milliseconds)."""
-    return _ts(observed_at).replace(microsecond=0)
+def _seconds_before(a: str, b: str) -> bool:
+    """Whether time ``a`` is in an earlier second than ``b`` (Salesforce may give one
+    without its milliseconds); False when either is not a time (a version that is no
+    SystemModstamp decides nothing)."""
+    try:
+        return _ts(a).replace(microsecond=0) < _ts(b).replace(microsecond=0)
+    except ValueError:
+        return False
 
 
 def _shift(previous: dict[str, Any], changes: dict[str, Any]) -> dict[str, int]:

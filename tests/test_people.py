@@ -380,7 +380,8 @@ def test_saves_and_unsync_by_outlook_category(store: Store, tmp_path: Path) -> N
 
     # Linked, then the user asks for the Salesforce copy to go: "Unsync".
     step = SandboxOrg()
-    sf_id = _linked(step, 3, "tagged", 63, [])
+    # (read at 09:03, so last modified by then: a deletion at 09:05 comes after it)
+    sf_id = _linked(step, 3, "tagged", 63, [], modstamp="2026-11-20T09:03:00.000+0000")
     step.graph(4, ALICE, graph_event(ALICE, "tagged", subject="Tagged", organizer=ALICE,
                                      attendees=(ALICE, BOB), revision=1,
                                      categories=("Salesforce", "Unsync"), **SINGLE))
