@@ -464,8 +464,10 @@ class Meeting(Aggregate, MeetingState):
                     and not self._relations_changed(obs):
                 return False
             deleted = self.sf_deleted.get(obs.event_id)
-            if deleted is not None and _ts(obs.version) <= _ts(deleted):
-                return False  # an old version re-delivered: the deletion stands
+            if deleted is not None and not _seconds_before(deleted, obs.version):
+                # an old version re-delivered: the deletion stands (a version in the
+                # deletion's own second too: deletedDate may lack its milliseconds)
+                return False
             rec = record or to_record(obs)
             if obs.is_private and not settings.sync_private_items:
                 rec = redact_event(rec)

@@ -459,3 +459,20 @@ def test_a_deletion_in_the_second_of_the_last_change_is_applied(
         assert answers(store)["plan"] == []  # deleted: no copy to make
     finally:
         store.close()
+
+
+def test_a_version_from_the_second_of_the_deletion_does_not_bring_the_event_back(
+        store_url: str, tmp_path: Path) -> None:
+    """Redelivered after the deletion, a version stamped in the deletion's own second
+    (deletedDate without its milliseconds) is older than the deletion, not an undelete:
+    the Event stays deleted and its copy is not made again."""
+    event, deletion = [line for _, line in lines_of(Story("sf", 0, 0, False))]
+    second = deletion["payload"]["deletedDate"]
+    same_second = {**event, "observed_at": _at(30), "payload": {
+        **event["payload"], "SystemModstamp": second.replace("Z", ".400+0000")}}
+    store = Store.open(store_url)
+    try:
+        ingest(store, feed([event, deletion, same_second]), tmp_path, "again.jsonl")
+        assert answers(store)["plan"] == []  # deleted: no copy to make
+    finally:
+        store.close()
