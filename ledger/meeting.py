@@ -464,9 +464,15 @@ class Meeting(Aggregate, MeetingState):
                     and not self._relations_changed(obs):
                 return False
             deleted = self.sf_deleted.get(obs.event_id)
-            if deleted is not None and not _seconds_before(deleted, obs.version):
+            if deleted is not None and not _before(deleted, obs.version, by_second=True):
                 # an old version re-delivered: the deletion stands (a version in the
                 # deletion's own second too: deletedDate may lack its milliseconds)
+                return False
+            held = self.sf.get(obs.event_id)
+            if held is not None and _before(obs.version, held["version"]):
+                # older than the version held (SystemModstamp only grows): stale content,
+                # e.g. a version skipped while the Event was deleted, re-delivered after
+                # the undeleted one
                 return False
             rec = record or to_record(obs)
             if obs.is_private and not settings.sync_private_items:
@@ -479,7 +485,7 @@ class Meeting(Aggregate, MeetingState):
                     or f"sfdel|{obs.event_id}|{obs.deleted_at}" in self.versions:
                 return False  # already deleted, or this deletion was undone by a newer version
             seen = self.sf.get(obs.event_id)
-            if seen is not None and _seconds_before(obs.deleted_at, seen["version"]):
+            if seen is not None and _before(obs.deleted_at, seen["version"], by_second=True):
                 # The Event was modified after this deletion (undeleted from the recycle
                 # bin): a deletion read late, e.g. parked until the Event came, is stale,
                 # as a version older than a recorded deletion is (above). By the second:
@@ -760,14 +766,17 @@ def _ts(observed_at: str) -> datetime:
     return datetime.fromisoformat(observed_at)
 
 
-def _seconds_before(a: str, b: str) -> bool:
-    """Whether time ``a`` is in an earlier second than ``b`` (Salesforce may give one
-    without its milliseconds); False when either is not a time (a version that is no
-    SystemModstamp decides nothing)."""
+def _before(a: str, b: str, *, by_second: bool = False) -> bool:
+    """Whether time ``a`` is before ``b``; ``by_second``: in an earlier second (a
+    deletedDate may come without the milliseconds SystemModstamp has). False when either
+    is not a time: a version that is no SystemModstamp decides nothing."""
     try:
-        return _ts(a).replace(microsecond=0) < _ts(b).replace(microsecond=0)
+        first, second = _ts(a), _ts(b)
     except ValueError:
         return False
+    if by_second:
+        return first.replace(microsecond=0) < second.replace(microsecond=0)
+    return first < second
 
 
 def _shift(previous: dict[str, Any], changes: dict[str, Any]) -> dict[str, int]:

@@ -8,6 +8,9 @@ Three shapes of story, built with the sandbox's own payload builders:
   sidebar save of it, optionally a later version of the item;
 - ``sf``: an Event made in Salesforce by a product user (down-synced), its
   deletion, optionally a later version before the deletion;
+- ``undeleted``: as ``sf``, then the Event undeleted from the recycle bin (a version
+  stamped after the deletion, in the Event's stream: read first, the deletion must not
+  delete it);
 - ``marker``: an Event made in Salesforce and the Outlook copy the sync made of
   it (carrying our marker), optionally a later version of the copy; the copy
   follows the Event it was made from (one stream).
@@ -45,7 +48,7 @@ PEOPLE = (ALICE, BOB, CAROL)
 
 @dataclass(frozen=True)
 class Story:
-    shape: str  # series | saved | sf | marker
+    shape: str  # series | saved | sf | undeleted | marker
     n: int  # which one (ids and subjects follow from it)
     owner: int  # index into PEOPLE
     later: bool  # a later version of the master / item / Event
@@ -134,6 +137,11 @@ def lines_of(story: Story) -> list[tuple[str, Line]]:
         out.append((f"deleted|{record['Id']}", {
             "kind": "salesforce.deleted", "observed_at": _at(minute + 8),
             "payload": {"id": _sf_id("00U", n), "deletedDate": _at(minute + 7)}}))
+        if story.shape == "undeleted":  # as it was last, stamped anew
+            last = out[-2][1]["payload"]
+            out.append((stream, {"kind": "salesforce.event", "observed_at": _at(minute + 9),
+                                 "payload": {**last, "SystemModstamp": _stamp(minute + 9),
+                                             "LastModifiedDate": _stamp(minute + 9)}}))
     return out
 
 

@@ -43,7 +43,7 @@ def feed(lines: list[Line]) -> bytes:
 
 
 stories = st.lists(
-    st.builds(Story, shape=st.sampled_from(["series", "saved", "sf", "marker"]),
+    st.builds(Story, shape=st.sampled_from(["series", "saved", "sf", "undeleted", "marker"]),
               n=st.just(0), owner=st.integers(0, len(PEOPLE) - 1), later=st.booleans()),
     min_size=1, max_size=4).map(lambda xs: [Story(s.shape, n, s.owner, s.later)
                                             for n, s in enumerate(xs)])
@@ -474,5 +474,29 @@ def test_a_version_from_the_second_of_the_deletion_does_not_bring_the_event_back
     try:
         ingest(store, feed([event, deletion, same_second]), tmp_path, "again.jsonl")
         assert answers(store)["plan"] == []  # deleted: no copy to make
+    finally:
+        store.close()
+
+
+def test_a_version_skipped_while_deleted_does_not_overwrite_a_newer_one(
+        store_url: str, tmp_path: Path) -> None:
+    """A version the ledger skipped while the Event stood deleted, re-delivered after the
+    undeleted (newer) one, is older content: the newer one's values stay."""
+    event, deletion = [line for _, line in lines_of(Story("sf", 0, 0, False))]
+
+    def version(minute: int, location: str) -> Line:
+        stamp = _at(minute).replace("Z", ".000+0000")
+        return {**event, "observed_at": _at(minute), "payload": {
+            **event["payload"], "Location": location, "SystemModstamp": stamp,
+            "LastModifiedDate": stamp}}
+
+    skipped, undeleted = version(15, "Room B"), version(19, "Room C")
+    assert deletion["payload"]["deletedDate"] == _at(17)
+    store = Store.open(store_url)
+    try:
+        ingest(store, feed([event, deletion, skipped, undeleted, skipped]), tmp_path,
+               "late.jsonl")
+        (create,) = answers(store)["plan"]
+        assert create["fields"]["location"] == "Room C"
     finally:
         store.close()
