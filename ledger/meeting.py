@@ -442,8 +442,13 @@ class Meeting(Aggregate, MeetingState):
             key = item_key(obs.mailbox, obs.item_id)
             if not self._item_news(key, obs):
                 return False
-            rec = record or to_record(obs)
             prior = self.items.get(key)
+            if prior is not None and obs.last_modified and prior.get("last_modified") \
+                    and _before(obs.last_modified, prior["last_modified"]):
+                # modified before the version held: older content delivered late (two
+                # files, two runs overlapping); it must not overwrite the newer one
+                return False
+            rec = record or to_record(obs)
             if rec["salesforce_marker"] is None and prior is not None:
                 # Graph shows the marker only when asked (never in delta); it is
                 # stamped once and never removed, so unseen means unchanged.

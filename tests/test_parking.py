@@ -29,7 +29,8 @@ from tests.parked_feeds import (
     lines_of,
     settings_line,
 )
-from tests.scenarios import ORG, ingest
+from ledger.identity import ical_key
+from tests.scenarios import ORG, ingest, meeting_of
 
 ANSWERS = ("mapping", "issues", "conflicts", "plan")
 
@@ -498,5 +499,22 @@ def test_a_version_skipped_while_deleted_does_not_overwrite_a_newer_one(
                "late.jsonl")
         (create,) = answers(store)["plan"]
         assert create["fields"]["location"] == "Room C"
+    finally:
+        store.close()
+
+
+def test_an_outlook_version_older_than_the_one_held_changes_nothing(
+        store_url: str, tmp_path: Path) -> None:
+    """Two reads of one item delivered newest first (two files, two runs that overlap):
+    the older version (by lastModifiedDateTime) must not overwrite the newer one."""
+    item, save, newer = [line for _, line in lines_of(Story("saved", 0, 0, True))]
+    assert newer["payload"]["lastModifiedDateTime"] > item["payload"]["lastModifiedDateTime"]
+    store = Store.open(store_url)
+    try:
+        ingest(store, feed([newer, save, item]), tmp_path, "newest-first.jsonl")
+        meeting = meeting_of(store, ical_key(newer["payload"]["iCalUId"]))
+        (held,) = meeting.items.values()
+        assert held["location"] == "Board room"  # the newer version's
+        assert held["version"] == newer["payload"]["changeKey"]
     finally:
         store.close()

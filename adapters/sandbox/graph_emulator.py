@@ -94,6 +94,16 @@ def graph_time(when: datetime) -> str:
     return when.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+def _parse_time(value: Any) -> datetime | None:
+    """A ``lastModifiedDateTime`` (seven fractional digits are cut to six), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _instant(value: dict[str, Any] | None) -> datetime | None:
     if not isinstance(value, dict) or not value.get("dateTime"):
         return None
@@ -263,11 +273,20 @@ class GraphEmulator(Emulator):
             self.changes.setdefault(mailbox.lower(), [])
 
     def put_event(self, mailbox: str, event: dict[str, Any]) -> None:
-        """Store an event as given (an outside change the next delta reports)."""
+        """Store an event as given (an outside change the next delta reports). A save is
+        never modified before the version it replaces: a ``lastModifiedDateTime`` older
+        than the stored one (a test edited a payload it read earlier) becomes the later
+        of the stored one and now, as Exchange would stamp it."""
         with self.lock:
             box = mailbox.lower()
             self.add_mailbox(box)
-            self.events[box][event["id"]] = deep(event)
+            event = deep(event)
+            stored = self.events[box].get(event["id"])
+            given, held = (_parse_time(e.get("lastModifiedDateTime"))
+                           for e in (event, stored or {}))
+            if given is not None and held is not None and given < held:
+                event["lastModifiedDateTime"] = graph_time(max(held, self.clock()))
+            self.events[box][event["id"]] = event
             self._changed(box, event["id"])
 
     def remove_event(self, mailbox: str, event_id: str) -> None:
