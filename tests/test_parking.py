@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from adapters.cli.main import main
 from adapters.sandbox.org import ALICE, _at, _graph_id, _sf_id, graph_event
+from ledger.identity import ical_key
 from ledger.store import Store
 from projections import queries
 from tests.parked_feeds import (
@@ -29,7 +30,6 @@ from tests.parked_feeds import (
     lines_of,
     settings_line,
 )
-from ledger.identity import ical_key
 from tests.scenarios import ORG, ingest, meeting_of
 
 ANSWERS = ("mapping", "issues", "conflicts", "plan")
