@@ -50,11 +50,15 @@ class Directory(Aggregate):
         self.by_email.setdefault(rec["email"], {})[rec["person_id"]] = rec
 
     def observe(self, obs: PersonSeen) -> bool:
-        """Record a person; False when the directory already holds exactly this."""
+        """Record a person; False when the directory already holds exactly this, or a
+        later look-up of them (an email changed since: the older answer is stale)."""
         rec = to_record(obs)
         old = self.by_id.get(obs.person_id)
         if old is not None and {**old, "observed_at": ""} == {**rec, "observed_at": ""}:
             return False
+        if old is not None and datetime.fromisoformat(obs.observed_at) \
+                < datetime.fromisoformat(old["observed_at"]):
+            return False  # a look-up older than the one held, delivered late: stale
         self.trigger_event(Directory.PersonObserved, observation=rec,
                            timestamp=datetime.fromisoformat(obs.observed_at))
         return True

@@ -422,3 +422,23 @@ def test_person_lines_are_validated_and_replay_the_same(store: Store, tmp_path: 
     assert fields == ["payload.Id", "payload.attributes.type"]
     directory = store.directory()
     assert directory is not None and list(directory.by_id) == [NINA_ID]
+
+
+def test_an_older_look_up_delivered_late_does_not_undo_a_newer_one(
+        store: Store, tmp_path: Path) -> None:
+    """A Contact's email changed: the look-up after the change, then (two files, two
+    runs overlapping) the one before it. The directory keeps the newer answer."""
+    after = person_record(NINA)
+    before = {**after, "Email": "nina.old@northwind.com"}
+    org = SandboxOrg()
+    org._add({"kind": "salesforce.person", "observed_at": "2026-11-20T10:00:00Z",
+              "payload": after})
+    org._add({"kind": "salesforce.person", "observed_at": "2026-11-20T09:00:00Z",
+              "payload": before})
+    ingest(store, org, tmp_path, "late.jsonl")
+    directory = store.directory()
+    assert directory is not None
+    person = directory.person(str(before["Id"]))
+    assert person is not None and person["email"] == NINA
+    assert directory.match(NINA) is not None
+    assert directory.match("nina.old@northwind.com") is None
