@@ -11,6 +11,7 @@ import pytest
 from adapters.cli.main import main
 from adapters.sandbox.org import (
     ALICE,
+    SandboxOrg,
     _graph_id,
     _ical,
     build,
@@ -166,3 +167,22 @@ def test_an_unreachable_store_is_a_clear_error(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "cannot open the ledger at postgresql://postgres@127.0.0.1:9/test" in err
     assert "Traceback" not in err
+
+
+def test_a_settings_change_read_late_does_not_undo_a_newer_one(
+        store: Store, tmp_path: Path) -> None:
+    """Two files in the wrong order: the change observed at 09:30 arrives after the one
+    observed at 10:00. A key the later change set keeps the later value; a key only the
+    earlier one set takes effect."""
+    from ledger.intake import Ledger
+
+    newer, older = org_with_settings(), SandboxOrg()
+    newer.settings(60, sync_private_items=True)
+    older.settings(30, sync_private_items=False, auto_save="off")
+    ingest(store, newer, tmp_path, "newer.jsonl")
+    ingest(store, older, tmp_path, "older.jsonl")
+    settings = Ledger(store).settings()
+    assert settings.sync_private_items is True  # set again at 10:00
+    assert settings.auto_save == "off"  # set by 09:30's line only
+    again = ingest(store, older, tmp_path, "older-again.jsonl")
+    assert again.appended == 0  # the same late line again: nothing new
