@@ -50,7 +50,8 @@ class Meeting(Aggregate, MeetingState):
 
     #: 2: ``removals`` (what each removal removed, so only a newer version undoes it)
     #: 3: ``people``, ``unresolved``, ``relations`` (attendees related, DOMAIN.md §12)
-    class_version = 3
+    #: 4: ``withdrawn_at`` (when an item's sync was withdrawn: older saves are stale)
+    class_version = 4
 
     def __init__(self, key: str) -> None:
         MeetingState.__init__(self, key)
@@ -70,6 +71,12 @@ class Meeting(Aggregate, MeetingState):
         state.setdefault("people", {})
         state.setdefault("unresolved", {})
         state.setdefault("relations", {})
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        """A snapshot taken before withdrawals were dated: their time is unknown, so no
+        save is judged older than them (as then)."""
+        state.setdefault("withdrawn_at", {})
 
     # --- events: observations ------------------------------------------
 
@@ -219,6 +226,7 @@ class Meeting(Aggregate, MeetingState):
             kind = m.items[self.item_key]["item_type"]
             m.shape = "single" if kind == "single" else "series"
             m.withdrawn.pop(self.item_key, None)
+            m.withdrawn_at.pop(self.item_key, None)
 
     class AttendeeRelated(Aggregate.Event):
         """An attendee email is this User, Contact or Lead (DOMAIN.md §12)."""
@@ -288,6 +296,7 @@ class Meeting(Aggregate, MeetingState):
             for saver in [s for s, save in m.saves.items() if save["item_key"] == key]:
                 del m.saves[saver]
             m.withdrawn[key] = self.reason
+            m.withdrawn_at[key] = self.timestamp.isoformat()
 
     class SalesforceDeletionDecided(Aggregate.Event):
         salesforce_id: str
@@ -511,6 +520,9 @@ class Meeting(Aggregate, MeetingState):
             if (same and key not in self.withdrawn) \
                     or f"save|{key}|{obs.observed_at}" in self.versions:
                 return False  # the same save again, or a save already recorded re-delivered
+            withdrawn_at = self.withdrawn_at.get(key) if key in self.withdrawn else None
+            if withdrawn_at is not None and _before(obs.observed_at, withdrawn_at):
+                return False  # a save from before the sync was withdrawn (Unsync), read late
             self.trigger_event(Meeting.SidebarSaveObserved, timestamp=ts, observation=rec)
         else:
             raise TypeError(f"a meeting does not take {type(obs).__name__}")

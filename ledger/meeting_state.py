@@ -53,6 +53,9 @@ class MeetingState:
         self.bases: dict[str, dict[str, Any]] = {}  # Salesforce id -> last agreed fields
         self.pending: dict[str, dict[str, Any]] = {}  # write key -> planned write
         self.withdrawn: dict[str, str] = {}  # item key -> why its sync was withdrawn
+        #: item key -> when (ISO) its sync was withdrawn: a save observed before that is
+        #: stale (unknown for a snapshot from before class version 4: none is)
+        self.withdrawn_at: dict[str, str] = {}
         #: write key -> {"digest", "issue_key"}: writes an API refused (not sent again
         #: until the planned write differs; see ``Meeting._plan_writes``)
         self.refused: dict[str, dict[str, str]] = {}

@@ -397,6 +397,19 @@ def test_saves_and_unsync_by_outlook_category(store: Store, tmp_path: Path) -> N
     (cats,) = pending(m, "exchange", "set-categories")
     assert cats["fields"] == {"categories": []} and not m.saves
 
+    # A sidebar save from 09:02, before the Unsync, read late (another file): the sync was
+    # withdrawn after it, so it restarts nothing; a save after the withdrawal does.
+    late = SandboxOrg()
+    late.save(2, ALICE, _graph_id(ALICE, "tagged"))
+    ingest(store, late, tmp_path, "late.jsonl")
+    m = meeting_of(store, ical_key(_ical("tagged")))
+    assert not m.saves and not pending(m, "salesforce", "create")
+    fresh = SandboxOrg()
+    fresh.save(7, ALICE, _graph_id(ALICE, "tagged"))
+    ingest(store, fresh, tmp_path, "fresh.jsonl")
+    m = meeting_of(store, ical_key(_ical("tagged")))
+    assert m.saves and pending(m, "salesforce", "create")
+
 
 def test_a_snapshot_from_before_people_loads() -> None:
     """Meeting class_version 3 added ``people``, ``unresolved``, ``relations``."""
@@ -405,6 +418,24 @@ def test_a_snapshot_from_before_people_loads() -> None:
            if k not in ("people", "unresolved", "relations")}
     Meeting.upcast_v2_v3(old)
     assert (old["people"], old["unresolved"], old["relations"]) == ({}, {}, {})
+
+
+def test_a_snapshot_from_before_dated_withdrawals_loads_and_judges_no_save_stale() -> None:
+    """Meeting class_version 4 added ``withdrawn_at``: a version-3 snapshot's withdrawals
+    have no time, so a save is taken as before (never judged older than them)."""
+    from eventsourcing.domain import Snapshot
+
+    meeting = Meeting.open(ical_key("x"), "2026-11-20T09:00:00Z")
+    meeting.withdrawn["a@contoso.com|AAMk1"] = "Unsync"
+    snap = Snapshot.take(meeting)
+    state = {k: v for k, v in snap.state.items() if k != "withdrawn_at"}
+    state["class_version"] = 3
+    old = Snapshot(originator_id=snap.originator_id, originator_version=snap.originator_version,
+                   timestamp=snap.timestamp, topic=snap.topic, state=state)
+    restored = old.mutate(None)
+    assert isinstance(restored, Meeting)
+    assert restored.withdrawn == {"a@contoso.com|AAMk1": "Unsync"}
+    assert restored.withdrawn_at == {}
 
 
 def test_person_lines_are_validated_and_replay_the_same(store: Store, tmp_path: Path) -> None:

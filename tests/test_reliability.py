@@ -86,7 +86,7 @@ def test_snapshot_round_trip_through_the_store_keeps_removals(store: Store, tmp_
     ingest(store, org, tmp_path)
     meeting = meeting_of(store, ical_key(_ical("gone")))
     snap = Snapshot.take(meeting)
-    assert snap.state["class_version"] == 3
+    assert snap.state["class_version"] == 4
     state = {k: v for k, v in snap.state.items() if k not in ("removals", "class_version")}
     old = Snapshot(originator_id=snap.originator_id, originator_version=snap.originator_version,
                    timestamp=snap.timestamp, topic=snap.topic, state=state)
