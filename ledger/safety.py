@@ -74,7 +74,12 @@ class Safety(Aggregate):
 
         def apply(self, s: Safety) -> None:
             rec = self.observation
-            s.reads[f"{rec['source']}|{rec['mailbox']}"] = rec
+            key = f"{rec['source']}|{rec['mailbox']}"
+            held = s.reads.get(key)
+            # the latest read by observed_at: an older one recorded later (another file)
+            # is history, not what the calendar holds now
+            if held is None or _ts(held["observed_at"]) <= _ts(rec["observed_at"]):
+                s.reads[key] = rec
 
     class MassChangeHeld(Aggregate.Event):
         mailbox: str

@@ -237,6 +237,15 @@ def test_guard_notes_and_full_reads_replay_from_the_feed(store: Store) -> None:
     ingest(envelope("sync.guard", "2026-11-20T14:00:00Z",
                     {"action": "released", "reason": "approved"}, mailbox=bob))
     assert open_guard_issues(store) == {}
+    # An older full read recorded later (another file) is history, not the latest read:
+    # explain would otherwise say the Event was gone by a read from before it existed.
+    ingest(envelope("calendar.read", "2026-11-20T12:00:00Z",
+                    {"source": "salesforce", "start": "2026-11-06T12:00:00Z",
+                     "end": "2027-01-19T12:00:00Z", "ids": []}, mailbox=bob))
+    safety = store.safety()
+    assert safety is not None
+    assert safety.reads[f"salesforce|{bob}"]["observed_at"] == "2026-11-20T13:00:00Z"
+    assert safety.reads[f"salesforce|{bob}"]["ids"] == ["00U5e0000000030EAA"]
     with pytest.raises(FeedError) as bad:
         parse_line(envelope("calendar.read", "2026-11-20T13:00:00Z",
                             {"source": "salesforce", "start": "2026-11-06T13:00:00Z",
