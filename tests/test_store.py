@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.sandbox.org import ALICE, _ical, graph_event
@@ -101,3 +102,48 @@ def test_existing_names_exactly_the_meetings_that_have_events(
     unknown = meeting_id(ical_key("never-observed"))
     assert store.existing([mid, unknown, mid]) == {mid}
     assert store.existing([]) == set()
+
+
+def test_a_new_sqlite_ledger_waits_out_a_locked_switch_to_wal(tmp_path: Path) -> None:
+    """Processes opening one new ledger at once: the switch to WAL can fail at once with
+    "database is locked" (SQLite does not wait there); it is tried again, not fatal."""
+    import sqlite3
+
+    from ledger.store import StoreURL, wal_mode
+
+    url = StoreURL.parse(str(tmp_path / "new.db"))
+    refusals = [sqlite3.OperationalError("database is locked")] * 3
+
+    def connect(path: str) -> sqlite3.Connection:
+        if refusals:
+            raise refusals.pop()
+        return sqlite3.connect(path)
+
+    wal_mode(url, connect=connect)
+    assert refusals == []
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    def always_locked(path: str) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # not for ever
+        wal_mode(StoreURL.parse(str(tmp_path / "other.db")), tries=2, connect=always_locked)
+
+
+def test_the_cli_names_the_drivers_reason_not_the_librarys_control_flow() -> None:
+    """An error raised while a pool handled its own empty deque printed "pop from an
+    empty deque" instead of SQLite's reason."""
+    import sqlite3
+
+    from adapters.cli.common import root_reason
+
+    pool: list[Any] = []
+    try:
+        try:
+            pool.pop()
+        except IndexError:  # as the library's pool does, then fails to connect
+            raise sqlite3.OperationalError("database is locked")  # noqa: B904
+    except sqlite3.OperationalError as exc:
+        assert isinstance(exc.__context__, IndexError)
+        assert root_reason(exc) == "database is locked"

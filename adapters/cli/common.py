@@ -150,12 +150,20 @@ def open_target(value: str) -> Store:
 
 
 def root_reason(exc: BaseException) -> str:
-    """The first line of the innermost cause: drivers wrap errors two or three deep."""
+    """The first line of the innermost cause: drivers wrap errors two or three deep.
+
+    An error raised while a library handled a lookup of its own (``except IndexError:``
+    around an empty pool, then the connect fails) carries that lookup as its context:
+    it is the library's control flow, not the reason, and is not followed ("pop from an
+    empty deque" was printed instead of SQLite's "database is locked")."""
     seen: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and cur not in seen:
         seen.append(cur)
-        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
+        context = cur.__context__
+        if cur.__suppress_context__ or isinstance(context, (LookupError, StopIteration)):
+            context = None
+        cur = getattr(cur, "orig", None) or cur.__cause__ or context
     for candidate in reversed(seen):
         text = str(candidate).strip()
         if text:
