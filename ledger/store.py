@@ -376,16 +376,13 @@ class _SideTables:
         bound = drop_bound(newest, side.removal_max_age_hours)
         if bound is None:
             return
-        where = (f"FROM {self._prefix}parked WHERE kind IN ({self._mark}, {self._mark}) "
-                 f"AND observed_at < {self._mark}")
-        params = (*sorted(QUIET_KINDS), bound)
-        count = f"SELECT COUNT(*) {where}"
-        cursor.execute(count.encode() if self._mark == "%s" else count, params)
-        found = int(_tuples(cursor)[0][0])
-        if found:
-            delete = f"DELETE {where}"
-            cursor.execute(delete.encode() if self._mark == "%s" else delete, params)
-        side.removals_dropped, side.dropped_below = found, bound
+        # one statement that deletes and counts (the library's SQLite cursor has no
+        # rowcount): RETURNING, on SQLite 3.35+ and PostgreSQL
+        delete = (f"DELETE FROM {self._prefix}parked WHERE kind IN ({self._mark}, "
+                  f"{self._mark}) AND observed_at < {self._mark} RETURNING 1")
+        cursor.execute(delete.encode() if self._mark == "%s" else delete,
+                       (*sorted(QUIET_KINDS), bound))
+        side.removals_dropped, side.dropped_below = len(_tuples(cursor)), bound
 
 
 class _WriterTransaction(SQLiteTransaction):
