@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import parse_qs, quote, unquote, urlparse
 from uuid import UUID
 
@@ -410,8 +410,33 @@ class _WriterConnection(SQLiteConnection):
 
 class _WriterPool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
-        plain = super()._create_connection()
+        plain = locked_retry(super()._create_connection)
         return _WriterConnection(plain._sqlite_conn, max_age=self.max_age)
+
+
+#: Tries of a new connection while another process holds the lock its switch to WAL
+#: needs (``locked_retry``): 50 ms apart, 10 s in all.
+WAL_TRIES = 200
+
+T = TypeVar("T")
+
+
+def locked_retry(connect: Callable[[], T], tries: int = WAL_TRIES) -> T:
+    """``connect()``, tried again while SQLite says "database is locked".
+
+    The library switches a new database to WAL in its first connection; when several
+    processes open one new ledger at once (``ingest`` writers, a worker and a ``run``),
+    ``PRAGMA journal_mode=WAL`` can fail at once whatever the busy timeout (SQLite
+    returns BUSY there instead of waiting, to avoid a deadlock), and that process could
+    not open the ledger. Any other error is the library's to report, at once."""
+    for attempt in range(tries):
+        try:
+            return connect()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+    raise ValueError("tries must be at least 1")
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
@@ -667,40 +692,6 @@ def ledger_exists(url: StoreURL) -> bool:
 FILE_MODE = 0o600
 
 
-#: Tries of the switch to WAL while another process holds the lock it needs (``wal_mode``).
-WAL_TRIES = 200
-
-
-def wal_mode(url: StoreURL, tries: int = WAL_TRIES,
-             connect: Callable[[str], Any] | None = None) -> None:
-    """Put a SQLite ledger in WAL mode before the library opens it.
-
-    The library switches a new database to WAL in its first connection; when several
-    processes open one new ledger at once (``ingest`` writers, a worker and a ``run``),
-    ``PRAGMA journal_mode=WAL`` can fail at once with "database is locked" whatever the
-    busy timeout (SQLite returns BUSY there instead of waiting, to avoid a deadlock),
-    and that process could not open the ledger. Here the switch is tried again, 50 ms
-    apart, up to ``tries`` times (10 s); the library then finds WAL and changes nothing."""
-    if url.kind != "sqlite" or url.read_only or url.path in ("", ":memory:") \
-            or url.path.startswith("file:"):
-        return
-    opener = connect or (lambda path: sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT))
-    for attempt in range(tries):
-        try:
-            conn = opener(url.path)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                return
-            finally:
-                conn.close()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                return  # not a race: the library reports the problem in its own words
-            if attempt == tries - 1:
-                raise
-            time.sleep(0.05)
-
-
 def private_file(url: StoreURL) -> None:
     """Create a new SQLite ledger file owner-only before SQLite opens it.
 
@@ -736,7 +727,6 @@ class Store:
             self.app = LedgerApp(env=url.env())
         else:
             private_file(url)
-            wal_mode(url)
             with creation_lock(url):
                 self.app = LedgerApp(env=url.env())
         self.recorder = self.app.recorder

@@ -104,31 +104,36 @@ def test_existing_names_exactly_the_meetings_that_have_events(
     assert store.existing([]) == set()
 
 
-def test_a_new_sqlite_ledger_waits_out_a_locked_switch_to_wal(tmp_path: Path) -> None:
-    """Processes opening one new ledger at once: the switch to WAL can fail at once with
-    "database is locked" (SQLite does not wait there); it is tried again, not fatal."""
+def test_a_new_sqlite_ledger_waits_out_a_locked_switch_to_wal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes opening one new ledger at once: the library's switch to WAL can fail at
+    once with "database is locked" (SQLite does not wait there); the store's pool tries
+    the connection again, it is not fatal."""
     import sqlite3
 
-    from ledger.store import StoreURL, wal_mode
+    from eventsourcing.sqlite import SQLiteConnectionPool
 
-    url = StoreURL.parse(str(tmp_path / "new.db"))
+    from ledger.store import locked_retry
+
     refusals = [sqlite3.OperationalError("database is locked")] * 3
+    real = SQLiteConnectionPool._create_connection
 
-    def connect(path: str) -> sqlite3.Connection:
+    def connect(pool: SQLiteConnectionPool) -> Any:
         if refusals:
             raise refusals.pop()
-        return sqlite3.connect(path)
+        return real(pool)
 
-    wal_mode(url, connect=connect)
+    monkeypatch.setattr(SQLiteConnectionPool, "_create_connection", connect)
+    Store.open(str(tmp_path / "new.db")).close()
     assert refusals == []
     with sqlite3.connect(tmp_path / "new.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
-    def always_locked(path: str) -> sqlite3.Connection:
+    def always_locked() -> None:
         raise sqlite3.OperationalError("database is locked")
 
     with pytest.raises(sqlite3.OperationalError, match="locked"):  # not for ever
-        wal_mode(StoreURL.parse(str(tmp_path / "other.db")), tries=2, connect=always_locked)
+        locked_retry(always_locked, tries=2)
 
 
 def test_the_cli_names_the_drivers_reason_not_the_librarys_control_flow() -> None:
