@@ -55,7 +55,6 @@ def replay_until(source: Store, target: Store, until: str,
     kept: set[str] = set()
     copied = after = 0
     newest: str | None = None  # of the meetings' events copied
-    newest_at: datetime | None = None
     while rows := source.read_log(after):
         batch = []
         for position, oid, version, topic, state in rows:
@@ -63,14 +62,13 @@ def replay_until(source: Store, target: Store, until: str,
             if oid in stopped:
                 continue
             ts = orjson.loads(state).get("timestamp")
-            when = None if ts is None else datetime.fromisoformat(ts)
-            if when is None or when > cutoff:
+            if ts is None or datetime.fromisoformat(ts) > cutoff:
                 stopped.add(oid)
                 continue
             kept.add(oid)
             uuid = UUID(oid)
-            if (newest_at is None or when > newest_at) and uuid not in _NOT_MEETINGS:
-                newest, newest_at = ts, when
+            if uuid not in _NOT_MEETINGS:
+                newest = newer(newest, ts)
             batch.append(StoredEvent(originator_id=uuid, originator_version=version,
                                      topic=topic, state=state))
         if batch:
