@@ -95,11 +95,9 @@ def graph_time(when: datetime) -> str:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    """A ``lastModifiedDateTime`` (seven fractional digits are cut to six), or None."""
-    if not isinstance(value, str):
-        return None
+    """A ``lastModifiedDateTime`` (Python reads its seven fractional digits), or None."""
     try:
-        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
 
