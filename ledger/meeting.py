@@ -480,13 +480,13 @@ class Meeting(Aggregate, MeetingState):
             deleted = self.sf_deleted.get(obs.event_id)
             if deleted is not None and not _before(deleted, obs.version, by_second=True):
                 # an old version re-delivered: the deletion stands (a version in the
-                # deletion's own second too: deletedDate may lack its milliseconds)
+                # deletion's own second too: a deletion time may lack its milliseconds)
                 return False
             held = self.sf.get(obs.event_id)
             if held is not None and _before(obs.version, held["version"]):
-                # older than the version held (SystemModstamp only grows): stale content,
-                # e.g. a version skipped while the Event was deleted, re-delivered after
-                # the undeleted one
+                # older than the version held (an Event's version stamp only grows):
+                # stale content, e.g. a version skipped while the Event was deleted,
+                # re-delivered after the undeleted one
                 return False
             rec = record or to_record(obs)
             if obs.is_private and not settings.sync_private_items:
@@ -503,7 +503,7 @@ class Meeting(Aggregate, MeetingState):
                 # The Event was modified after this deletion (undeleted from the recycle
                 # bin): a deletion read late, e.g. parked until the Event came, is stale,
                 # as a version older than a recorded deletion is (above). By the second:
-                # a deletedDate may come without its milliseconds.
+                # a deletion time may come without its milliseconds.
                 return False
             self.trigger_event(Meeting.SalesforceEventDeleted, timestamp=ts,
                                observation=record or to_record(obs))
@@ -785,8 +785,8 @@ def _ts(observed_at: str) -> datetime:
 
 def _before(a: str, b: str, *, by_second: bool = False) -> bool:
     """Whether time ``a`` is before ``b``; ``by_second``: in an earlier second (a
-    deletedDate may come without the milliseconds SystemModstamp has). False when either
-    is not a time: a version that is no SystemModstamp decides nothing."""
+    deletion time may come without the milliseconds a version stamp has). False when
+    either is not a time: a version that is no time stamp decides nothing."""
     try:
         first, second = _ts(a), _ts(b)
     except ValueError:
